@@ -1,0 +1,146 @@
+"""Arrow schemas of every Parquet output, declared once (DESIGN §7).
+
+Each schema carries ``tokmix.schema`` (name) and ``tokmix.schema_version`` in its key-value
+metadata; writers add provenance (tokenizer hash, corpus manifest hash, parameters) with
+:func:`with_provenance`. Readers check name and version with :func:`check_schema`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+
+from tokmix import __version__
+from tokmix.errors import DatasetError
+
+SCHEMA_KEY = b"tokmix.schema"
+VERSION_KEY = b"tokmix.schema_version"
+PROVENANCE_KEY = b"tokmix.provenance"
+
+
+def _schema(name: str, version: int, fields: list[pa.Field]) -> pa.Schema:
+    return pa.schema(fields, metadata={SCHEMA_KEY: name.encode(), VERSION_KEY: str(version).encode()})
+
+
+WORD_COUNTS = _schema(
+    "word_counts",
+    1,
+    [
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("word", pa.binary(), nullable=False),
+        pa.field("count", pa.int64(), nullable=False),
+    ],
+)
+"""One row per category and distinct pre-token (UTF-8 bytes)."""
+
+CORPUS_STATS = _schema(
+    "corpus_stats",
+    1,
+    [
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("pretokenizer", pa.string(), nullable=False),
+        pa.field("documents", pa.int64(), nullable=False),
+        pa.field("bytes", pa.int64(), nullable=False),
+        pa.field("chars", pa.int64(), nullable=False),
+        pa.field("pretokens", pa.int64(), nullable=False),
+        pa.field("distinct_words", pa.int64(), nullable=False),
+        pa.field("invalid_utf8_documents", pa.int64(), nullable=False),
+        pa.field("files", pa.int64(), nullable=False),
+    ],
+)
+"""One row per category: the sample's totals (pairs live with the trajectories)."""
+
+TRAJECTORIES = _schema(
+    "trajectories",
+    1,
+    [
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("step", pa.int32(), nullable=False),
+        pa.field("left", pa.int32(), nullable=False),
+        pa.field("right", pa.int32(), nullable=False),
+        pa.field("delta", pa.int64(), nullable=False),
+    ],
+)
+"""Sparse pair-count trajectory: ``step = 0`` rows are the initial counts ``c_1``; a row at
+step ``t >= 1`` is ``c_{t+1} - c_t`` for one pair ``(left, right)`` of symbol ids (see
+``tokmix.bpe.merges``). So ``c_t(p)`` is the sum of ``delta`` over rows with ``step < t``."""
+
+MERGES = _schema(
+    "merges",
+    1,
+    [
+        pa.field("step", pa.int32(), nullable=False),
+        pa.field("left", pa.int32(), nullable=False),
+        pa.field("right", pa.int32(), nullable=False),
+        pa.field("product", pa.int32(), nullable=False),
+        pa.field("left_bytes", pa.binary(), nullable=False),
+        pa.field("right_bytes", pa.binary(), nullable=False),
+    ],
+)
+"""The per-step merge ids of a trajectory dataset (one file beside the deltas)."""
+
+REPLAY_TOTALS = _schema(
+    "replay_totals",
+    1,
+    [
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("pairs", pa.int64(), nullable=False),
+        pa.field("bytes", pa.int64(), nullable=False),
+        pa.field("first_step", pa.int32(), nullable=False),
+        pa.field("last_step", pa.int32(), nullable=False),
+    ],
+)
+"""Per category: ``pairs`` = total initial pair count ``d_i`` (the LP's normalizer)."""
+
+MIXTURES = _schema(
+    "mixtures",
+    1,
+    [
+        pa.field("tokenizer", pa.string(), nullable=False),
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("weight", pa.float64(), nullable=False),
+        pa.field("byte_share", pa.float64(), nullable=False),
+        pa.field("byte_share_low", pa.float64()),
+        pa.field("byte_share_high", pa.float64()),
+        pa.field("pairs", pa.int64(), nullable=False),
+        pa.field("bytes", pa.int64(), nullable=False),
+    ],
+)
+"""One row per tokenizer and category: ``weight`` is alpha (pair units), ``byte_share`` is
+beta (share of training bytes, what people mean by "share of the data")."""
+
+
+def with_provenance(schema: pa.Schema, provenance: dict[str, Any]) -> pa.Schema:
+    """The schema with provenance (hashes, parameters, tokmix version) in its metadata."""
+    meta = dict(schema.metadata or {})
+    meta[PROVENANCE_KEY] = json.dumps({"tokmix_version": __version__, **provenance},
+                                      sort_keys=True, default=str).encode()
+    return schema.with_metadata(meta)
+
+
+def check_schema(actual: pa.Schema, expected: pa.Schema, where: str) -> None:
+    """Raise :class:`DatasetError` unless ``actual`` is ``expected``'s dataset and version."""
+    meta = actual.metadata or {}
+    want_name = expected.metadata[SCHEMA_KEY]
+    want_version = expected.metadata[VERSION_KEY]
+    if meta.get(SCHEMA_KEY) != want_name:
+        raise DatasetError(
+            f"{where}: expected a tokmix {want_name.decode()} dataset, found "
+            f"{(meta.get(SCHEMA_KEY) or b'no tokmix schema').decode()}"
+        )
+    if meta.get(VERSION_KEY) != want_version:
+        raise DatasetError(
+            f"{where}: {want_name.decode()} schema version "
+            f"{(meta.get(VERSION_KEY) or b'?').decode()}, this tokmix reads "
+            f"{want_version.decode()}; re-run the stage with this version"
+        )
+    missing = [f.name for f in expected if f.name not in actual.names]
+    if missing:
+        raise DatasetError(f"{where}: columns {missing} are missing")
+
+
+def provenance_of(schema: pa.Schema) -> dict[str, Any]:
+    raw = (schema.metadata or {}).get(PROVENANCE_KEY)
+    return json.loads(raw) if raw else {}
