@@ -1,0 +1,100 @@
+"""Word tables (DESIGN §3): the multiset of pre-tokens of a corpus sample, with its totals.
+
+A word table is the only thing later stages read, so it is a mergeable value: tables of
+disjoint shards add up (``a + b``), and the result does not depend on the order of addition.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from tokmix.bpe.pretokenizers import Pretokenizer
+
+
+@dataclass
+class WordTable:
+    """``word (UTF-8 bytes) -> count`` plus the sample's totals."""
+
+    counts: Counter[bytes] = field(default_factory=Counter)
+    documents: int = 0
+    bytes_: int = 0
+    chars: int = 0
+    pretokens: int = 0
+    invalid_utf8_documents: int = 0
+    files: int = 0
+
+    def add_text(self, text: str, pretokenizer: Pretokenizer) -> None:
+        """Count one document's pre-tokens."""
+        words = list(pretokenizer.words(text))
+        self.counts.update(words)
+        self.documents += 1
+        self.bytes_ += len(text.encode("utf-8", errors="surrogatepass"))
+        self.chars += len(text)
+        self.pretokens += len(words)
+
+    def __add__(self, other: WordTable) -> WordTable:
+        counts = Counter(self.counts)
+        counts.update(other.counts)
+        return WordTable(
+            counts,
+            self.documents + other.documents,
+            self.bytes_ + other.bytes_,
+            self.chars + other.chars,
+            self.pretokens + other.pretokens,
+            self.invalid_utf8_documents + other.invalid_utf8_documents,
+            self.files + other.files,
+        )
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def sorted_items(self) -> tuple[list[bytes], np.ndarray]:
+        """Words in byte order with their counts: the canonical order every writer uses, so
+        equal tables give equal files whatever order they were counted in."""
+        words = sorted(self.counts)
+        return words, np.fromiter((self.counts[w] for w in words), dtype=np.int64,
+                                  count=len(words))
+
+    def totals(self) -> dict[str, int]:
+        return {
+            "documents": self.documents,
+            "bytes": self.bytes_,
+            "chars": self.chars,
+            "pretokens": self.pretokens,
+            "distinct_words": len(self.counts),
+            "invalid_utf8_documents": self.invalid_utf8_documents,
+            "files": self.files,
+        }
+
+    @classmethod
+    def from_arrays(cls, words: Iterable[bytes], counts: Iterable[int], **totals: int) -> WordTable:
+        table = cls(Counter(), **totals)
+        for w, c in zip(words, counts, strict=True):
+            table.counts[w] += int(c)
+        return table
+
+    def to_arrow(self, category: str) -> pa.Table:
+        from tokmix.schemas import WORD_COUNTS
+
+        words, counts = self.sorted_items()
+        return pa.table(
+            {
+                "category": pa.array([category] * len(words), pa.string()),
+                "word": pa.array(words, pa.binary()),
+                "count": pa.array(counts, pa.int64()),
+            },
+            schema=WORD_COUNTS,
+        )
+
+
+def count_words(texts: Iterable[str], pretokenizer: Pretokenizer) -> WordTable:
+    """The word table of some documents (the reference counter; jobs shard it)."""
+    table = WordTable()
+    for text in texts:
+        table.add_text(text, pretokenizer)
+    return table
