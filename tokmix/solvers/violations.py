@@ -1,0 +1,231 @@
+"""Constraint generation: which (step, pair) constraints does a candidate mixture violate?
+
+For a candidate ``(alpha, v)`` the sweep replays the alpha-weighted pair counts step by step
+(adding each step's sparse deltas) and, at step ``t``, lists the pairs ``p != m_t`` with
+``g_t(p) - v_p > g_t(m_t) + v_t``, most violated first, where ``g_t = Σ_i α_i f_{i,t}``.
+A lazily invalidated max-heap keyed by ``g(p) - v_p`` finds them without scanning every pair
+at every step: each step costs ``O((changed pairs + found) log heap)``.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from tokmix.solvers.problem import MixtureProblem
+
+
+@nb.njit(cache=True)
+def _heap_push(hv, hp, hver, size, value, pair, version):  # type: ignore[no-untyped-def]
+    if size >= len(hv):
+        new_cap = 2 * len(hv) + 16
+        hv2 = np.empty(new_cap, np.float64)
+        hp2 = np.empty(new_cap, np.int64)
+        hver2 = np.empty(new_cap, np.int64)
+        hv2[:size] = hv[:size]
+        hp2[:size] = hp[:size]
+        hver2[:size] = hver[:size]
+        hv, hp, hver = hv2, hp2, hver2
+    i = size
+    hv[i] = value
+    hp[i] = pair
+    hver[i] = version
+    while i > 0:
+        parent = (i - 1) // 2
+        if hv[parent] >= hv[i]:
+            break
+        hv[parent], hv[i] = hv[i], hv[parent]
+        hp[parent], hp[i] = hp[i], hp[parent]
+        hver[parent], hver[i] = hver[i], hver[parent]
+        i = parent
+    return hv, hp, hver, size + 1
+
+
+@nb.njit(cache=True)
+def _heap_pop(hv, hp, hver, size):  # type: ignore[no-untyped-def]
+    value, pair, version = hv[0], hp[0], hver[0]
+    size -= 1
+    hv[0], hp[0], hver[0] = hv[size], hp[size], hver[size]
+    i = 0
+    while True:
+        left = 2 * i + 1
+        right = left + 1
+        big = i
+        if left < size and hv[left] > hv[big]:
+            big = left
+        if right < size and hv[right] > hv[big]:
+            big = right
+        if big == i:
+            break
+        hv[big], hv[i] = hv[i], hv[big]
+        hp[big], hp[i] = hp[i], hp[big]
+        hver[big], hver[i] = hver[i], hver[big]
+        i = big
+    return value, pair, version, size
+
+
+@nb.njit(cache=True)
+def _sweep(  # type: ignore[no-untyped-def]
+    rows_pair,
+    rows_cat,
+    rows_delta,
+    step_start,
+    merge_pair,
+    n_pairs,
+    n_cat,
+    weight,
+    v_step,
+    v_pair,
+    per_step,
+    tol,
+):
+    counts = np.zeros((n_pairs, n_cat), dtype=np.int64)
+    g = np.zeros(n_pairs, dtype=np.float64)
+    version = np.zeros(n_pairs, dtype=np.int64)
+    hv = np.empty(1024, np.float64)
+    hp = np.empty(1024, np.int64)
+    hver = np.empty(1024, np.int64)
+    size = 0
+    touched = np.zeros(n_pairs, dtype=np.int64)
+    touched_mark = np.full(n_pairs, -1, dtype=np.int64)
+
+    out_step = np.empty(1024, np.int64)
+    out_pair = np.empty(1024, np.int64)
+    out_excess = np.empty(1024, np.float64)
+    n_out = 0
+    held_p = np.empty(per_step + 1, np.int64)
+    held_v = np.empty(per_step + 1, np.float64)
+    held_ver = np.empty(per_step + 1, np.int64)
+
+    n_steps = len(merge_pair)
+    missing = np.zeros(n_steps, dtype=np.bool_)
+    for k in range(n_steps):
+        # rows of local step k hold c_{t} - c_{t-1} for t = first_step + k (k = 0: snapshot)
+        n_touched = 0
+        for r in range(step_start[k], step_start[k + 1]):
+            p = rows_pair[r]
+            counts[p, rows_cat[r]] += rows_delta[r]
+            if touched_mark[p] != k:
+                touched_mark[p] = k
+                touched[n_touched] = p
+                n_touched += 1
+        for j in range(n_touched):
+            p = touched[j]
+            s = 0.0
+            for i in range(n_cat):
+                s += counts[p, i] * weight[i]
+            g[p] = s
+            version[p] += 1
+            if s > 0.0:
+                hv, hp, hver, size = _heap_push(hv, hp, hver, size, s - v_pair[p], p, version[p])
+        m = merge_pair[k]
+        if m < 0:
+            missing[k] = True
+            continue
+        present = False
+        for i in range(n_cat):
+            if counts[m, i] != 0:
+                present = True
+        if not present:
+            missing[k] = True
+            continue
+        threshold = g[m] + v_step[k] + tol
+        n_held = 0
+        n_found = 0
+        while size > 0 and hv[0] > threshold and n_found < per_step:
+            value, p, ver, size = _heap_pop(hv, hp, hver, size)
+            if ver != version[p]:
+                continue  # stale: the pair's count changed since this entry
+            held_p[n_held] = p
+            held_v[n_held] = value
+            held_ver[n_held] = ver
+            n_held += 1
+            if p == m:
+                continue
+            n_found += 1
+            if n_out >= len(out_step):
+                out_step = np.concatenate((out_step, np.empty(len(out_step), np.int64)))
+                out_pair = np.concatenate((out_pair, np.empty(len(out_pair), np.int64)))
+                out_excess = np.concatenate((out_excess, np.empty(len(out_excess), np.float64)))
+            out_step[n_out] = k
+            out_pair[n_out] = p
+            out_excess[n_out] = value - threshold + tol
+            n_out += 1
+        for j in range(n_held):
+            hv, hp, hver, size = _heap_push(hv, hp, hver, size, held_v[j], held_p[j], held_ver[j])
+        # the merge's own count drops to 0 next step; its stale entry is skipped by version
+    return out_step[:n_out], out_pair[:n_out], out_excess[:n_out], missing
+
+
+@nb.njit(cache=True)
+def _coefficients(  # type: ignore[no-untyped-def]
+    rows_pair, rows_cat, rows_delta, step_start, merge_pair, n_pairs, n_cat, scale, want_step, want_pair
+):
+    """Rows ``f_{i,t}(m_t) - f_{i,t}(p)`` for the wanted (local step, pair), sorted by step."""
+    counts = np.zeros((n_pairs, n_cat), dtype=np.int64)
+    out = np.zeros((len(want_step), n_cat), dtype=np.float64)
+    j = 0
+    for k in range(len(merge_pair)):
+        for r in range(step_start[k], step_start[k + 1]):
+            counts[rows_pair[r], rows_cat[r]] += rows_delta[r]
+        while j < len(want_step) and want_step[j] == k:
+            m = merge_pair[k]
+            p = want_pair[j]
+            for i in range(n_cat):
+                out[j, i] = (counts[m, i] - counts[p, i]) * scale[i]
+            j += 1
+    return out
+
+
+def find_violations(
+    problem: MixtureProblem,
+    alpha: np.ndarray,
+    v_step: np.ndarray,
+    v_pair: np.ndarray,
+    scale: np.ndarray,
+    *,
+    per_step: int,
+    tol: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Violated constraints of ``(alpha, v)``: ``(local_step, pair, excess)`` arrays, and a
+    per-step flag of merges absent from every category at their step (no constraints).
+
+    ``scale[i]`` turns category ``i``'s counts into the LP's normalized frequencies.
+    At most ``per_step`` per step, the most violated first.
+    """
+    return _sweep(
+        problem.rows_pair,
+        problem.rows_cat,
+        problem.rows_delta,
+        problem.step_start,
+        problem.merge_pair,
+        problem.n_pairs,
+        problem.n_categories,
+        np.ascontiguousarray(alpha * scale, dtype=np.float64),
+        np.ascontiguousarray(v_step, dtype=np.float64),
+        np.ascontiguousarray(v_pair, dtype=np.float64),
+        int(per_step),
+        float(tol),
+    )
+
+
+def constraint_rows(
+    problem: MixtureProblem, scale: np.ndarray, local_step: np.ndarray, pair: np.ndarray
+) -> np.ndarray:
+    """Coefficient rows on alpha for the given constraints (any order; returned aligned)."""
+    order = np.argsort(local_step, kind="stable")
+    rows = _coefficients(
+        problem.rows_pair,
+        problem.rows_cat,
+        problem.rows_delta,
+        problem.step_start,
+        problem.merge_pair,
+        problem.n_pairs,
+        problem.n_categories,
+        np.ascontiguousarray(scale, dtype=np.float64),
+        np.ascontiguousarray(local_step[order], dtype=np.int64),
+        np.ascontiguousarray(pair[order], dtype=np.int64),
+    )
+    out = np.empty_like(rows)
+    out[order] = rows
+    return out
