@@ -1,0 +1,188 @@
+"""The ``tokmix`` command: one verb per stage, plus ``infer`` for the whole inference.
+
+    tokmix infer TOKENIZER --category NAME=PATH ... [--out DIR] [--json]
+    tokmix count TOKENIZER --category NAME=PATH ... --out DIR      (word tables only)
+    tokmix replay TOKENIZER --out DIR                               (from committed word tables)
+    tokmix solve --tokenizer NAME --out DIR                         (from committed trajectories)
+
+Where the code lives: stages in ``tokmix/jobs/``, the replay engine in ``tokmix/bpe/replay.py``,
+the LP in ``tokmix/solvers/mixture_lp.py``, Parquet schemas in ``tokmix/schemas``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from tokmix.errors import TokmixError
+from tokmix.jobs.spec import CategorySpec, SampleOptions, parse_merge_range
+
+DEFAULT_OUT = "tokmix-out"
+
+
+def _log(msg: str) -> None:
+    print(f"[tokmix] {msg}", file=sys.stderr, flush=True)
+
+
+def _add_tokenizer(p: argparse.ArgumentParser) -> None:
+    p.add_argument("tokenizer", help="tokenizer.json, vocab.json+merges.txt directory, "
+                   "*.tiktoken, SentencePiece *.model, or a directory holding one")
+    p.add_argument("--pretokenizer", help="pre-tokenizer family when the file does not say "
+                   "(tiktoken files not named r50k/p50k/cl100k/o200k): gpt2, cl100k, o200k, ...")
+
+
+def _add_corpus(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--category", "-c", action="append", required=True, metavar="NAME=PATH",
+                   help="a category and its text: file, directory, glob or s3:// prefix of "
+                   ".txt/.jsonl/.parquet (optionally .gz/.zst); repeat per category")
+    p.add_argument("--max-bytes", type=_size, default=None,
+                   help="byte budget per category (whole documents), e.g. 500MB; default: all")
+    p.add_argument("--seed", type=int, default=None, help="shuffle file order with this seed")
+    p.add_argument("--text-field", default="text", help="JSON field / Parquet column of the text")
+
+
+def _add_range(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--merges", "-T", type=int, help="replay the first T merges (default 30000 or all)")
+    g.add_argument("--merge-range", metavar="A:B",
+                   help="replay merges A+1..B only: what an extension of another tokenizer "
+                   "was trained on")
+
+
+def _size(text: str) -> int:
+    units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+             "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+    num = text.strip().upper().rstrip()
+    for unit in sorted(units, key=len, reverse=True):
+        if unit and num.endswith(unit):
+            return int(float(num[: -len(unit)]) * units[unit])
+    try:
+        return int(float(num))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 500MB)") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tokmix", description="Infer what a BPE tokenizer was trained on, from its merges."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("infer", help="count, replay and solve: the inferred training mixture")
+    _add_tokenizer(p)
+    _add_corpus(p)
+    _add_range(p)
+    p.add_argument("--out", "-o", default=DEFAULT_OUT, help="output root (local or s3://)")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("--force", action="store_true", help="recompute committed stages")
+
+    p = sub.add_parser("count", help="word tables of each category (Parquet)")
+    _add_tokenizer(p)
+    _add_corpus(p)
+    p.add_argument("--out", "-o", default=DEFAULT_OUT)
+    p.add_argument("--force", action="store_true")
+
+    p = sub.add_parser("replay", help="pair-count trajectories from committed word tables")
+    _add_tokenizer(p)
+    _add_range(p)
+    p.add_argument("--out", "-o", default=DEFAULT_OUT)
+    p.add_argument("--force", action="store_true")
+
+    p = sub.add_parser("solve", help="the mixture LP from committed trajectories")
+    p.add_argument("--tokenizer", required=True, help="tokenizer name as in trajectories/tokenizer=NAME")
+    p.add_argument("--out", "-o", default=DEFAULT_OUT)
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def _categories(args: argparse.Namespace) -> list[CategorySpec]:
+    specs = [CategorySpec.parse(c) for c in args.category]
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise TokmixError(f"category names must be unique: {names}")
+    return specs
+
+
+def _options(args: argparse.Namespace) -> SampleOptions:
+    return SampleOptions(max_bytes=args.max_bytes, seed=args.seed, text_field=args.text_field)
+
+
+def _print_mixture(doc: dict[str, Any]) -> None:
+    rows = sorted(doc["categories"], key=lambda r: -r["byte_share"])
+    width = max(len(r["name"]) for r in rows)
+    print(f"Inferred training mixture of {doc['tokenizer']}")
+    print(f"  {'category':<{width}}  byte share   weight (pair units)")
+    for r in rows:
+        print(f"  {r['name']:<{width}}  {r['byte_share']:>9.2%}   {r['weight']:.4f}")
+    d = doc["diagnostics"]
+    print(f"  steps {d['first_step']}..{d['last_step']}, {d['constraints']} constraints in "
+          f"{d['rounds']} rounds, objective {d['objective']:.4g}, "
+          f"{d['missing_merges']} merges absent from every category")
+    if "stage_seconds" in d:
+        print("  seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in d["stage_seconds"].items()))
+
+
+def _cmd_infer(args: argparse.Namespace) -> None:
+    from tokmix.jobs.infer import run_infer
+
+    doc = run_infer(args.tokenizer, _categories(args), args.out, _options(args),
+                    merges=args.merges, merge_range=args.merge_range,
+                    pretokenizer=args.pretokenizer, force=args.force, log=_log)
+    if args.json:
+        print(json.dumps(doc, indent=1))
+    else:
+        _print_mixture(doc)
+
+
+def _cmd_count(args: argparse.Namespace) -> None:
+    from tokmix.bpe.loaders import load_tokenizer
+    from tokmix.jobs.count import run_count
+
+    tok = load_tokenizer(args.tokenizer, pretokenizer=args.pretokenizer)
+    tables = run_count(_categories(args), tok.pretokenizer, args.out, _options(args), force=args.force)
+    for name, t in tables.items():
+        print(f"{name}: {t.documents} documents, {t.bytes_:,} bytes, {len(t):,} distinct words")
+
+
+def _cmd_replay(args: argparse.Namespace) -> None:
+    from tokmix.bpe.loaders import load_tokenizer
+    from tokmix.jobs.count import read_word_tables
+    from tokmix.jobs.replay import run_replay
+
+    tok = load_tokenizer(args.tokenizer, pretokenizer=args.pretokenizer)
+    first, last = parse_merge_range(args.merge_range, args.merges, tok.n_merges)
+    tables = read_word_tables(args.out, tok.pretokenizer)
+    trajs = run_replay(tok, tables, args.out, first, last, force=args.force)
+    for name, t in trajs.items():
+        print(f"{name}: steps {first}..{last}, {len(t):,} trajectory rows, {t.pairs:,} pairs")
+
+
+def _cmd_solve(args: argparse.Namespace) -> None:
+    from tokmix.jobs.solve import run_solve
+
+    sol = run_solve(args.out, args.tokenizer)
+    doc = {"tokenizer": args.tokenizer, **sol.as_dict()}
+    if args.json:
+        print(json.dumps(doc, indent=1))
+    else:
+        _print_mixture(doc)
+
+
+COMMANDS = {"infer": _cmd_infer, "count": _cmd_count, "replay": _cmd_replay, "solve": _cmd_solve}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except TokmixError as exc:
+        print(f"tokmix: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""The whole inference on one machine: count -> replay -> solve, each stage committed.
+
+``tokmix infer`` calls :func:`run_infer`; a stage whose inputs are unchanged since its last
+commit is skipped, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tokmix.bpe.loaders import load_tokenizer
+from tokmix.jobs.count import run_count
+from tokmix.jobs.replay import run_replay
+from tokmix.jobs.solve import run_solve
+from tokmix.jobs.spec import CategorySpec, SampleOptions, parse_merge_range
+
+
+def run_infer(
+    tokenizer_path: str,
+    categories: list[CategorySpec],
+    out: str,
+    options: SampleOptions,
+    *,
+    merges: int | None = None,
+    merge_range: str | None = None,
+    pretokenizer: str | None = None,
+    force: bool = False,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> dict[str, Any]:
+    """Infer the mixture of ``tokenizer_path`` over ``categories``; the JSON document."""
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    tokenizer = load_tokenizer(tokenizer_path, pretokenizer=pretokenizer)
+    seconds["load"] = time.perf_counter() - t0
+    for note in tokenizer.notes:
+        log(f"tokenizer: {note}")
+    first, last = parse_merge_range(merge_range, merges, tokenizer.n_merges)
+    log(f"{tokenizer.name}: {tokenizer.format}, {tokenizer.n_merges} merges, "
+        f"pre-tokenizer {tokenizer.pretokenizer.name}; replaying steps {first}..{last}")
+
+    t0 = time.perf_counter()
+    tables = run_count(categories, tokenizer.pretokenizer, out, options, force=force)
+    seconds["count"] = time.perf_counter() - t0
+    for name, table in tables.items():
+        log(f"count {name}: {table.documents} documents, {table.bytes_:,} bytes, "
+            f"{len(table):,} distinct words")
+
+    t0 = time.perf_counter()
+    run_replay(tokenizer, tables, out, first, last, force=force)
+    seconds["replay"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    sol = run_solve(out, tokenizer.name)
+    seconds["solve"] = time.perf_counter() - t0
+    doc = {"tokenizer": tokenizer.name, **sol.as_dict()}
+    doc["diagnostics"]["stage_seconds"] = {k: round(v, 3) for k, v in seconds.items()}
+    doc["diagnostics"]["out"] = out
+    return doc

@@ -1,0 +1,157 @@
+"""Stage 2: word tables -> pair-count trajectories, per tokenizer and category (DESIGN §4)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tokmix.bpe.merges import MergeList
+from tokmix.bpe.replay import PairTrajectory, replay_merges
+from tokmix.bpe.tokenizer import LoadedTokenizer
+from tokmix.bpe.words import WordTable
+from tokmix.io.datasets import is_committed, read_dataset, write_dataset
+from tokmix.schemas import MERGES, REPLAY_TOTALS, TRAJECTORIES
+
+
+def trajectories_name(tokenizer: str) -> str:
+    return f"trajectories/tokenizer={tokenizer}"
+
+
+def merges_name(tokenizer: str) -> str:
+    return f"merges/tokenizer={tokenizer}"
+
+
+def totals_name(tokenizer: str) -> str:
+    return f"replay_totals/tokenizer={tokenizer}"
+
+
+def replay_inputs(
+    tokenizer: LoadedTokenizer, tables: dict[str, WordTable], first: int, last: int
+) -> dict[str, str]:
+    h = hashlib.sha256()
+    for name in sorted(tables):
+        words, counts = tables[name].sorted_items()
+        h.update(name.encode() + b"\0")
+        for w, c in zip(words, counts.tolist(), strict=True):
+            h.update(len(w).to_bytes(4, "little") + w + c.to_bytes(8, "little", signed=True))
+    return {
+        "tokenizer": tokenizer.sha256,
+        "word_tables": h.hexdigest(),
+        "range": json.dumps([first, last]),
+    }
+
+
+def trajectory_table(category: str, traj: PairTrajectory) -> pa.Table:
+    n = len(traj)
+    return pa.table(
+        {
+            "category": pa.array([category] * n, pa.string()),
+            "step": traj.step,
+            "left": traj.left,
+            "right": traj.right,
+            "delta": traj.delta,
+        },
+        schema=TRAJECTORIES,
+    )
+
+
+def merges_table(merge_list: MergeList, first: int, last: int) -> pa.Table:
+    ids = merge_list.merge_ids[first - 1 : last]
+    pairs = merge_list.merges[first - 1 : last]
+    return pa.table(
+        {
+            "step": np.arange(first, last + 1, dtype=np.int32),
+            "left": ids[:, 0],
+            "right": ids[:, 1],
+            "product": ids[:, 2],
+            "left_bytes": pa.array([p[0] for p in pairs], pa.binary()),
+            "right_bytes": pa.array([p[1] for p in pairs], pa.binary()),
+        },
+        schema=MERGES,
+    )
+
+
+def run_replay(
+    tokenizer: LoadedTokenizer,
+    tables: dict[str, WordTable],
+    out: str,
+    first: int,
+    last: int,
+    *,
+    force: bool = False,
+) -> dict[str, PairTrajectory]:
+    """Replay the tokenizer's merges over every category; commit trajectories, the per-step
+    merges and the totals (``pairs`` = d_i, ``bytes``)."""
+    inputs = replay_inputs(tokenizer, tables, first, last)
+    name = tokenizer.name
+    if not force and all(
+        is_committed(out, n(name), inputs) for n in (trajectories_name, merges_name, totals_name)
+    ):
+        return read_trajectories(out, name)[0]
+    trajs = {
+        cat: replay_merges(dict(table.counts), tokenizer.merge_list, first_step=first, last_step=last)
+        for cat, table in tables.items()
+    }
+    provenance = {"stage": "replay", "tokenizer_name": name, **inputs}
+    write_dataset(
+        pa.concat_tables([trajectory_table(c, t) for c, t in trajs.items()]),
+        out,
+        trajectories_name(name),
+        schema=TRAJECTORIES,
+        partition_cols=("category",),
+        provenance=provenance,
+        input_hashes=inputs,
+    )
+    write_dataset(
+        merges_table(tokenizer.merge_list, first, last),
+        out,
+        merges_name(name),
+        schema=MERGES,
+        partition_cols=(),
+        provenance=provenance,
+        input_hashes=inputs,
+    )
+    totals = pa.Table.from_pylist(
+        [
+            {"category": c, "pairs": t.pairs, "bytes": tables[c].bytes_,
+             "first_step": first, "last_step": last}
+            for c, t in trajs.items()
+        ],
+        schema=REPLAY_TOTALS,
+    )
+    write_dataset(totals, out, totals_name(name), schema=REPLAY_TOTALS, partition_cols=(),
+                  provenance=provenance, input_hashes=inputs)
+    return trajs
+
+
+def read_trajectories(
+    out: str, tokenizer: str
+) -> tuple[dict[str, PairTrajectory], np.ndarray, dict[str, int]]:
+    """Committed trajectories per category, the merge ids ``(M, 3)`` indexed by step - 1
+    (zeros before the recorded range), and sample bytes per category."""
+    deltas = read_dataset(out, trajectories_name(tokenizer), TRAJECTORIES)
+    merges = read_dataset(out, merges_name(tokenizer), MERGES)
+    totals = read_dataset(out, totals_name(tokenizer), REPLAY_TOTALS).to_pylist()
+    trajs: dict[str, PairTrajectory] = {}
+    for row in totals:
+        sel = deltas.filter(pc.equal(deltas["category"], row["category"]))
+        sel = sel.sort_by([("step", "ascending"), ("left", "ascending"), ("right", "ascending")])
+        trajs[row["category"]] = PairTrajectory(
+            sel["step"].to_numpy().astype(np.int32),
+            sel["left"].to_numpy().astype(np.int32),
+            sel["right"].to_numpy().astype(np.int32),
+            sel["delta"].to_numpy().astype(np.int64),
+            row["first_step"],
+            row["last_step"],
+            row["pairs"],
+        )
+    steps = merges["step"].to_numpy()
+    merge_ids = np.zeros((int(steps.max()) if len(steps) else 0, 3), dtype=np.int32)
+    merge_ids[steps - 1, 0] = merges["left"].to_numpy()
+    merge_ids[steps - 1, 1] = merges["right"].to_numpy()
+    merge_ids[steps - 1, 2] = merges["product"].to_numpy()
+    return trajs, merge_ids, {r["category"]: r["bytes"] for r in totals}

@@ -1,0 +1,62 @@
+"""Stage 3: trajectories -> the inferred mixture (DESIGN §5), as Parquet and JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+
+from tokmix.io.datasets import write_dataset
+from tokmix.io.fs import filesystem_for, join, write_bytes_atomic
+from tokmix.jobs.replay import read_trajectories
+from tokmix.schemas import MIXTURES
+from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
+from tokmix.solvers.problem import build_problem
+
+
+def mixtures_name(tokenizer: str) -> str:
+    return f"mixtures/tokenizer={tokenizer}"
+
+
+def mixture_json_path(out: str, tokenizer: str) -> str:
+    """The solve's JSON document, beside (not inside) the committed Parquet dataset."""
+    return join(out, "mixtures", f"{tokenizer}.json")
+
+
+def mixture_table(tokenizer: str, sol: MixtureSolution, pairs: list[int], bytes_: list[int]) -> pa.Table:
+    n = len(sol.categories)
+    return pa.table(
+        {
+            "tokenizer": [tokenizer] * n,
+            "category": list(sol.categories),
+            "weight": sol.alpha,
+            "byte_share": sol.byte_share,
+            "byte_share_low": pa.nulls(n, pa.float64()),
+            "byte_share_high": pa.nulls(n, pa.float64()),
+            "pairs": pairs,
+            "bytes": bytes_,
+        },
+        schema=MIXTURES,
+    )
+
+
+def run_solve(out: str, tokenizer: str, **solver_options: Any) -> MixtureSolution:
+    """Solve from a run's committed trajectories; write the JSON, then commit ``mixtures/``."""
+    trajs, merge_ids, bytes_ = read_trajectories(out, tokenizer)
+    problem = build_problem(trajs, merge_ids, bytes_)
+    sol = solve_mixture(problem, **solver_options)
+    inputs = {"trajectories": json.dumps(sorted(trajs)), "options": json.dumps(solver_options, sort_keys=True)}
+    doc = {"tokenizer": tokenizer, **sol.as_dict()}
+    fs, path = filesystem_for(mixture_json_path(out, tokenizer))
+    write_bytes_atomic(fs, path, (json.dumps(doc, indent=1) + "\n").encode())
+    write_dataset(
+        mixture_table(tokenizer, sol, problem.pairs_.tolist(), problem.bytes_.tolist()),
+        out,
+        mixtures_name(tokenizer),
+        schema=MIXTURES,
+        partition_cols=(),
+        provenance={"stage": "solve", "tokenizer_name": tokenizer, "diagnostics": sol.diagnostics},
+        input_hashes=inputs,
+    )
+    return sol
