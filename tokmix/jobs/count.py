@@ -61,6 +61,7 @@ def count_category(
         max_bytes=options.max_bytes,
         seed=options.seed,
         skip_documents=options.skip_documents,
+        txt_mode=options.txt_mode,  # type: ignore[arg-type]
     )
 
 

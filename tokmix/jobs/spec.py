@@ -33,6 +33,8 @@ class SampleOptions:
     seed: int | None = None
     text_field: str = "text"
     skip_documents: int = 0
+    txt_mode: str = "file"
+    """How ``.txt`` files split into documents: ``file``, ``line`` or ``paragraph``."""
 
 
 def parse_merge_range(text: str | None, merges: int | None, n_merges: int) -> tuple[int, int]:
