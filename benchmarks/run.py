@@ -1,0 +1,94 @@
+"""Benchmarks of the core stages, each as a ratio against a peer measured in the same run.
+
+    python -m benchmarks.run [--category PATH.jsonl.gz] [--merges 30000]
+
+- counting: tokmix word tables vs Python ``regex.findall`` + ``Counter`` (the usual baseline)
+- replay: tokmix replay of T merges over a word table vs the ``tokenizers`` BpeTrainer learning
+  T merges from the same text (training does strictly more work: it also searches for maxima)
+- solve: the mixture LP on five categories, lazy constraints vs the constraint count of the full LP
+
+Reads ``../shared/data`` when present, else the shipped samples in ``data/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+from pathlib import Path
+
+import regex
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+from tests.helpers import read_jsonl_gz
+from tokmix.bpe.pretokenizers import GPT2, GPT2_PATTERN
+from tokmix.bpe.replay import replay_merges
+from tokmix.bpe.words import count_words
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data" / "corpora"
+
+
+def _default_category() -> Path:
+    shared = SHARED / "code" / "python" / "docs.jsonl.gz"
+    return shared if shared.exists() else REPO / "data" / "samples" / "python.jsonl.gz"
+
+
+def _best_of(n: int, fn):  # type: ignore[no-untyped-def]
+    best, out = float("inf"), None
+    for _ in range(n):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def bench_counting(texts: list[str]) -> None:
+    mb = sum(len(t.encode()) for t in texts) / 1e6
+    pattern = regex.compile(GPT2_PATTERN)
+
+    def baseline() -> Counter[str]:
+        c: Counter[str] = Counter()
+        for t in texts:
+            c.update(pattern.findall(t))
+        return c
+
+    t_ours, table = _best_of(2, lambda: count_words(texts, GPT2))
+    t_base, base = _best_of(2, baseline)
+    assert len(table) == len(base)
+    print(f"counting  {mb:.1f} MB: tokmix {mb / t_ours:.2f} MB/s, regex+Counter {mb / t_base:.2f} MB/s,"
+          f" ratio {t_base / t_ours:.2f}x (1 core)")
+
+
+def bench_replay(texts: list[str], merges: int) -> None:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    trainer = trainers.BpeTrainer(vocab_size=256 + merges, min_frequency=0, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    t_train, _ = _best_of(1, lambda: tok.train_from_iterator(texts, trainer))
+    from tests.helpers import train_bytelevel_bpe  # the same training, saved and loaded
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        loaded = train_bytelevel_bpe(texts, merges, Path(tmp))
+    words = dict(count_words(texts, loaded.pretokenizer).counts)
+    replay_merges(words, loaded.merge_list.truncated(10))  # compile outside the timing
+    t_replay, traj = _best_of(2, lambda: replay_merges(words, loaded.merge_list))
+    print(f"replay    {loaded.n_merges} merges over {len(words):,} words: tokmix {t_replay:.2f} s,"
+          f" BpeTrainer {t_train:.2f} s (its 2 threads, counting included),"
+          f" ratio {t_train / t_replay:.2f}x; {len(traj):,} trajectory rows")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--category", type=Path, default=_default_category())
+    ap.add_argument("--merges", type=int, default=5000)
+    args = ap.parse_args()
+    texts = read_jsonl_gz(args.category)
+    print(f"data: {args.category} ({sum(len(t.encode()) for t in texts) / 1e6:.1f} MB)")
+    bench_counting(texts)
+    bench_replay(texts, args.merges)
+
+
+if __name__ == "__main__":
+    main()
