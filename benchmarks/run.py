@@ -56,27 +56,37 @@ def bench_counting(texts: list[str]) -> None:
     t_ours, table = _best_of(2, lambda: count_words(texts, GPT2))
     t_base, base = _best_of(2, baseline)
     assert len(table) == len(base)
-    print(f"counting  {mb:.1f} MB: tokmix {mb / t_ours:.2f} MB/s, regex+Counter {mb / t_base:.2f} MB/s,"
-          f" ratio {t_base / t_ours:.2f}x (1 core)")
+    print(
+        f"counting  {mb:.1f} MB: tokmix {mb / t_ours:.2f} MB/s,"
+        f" regex+Counter {mb / t_base:.2f} MB/s,"
+        f" ratio {t_base / t_ours:.2f}x (1 core)"
+    )
 
 
 def bench_replay(texts: list[str], merges: int) -> None:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    trainer = trainers.BpeTrainer(vocab_size=256 + merges, min_frequency=0, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=256 + merges,
+        min_frequency=0,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     t_train, _ = _best_of(1, lambda: tok.train_from_iterator(texts, trainer))
-    from tests.helpers import train_bytelevel_bpe  # the same training, saved and loaded
     import tempfile
+
+    from tests.helpers import train_bytelevel_bpe  # the same training, saved and loaded
 
     with tempfile.TemporaryDirectory() as tmp:
         loaded = train_bytelevel_bpe(texts, merges, Path(tmp))
     words = dict(count_words(texts, loaded.pretokenizer).counts)
     replay_merges(words, loaded.merge_list.truncated(10))  # compile outside the timing
     t_replay, traj = _best_of(2, lambda: replay_merges(words, loaded.merge_list))
-    print(f"replay    {loaded.n_merges} merges over {len(words):,} words: tokmix {t_replay:.2f} s,"
-          f" BpeTrainer {t_train:.2f} s (its 2 threads, counting included),"
-          f" ratio {t_train / t_replay:.2f}x; {len(traj):,} trajectory rows")
+    print(
+        f"replay    {loaded.n_merges} merges over {len(words):,} words: tokmix {t_replay:.2f} s,"
+        f" BpeTrainer {t_train:.2f} s (its 2 threads, counting included),"
+        f" ratio {t_train / t_replay:.2f}x; {len(traj):,} trajectory rows"
+    )
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data" / "corpora"
@@ -74,9 +74,12 @@ def main() -> None:
     (HERE / "tokenizers" / "demo").mkdir(parents=True, exist_ok=True)
     tok.save(str(HERE / "tokenizers" / "demo" / "tokenizer.json"))
     total = sum(realized.values())
-    truth = {"true_byte_shares": {k: round(v / total, 6) for k, v in realized.items()},
-             "train_bytes": total,
-             "vocab_size": VOCAB_SIZE, "pre_tokenizer": "ByteLevel(use_regex=True)"}
+    truth = {
+        "true_byte_shares": {k: round(v / total, 6) for k, v in realized.items()},
+        "train_bytes": total,
+        "vocab_size": VOCAB_SIZE,
+        "pre_tokenizer": "ByteLevel(use_regex=True)",
+    }
     (HERE / "tokenizers" / "demo" / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
 
 

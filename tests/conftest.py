@@ -17,7 +17,9 @@ def shared_data() -> Path:
     if os.environ.get("CI") and not SHARED_DATA.is_dir():
         pytest.fail(f"CI must have the shared data at {SHARED_DATA}")
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"needs the shared corpora and tokenizers at {SHARED_DATA} (not in a user clone)")
+        pytest.skip(
+            f"needs the shared corpora and tokenizers at {SHARED_DATA} (not in a user clone)"
+        )
     return SHARED_DATA
 
 

@@ -22,7 +22,10 @@ CATEGORY_ARGS = [
 
 
 def _infer(out: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> dict:  # type: ignore[type-arg]
-    assert main(["infer", str(DEMO_TOKENIZER), *CATEGORY_ARGS, "--out", str(out), "--json", *extra]) == 0
+    assert (
+        main(["infer", str(DEMO_TOKENIZER), *CATEGORY_ARGS, "--out", str(out), "--json", *extra])
+        == 0
+    )
     return json.loads(capsys.readouterr().out)
 
 
@@ -40,9 +43,9 @@ def test_infer_json_on_the_demo_is_close_to_the_truth(
     assert doc["diagnostics"]["last_step"] == 1500
     # the Parquet output says the same as the JSON
     table = pq.read_table(tmp_path / "mixtures" / "tokenizer=demo" / "part-00000.parquet")
-    assert dict(zip(table["category"].to_pylist(), table["byte_share"].to_pylist(), strict=True)) == (
-        pytest.approx(shares)
-    )
+    assert dict(
+        zip(table["category"].to_pylist(), table["byte_share"].to_pylist(), strict=True)
+    ) == (pytest.approx(shares))
 
 
 def test_stages_alone_equal_infer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -79,7 +82,10 @@ def test_rerun_skips_committed_stages(tmp_path: Path, capsys: pytest.CaptureFixt
     [
         (["--category", "nonsense"], "NAME=PATH"),
         (["--category", "x=/no/such/file.jsonl"], "/no/such/file.jsonl"),
-        (["--merges", "99999", "--category", f"books={REPO / 'data/samples/books.jsonl.gz'}"], "--merges"),
+        (
+            ["--merges", "99999", "--category", f"books={REPO / 'data/samples/books.jsonl.gz'}"],
+            "--merges",
+        ),
     ],
 )
 def test_bad_arguments_give_clear_errors(
@@ -92,8 +98,17 @@ def test_bad_arguments_give_clear_errors(
 def test_empty_category_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    code = main(["infer", str(DEMO_TOKENIZER), *CATEGORY_ARGS[:2], "--category", f"void={empty}",
-                 "--out", str(tmp_path / "out")])
+    code = main(
+        [
+            "infer",
+            str(DEMO_TOKENIZER),
+            *CATEGORY_ARGS[:2],
+            "--category",
+            f"void={empty}",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 2
     assert str(empty) in capsys.readouterr().err
 

@@ -64,6 +64,9 @@ def test_inferred_mixture_of_a_trained_tokenizer(
     names = [c["name"] for c in doc["categories"]]
     assert names == [c.split("/")[1] for c in CATEGORIES]
     mse = float(np.mean((shares - truth) ** 2))
-    print(f"seed {seed}: truth {truth.round(4)}, estimate {shares.round(4)}, log10 MSE {np.log10(mse):.2f}")
+    print(
+        f"seed {seed}: truth {truth.round(4)}, estimate {shares.round(4)},"
+        f" log10 MSE {np.log10(mse):.2f}"
+    )
     assert np.log10(mse) < -4, (truth, shares)
     assert doc["diagnostics"]["constraints"] > 0

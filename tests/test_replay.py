@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ def _greedy_merges(words: Counter[bytes], n: int, rng: random.Random) -> list[tu
     for _ in range(n):
         counts: Counter[tuple[bytes, bytes]] = Counter()
         for w, s in segs.items():
-            for x, y in zip(s, s[1:], strict=False):
+            for x, y in pairwise(s):
                 counts[(x, y)] += words[w]
         if not counts:
             break
@@ -72,11 +73,11 @@ words_strategy = st.dictionaries(
 
 @settings(max_examples=150, deadline=None)
 @given(words=words_strategy, seed=st.integers(0, 2**32 - 1), greedy=st.booleans())
-def test_replay_equals_brute_force_recount(words: dict[bytes, int], seed: int, greedy: bool) -> None:
+def test_replay_equals_brute_force_recount(
+    words: dict[bytes, int], seed: int, greedy: bool
+) -> None:
     rng = random.Random(seed)
-    merges = (
-        _greedy_merges(Counter(words), 15, rng) if greedy else _random_merges(rng, b"abc", 15)
-    )
+    merges = _greedy_merges(Counter(words), 15, rng) if greedy else _random_merges(rng, b"abc", 15)
     ml = MergeList(BYTE_ALPHABET, tuple(merges))
     _same(replay_merges(words, ml), replay_merges_reference(words, ml))
 
@@ -114,13 +115,19 @@ def test_absent_merge_changes_nothing_and_merged_pair_drops_to_zero() -> None:
 
 def test_shard_trajectories_add_up() -> None:
     rng = random.Random(7)
-    words = Counter({bytes(rng.choice(b"abcd") for _ in range(rng.randint(1, 10))): rng.randint(1, 9)
-                     for _ in range(400)})
+    words = Counter(
+        {
+            bytes(rng.choice(b"abcd") for _ in range(rng.randint(1, 10))): rng.randint(1, 9)
+            for _ in range(400)
+        }
+    )
     ml = MergeList(BYTE_ALPHABET, tuple(_greedy_merges(words, 30, rng)))
     items = list(words.items())
     shards = [dict(items[i::3]) for i in range(3)]
     total = replay_merges(dict(items), ml)
-    summed = replay_merges(shards[0], ml) + replay_merges(shards[1], ml) + replay_merges(shards[2], ml)
+    summed = (
+        replay_merges(shards[0], ml) + replay_merges(shards[1], ml) + replay_merges(shards[2], ml)
+    )
     _same(total, summed)
 
 

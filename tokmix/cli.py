@@ -28,35 +28,68 @@ def _log(msg: str) -> None:
 
 
 def _add_tokenizer(p: argparse.ArgumentParser) -> None:
-    p.add_argument("tokenizer", help="tokenizer.json, vocab.json+merges.txt directory, "
-                   "*.tiktoken, SentencePiece *.model, or a directory holding one")
-    p.add_argument("--pretokenizer", help="pre-tokenizer family when the file does not say "
-                   "(tiktoken files not named r50k/p50k/cl100k/o200k): gpt2, cl100k, o200k, ...")
+    p.add_argument(
+        "tokenizer",
+        help="tokenizer.json, vocab.json+merges.txt directory, "
+        "*.tiktoken, SentencePiece *.model, or a directory holding one",
+    )
+    p.add_argument(
+        "--pretokenizer",
+        help="pre-tokenizer family when the file does not say "
+        "(tiktoken files not named r50k/p50k/cl100k/o200k): gpt2, cl100k, o200k, ...",
+    )
 
 
 def _add_corpus(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--category", "-c", action="append", required=True, metavar="NAME=PATH",
-                   help="a category and its text: file, directory, glob or s3:// prefix of "
-                   ".txt/.jsonl/.parquet (optionally .gz/.zst); repeat per category")
-    p.add_argument("--max-bytes", type=_size, default=None,
-                   help="byte budget per category (whole documents), e.g. 500MB; default: all")
+    p.add_argument(
+        "--category",
+        "-c",
+        action="append",
+        required=True,
+        metavar="NAME=PATH",
+        help="a category and its text: file, directory, glob or s3:// prefix of "
+        ".txt/.jsonl/.parquet (optionally .gz/.zst); repeat per category",
+    )
+    p.add_argument(
+        "--max-bytes",
+        type=_size,
+        default=None,
+        help="byte budget per category (whole documents), e.g. 500MB; default: all",
+    )
     p.add_argument("--seed", type=int, default=None, help="shuffle file order with this seed")
     p.add_argument("--text-field", default="text", help="JSON field / Parquet column of the text")
-    p.add_argument("--txt-mode", choices=("file", "line", "paragraph"), default="file",
-                   help=".txt documents: one per file (default), per line, or per blank-line block")
+    p.add_argument(
+        "--txt-mode",
+        choices=("file", "line", "paragraph"),
+        default="file",
+        help=".txt documents: one per file (default), per line, or per blank-line block",
+    )
 
 
 def _add_range(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--merges", "-T", type=int, help="replay the first T merges (default 30000 or all)")
-    g.add_argument("--merge-range", metavar="A:B",
-                   help="replay merges A+1..B only: what an extension of another tokenizer "
-                   "was trained on")
+    g.add_argument(
+        "--merges", "-T", type=int, help="replay the first T merges (default 30000 or all)"
+    )
+    g.add_argument(
+        "--merge-range",
+        metavar="A:B",
+        help="replay merges A+1..B only: what an extension of another tokenizer was trained on",
+    )
 
 
 def _size(text: str) -> int:
-    units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-             "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+    units = {
+        "": 1,
+        "B": 1,
+        "KB": 10**3,
+        "MB": 10**6,
+        "GB": 10**9,
+        "TB": 10**12,
+        "KIB": 2**10,
+        "MIB": 2**20,
+        "GIB": 2**30,
+    }
     num = text.strip().upper().rstrip()
     for unit in sorted(units, key=len, reverse=True):
         if unit and num.endswith(unit):
@@ -94,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true")
 
     p = sub.add_parser("solve", help="the mixture LP from committed trajectories")
-    p.add_argument("--tokenizer", required=True, help="tokenizer name as in trajectories/tokenizer=NAME")
+    p.add_argument(
+        "--tokenizer", required=True, help="tokenizer name as in trajectories/tokenizer=NAME"
+    )
     p.add_argument("--out", "-o", default=DEFAULT_OUT)
     p.add_argument("--json", action="store_true")
     return parser
@@ -109,8 +144,9 @@ def _categories(args: argparse.Namespace) -> list[CategorySpec]:
 
 
 def _options(args: argparse.Namespace) -> SampleOptions:
-    return SampleOptions(max_bytes=args.max_bytes, seed=args.seed, text_field=args.text_field,
-                         txt_mode=args.txt_mode)
+    return SampleOptions(
+        max_bytes=args.max_bytes, seed=args.seed, text_field=args.text_field, txt_mode=args.txt_mode
+    )
 
 
 def _print_mixture(doc: dict[str, Any]) -> None:
@@ -121,9 +157,11 @@ def _print_mixture(doc: dict[str, Any]) -> None:
     for r in rows:
         print(f"  {r['name']:<{width}}  {r['byte_share']:>9.2%}   {r['weight']:.4f}")
     d = doc["diagnostics"]
-    print(f"  steps {d['first_step']}..{d['last_step']}, {d['constraints']} constraints in "
-          f"{d['rounds']} rounds, objective {d['objective']:.4g}, "
-          f"{d['missing_merges']} merges absent from every category")
+    print(
+        f"  steps {d['first_step']}..{d['last_step']}, {d['constraints']} constraints in "
+        f"{d['rounds']} rounds, objective {d['objective']:.4g}, "
+        f"{d['missing_merges']} merges absent from every category"
+    )
     if "stage_seconds" in d:
         print("  seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in d["stage_seconds"].items()))
 
@@ -131,9 +169,17 @@ def _print_mixture(doc: dict[str, Any]) -> None:
 def _cmd_infer(args: argparse.Namespace) -> None:
     from tokmix.jobs.infer import run_infer
 
-    doc = run_infer(args.tokenizer, _categories(args), args.out, _options(args),
-                    merges=args.merges, merge_range=args.merge_range,
-                    pretokenizer=args.pretokenizer, force=args.force, log=_log)
+    doc = run_infer(
+        args.tokenizer,
+        _categories(args),
+        args.out,
+        _options(args),
+        merges=args.merges,
+        merge_range=args.merge_range,
+        pretokenizer=args.pretokenizer,
+        force=args.force,
+        log=_log,
+    )
     if args.json:
         print(json.dumps(doc, indent=1))
     else:
@@ -145,7 +191,9 @@ def _cmd_count(args: argparse.Namespace) -> None:
     from tokmix.jobs.count import run_count
 
     tok = load_tokenizer(args.tokenizer, pretokenizer=args.pretokenizer)
-    tables = run_count(_categories(args), tok.pretokenizer, args.out, _options(args), force=args.force)
+    tables = run_count(
+        _categories(args), tok.pretokenizer, args.out, _options(args), force=args.force
+    )
     for name, t in tables.items():
         print(f"{name}: {t.documents} documents, {t.bytes_:,} bytes, {len(t):,} distinct words")
 

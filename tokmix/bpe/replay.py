@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numba as nb
 import numpy as np
@@ -90,7 +91,9 @@ def _canonical(
         order = np.lexsort((right, left, step))
         step, left, right, delta = step[order], left[order], right[order], delta[order]
         new_group = np.ones(len(step), dtype=bool)
-        new_group[1:] = (step[1:] != step[:-1]) | (left[1:] != left[:-1]) | (right[1:] != right[:-1])
+        new_group[1:] = (
+            (step[1:] != step[:-1]) | (left[1:] != left[:-1]) | (right[1:] != right[:-1])
+        )
         starts = np.flatnonzero(new_group)
         delta = np.add.reduceat(delta, starts)
         step, left, right = step[starts], left[starts], right[starts]
@@ -107,9 +110,7 @@ def _canonical(
     )
 
 
-def encode_words(
-    words: list[bytes], merge_list: MergeList
-) -> tuple[np.ndarray, np.ndarray]:
+def encode_words(words: list[bytes], merge_list: MergeList) -> tuple[np.ndarray, np.ndarray]:
     """Base segmentations of ``words`` as one flat int32 array plus int64 offsets."""
     parts = [merge_list.encode_base(w) for w in words]
     lengths = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
@@ -322,7 +323,7 @@ def replay_merges_reference(
     def pair_counts() -> Counter[tuple[int, int]]:
         counts: Counter[tuple[int, int]] = Counter()
         for w, seg in segs.items():
-            for x, y in zip(seg, seg[1:], strict=False):
+            for x, y in pairwise(seg):
                 counts[(x, y)] += words[w]
         return counts
 

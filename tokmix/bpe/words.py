@@ -57,8 +57,7 @@ class WordTable:
         """Words in byte order with their counts: the canonical order every writer uses, so
         equal tables give equal files whatever order they were counted in."""
         words = sorted(self.counts)
-        return words, np.fromiter((self.counts[w] for w in words), dtype=np.int64,
-                                  count=len(words))
+        return words, np.fromiter((self.counts[w] for w in words), dtype=np.int64, count=len(words))
 
     def totals(self) -> dict[str, int]:
         return {

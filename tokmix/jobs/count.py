@@ -85,8 +85,10 @@ def run_count(
     already committed for the same inputs."""
     inputs = count_inputs(categories, pretokenizer, options)
     name = word_counts_name(pretokenizer)
-    if not force and is_committed(out, name, inputs) and is_committed(
-        out, corpus_stats_name(pretokenizer), inputs
+    if (
+        not force
+        and is_committed(out, name, inputs)
+        and is_committed(out, corpus_stats_name(pretokenizer), inputs)
     ):
         return read_word_tables(out, pretokenizer)
     tables = {spec.name: count_category(spec, pretokenizer, options) for spec in categories}
@@ -131,5 +133,3 @@ def read_word_tables(out: str, pretokenizer: Pretokenizer) -> dict[str, WordTabl
             files=row["files"],
         )
     return by_cat
-
-

@@ -37,15 +37,19 @@ def run_infer(
     for note in tokenizer.notes:
         log(f"tokenizer: {note}")
     first, last = parse_merge_range(merge_range, merges, tokenizer.n_merges)
-    log(f"{tokenizer.name}: {tokenizer.format}, {tokenizer.n_merges} merges, "
-        f"pre-tokenizer {tokenizer.pretokenizer.name}; replaying steps {first}..{last}")
+    log(
+        f"{tokenizer.name}: {tokenizer.format}, {tokenizer.n_merges} merges, "
+        f"pre-tokenizer {tokenizer.pretokenizer.name}; replaying steps {first}..{last}"
+    )
 
     t0 = time.perf_counter()
     tables = run_count(categories, tokenizer.pretokenizer, out, options, force=force)
     seconds["count"] = time.perf_counter() - t0
     for name, table in tables.items():
-        log(f"count {name}: {table.documents} documents, {table.bytes_:,} bytes, "
-            f"{len(table):,} distinct words")
+        log(
+            f"count {name}: {table.documents} documents, {table.bytes_:,} bytes, "
+            f"{len(table):,} distinct words"
+        )
 
     t0 = time.perf_counter()
     run_replay(tokenizer, tables, out, first, last, force=force)

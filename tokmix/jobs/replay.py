@@ -93,7 +93,9 @@ def run_replay(
     ):
         return read_trajectories(out, name)[0]
     trajs = {
-        cat: replay_merges(dict(table.counts), tokenizer.merge_list, first_step=first, last_step=last)
+        cat: replay_merges(
+            dict(table.counts), tokenizer.merge_list, first_step=first, last_step=last
+        )
         for cat, table in tables.items()
     }
     provenance = {"stage": "replay", "tokenizer_name": name, **inputs}
@@ -117,14 +119,26 @@ def run_replay(
     )
     totals = pa.Table.from_pylist(
         [
-            {"category": c, "pairs": t.pairs, "bytes": tables[c].bytes_,
-             "first_step": first, "last_step": last}
+            {
+                "category": c,
+                "pairs": t.pairs,
+                "bytes": tables[c].bytes_,
+                "first_step": first,
+                "last_step": last,
+            }
             for c, t in trajs.items()
         ],
         schema=REPLAY_TOTALS,
     )
-    write_dataset(totals, out, totals_name(name), schema=REPLAY_TOTALS, partition_cols=(),
-                  provenance=provenance, input_hashes=inputs)
+    write_dataset(
+        totals,
+        out,
+        totals_name(name),
+        schema=REPLAY_TOTALS,
+        partition_cols=(),
+        provenance=provenance,
+        input_hashes=inputs,
+    )
     return trajs
 
 

@@ -24,7 +24,9 @@ def mixture_json_path(out: str, tokenizer: str) -> str:
     return join(out, "mixtures", f"{tokenizer}.json")
 
 
-def mixture_table(tokenizer: str, sol: MixtureSolution, pairs: list[int], bytes_: list[int]) -> pa.Table:
+def mixture_table(
+    tokenizer: str, sol: MixtureSolution, pairs: list[int], bytes_: list[int]
+) -> pa.Table:
     n = len(sol.categories)
     return pa.table(
         {
@@ -46,7 +48,10 @@ def run_solve(out: str, tokenizer: str, **solver_options: Any) -> MixtureSolutio
     trajs, merge_ids, bytes_ = read_trajectories(out, tokenizer)
     problem = build_problem(trajs, merge_ids, bytes_)
     sol = solve_mixture(problem, **solver_options)
-    inputs = {"trajectories": json.dumps(sorted(trajs)), "options": json.dumps(solver_options, sort_keys=True)}
+    inputs = {
+        "trajectories": json.dumps(sorted(trajs)),
+        "options": json.dumps(solver_options, sort_keys=True),
+    }
     doc = {"tokenizer": tokenizer, **sol.as_dict()}
     fs, path = filesystem_for(mixture_json_path(out, tokenizer))
     write_bytes_atomic(fs, path, (json.dumps(doc, indent=1) + "\n").encode())

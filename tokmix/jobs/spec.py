@@ -19,7 +19,9 @@ class CategorySpec:
         """``NAME=PATH`` as the CLI takes it."""
         name, sep, path = text.partition("=")
         if not sep or not name or not path:
-            raise TokmixError(f"a category is NAME=PATH (for example python=corpus/py/*.jsonl), got {text!r}")
+            raise TokmixError(
+                f"a category is NAME=PATH (for example python=corpus/py/*.jsonl), got {text!r}"
+            )
         if "/" in name or name.startswith("."):
             raise TokmixError(f"category name {name!r} may not contain '/' or start with '.'")
         return cls(name, path)
@@ -53,7 +55,8 @@ def parse_merge_range(text: str | None, merges: int | None, n_merges: int) -> tu
             raise TokmixError(f"--merge-range is A:B with integers, got {text!r}") from None
         if not sep or not 0 <= first < last <= n_merges:
             raise TokmixError(
-                f"--merge-range {text!r} must satisfy 0 <= A < B <= {n_merges} (the tokenizer's merges)"
+                f"--merge-range {text!r} must satisfy 0 <= A < B <= {n_merges}"
+                " (the tokenizer's merges)"
             )
         return first + 1, last
     last = min(n_merges, 30_000) if merges is None else merges

@@ -21,7 +21,9 @@ PROVENANCE_KEY = b"tokmix.provenance"
 
 
 def _schema(name: str, version: int, fields: list[pa.Field]) -> pa.Schema:
-    return pa.schema(fields, metadata={SCHEMA_KEY: name.encode(), VERSION_KEY: str(version).encode()})
+    return pa.schema(
+        fields, metadata={SCHEMA_KEY: name.encode(), VERSION_KEY: str(version).encode()}
+    )
 
 
 WORD_COUNTS = _schema(
@@ -115,8 +117,9 @@ beta (share of training bytes, what people mean by "share of the data")."""
 def with_provenance(schema: pa.Schema, provenance: dict[str, Any]) -> pa.Schema:
     """The schema with provenance (hashes, parameters, tokmix version) in its metadata."""
     meta = dict(schema.metadata or {})
-    meta[PROVENANCE_KEY] = json.dumps({"tokmix_version": __version__, **provenance},
-                                      sort_keys=True, default=str).encode()
+    meta[PROVENANCE_KEY] = json.dumps(
+        {"tokmix_version": __version__, **provenance}, sort_keys=True, default=str
+    ).encode()
     return schema.with_metadata(meta)
 
 

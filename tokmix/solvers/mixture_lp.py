@@ -114,7 +114,9 @@ class _LazyLP:
         self.h.run()
         status = self.h.getModelStatus()
         if status != highspy.HighsModelStatus.kOptimal:
-            raise SolverError(f"HiGHS did not reach an optimum: {self.h.modelStatusToString(status)}")
+            raise SolverError(
+                f"HiGHS did not reach an optimum: {self.h.modelStatusToString(status)}"
+            )
         x = np.asarray(self.h.getSolution().col_value)
         alpha = np.clip(x[: self.n], 0.0, None)
         alpha /= alpha.sum()
@@ -194,7 +196,9 @@ def all_constraints(problem: MixtureProblem) -> tuple[np.ndarray, np.ndarray]:
     pairs: list[int] = []
     for k in range(problem.n_steps):
         lo, hi = problem.step_start[k], problem.step_start[k + 1]
-        np.add.at(counts, (problem.rows_pair[lo:hi], problem.rows_cat[lo:hi]), problem.rows_delta[lo:hi])
+        np.add.at(
+            counts, (problem.rows_pair[lo:hi], problem.rows_cat[lo:hi]), problem.rows_delta[lo:hi]
+        )
         m = problem.merge_pair[k]
         if m < 0 or not counts[m].any():
             continue
@@ -223,11 +227,17 @@ def solve_mixture_dense(problem: MixtureProblem) -> MixtureSolution:
     cost = np.concatenate([np.zeros(n), np.ones(problem.n_steps + problem.n_pairs)])
     a_eq = np.concatenate([np.ones(n), np.zeros(problem.n_steps + problem.n_pairs)])[None, :]
     bounds = [(0, 1)] * n + [(0, None)] * (problem.n_steps + problem.n_pairs)
-    res = linprog(cost, A_ub=a_ub, b_ub=np.zeros(m), A_eq=a_eq, b_eq=[1.0], bounds=bounds,
-                  method="highs")
+    res = linprog(
+        cost, A_ub=a_ub, b_ub=np.zeros(m), A_eq=a_eq, b_eq=[1.0], bounds=bounds, method="highs"
+    )
     if res.status != 0:
         raise SolverError(f"linprog failed: {res.message}")
     alpha = np.clip(res.x[:n], 0, None)
     alpha /= alpha.sum()
-    return MixtureSolution(problem.categories, alpha, byte_shares(alpha, problem), float(res.fun),
-                           {"solver": "scipy-linprog", "constraints": m})
+    return MixtureSolution(
+        problem.categories,
+        alpha,
+        byte_shares(alpha, problem),
+        float(res.fun),
+        {"solver": "scipy-linprog", "constraints": m},
+    )

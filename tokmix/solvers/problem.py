@@ -71,7 +71,9 @@ def build_problem(
         raise SolverError(f"trajectories cover different merge ranges: {first} .. {last}")
     first_step, last_step = first.pop(), last.pop()
     if last_step > len(merge_ids):
-        raise SolverError(f"trajectories reach step {last_step}, the merge list has {len(merge_ids)}")
+        raise SolverError(
+            f"trajectories reach step {last_step}, the merge list has {len(merge_ids)}"
+        )
     for name, traj in trajectories.items():
         if traj.pairs <= 0:
             raise SolverError(f"category {name!r} has no symbol pairs: its sample is empty")

@@ -16,7 +16,7 @@ from tokmix.solvers.problem import MixtureProblem
 
 
 @nb.njit(cache=True)
-def _heap_push(hv, hp, hver, size, value, pair, version):  # type: ignore[no-untyped-def]
+def _heap_push(hv, hp, hver, size, value, pair, version):
     if size >= len(hv):
         new_cap = 2 * len(hv) + 16
         hv2 = np.empty(new_cap, np.float64)
@@ -42,7 +42,7 @@ def _heap_push(hv, hp, hver, size, value, pair, version):  # type: ignore[no-unt
 
 
 @nb.njit(cache=True)
-def _heap_pop(hv, hp, hver, size):  # type: ignore[no-untyped-def]
+def _heap_pop(hv, hp, hver, size):
     value, pair, version = hv[0], hp[0], hver[0]
     size -= 1
     hv[0], hp[0], hver[0] = hv[size], hp[size], hver[size]
@@ -65,7 +65,7 @@ def _heap_pop(hv, hp, hver, size):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True)
-def _sweep(  # type: ignore[no-untyped-def]
+def _sweep(
     rows_pair,
     rows_cat,
     rows_delta,
@@ -158,8 +158,17 @@ def _sweep(  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True)
-def _coefficients(  # type: ignore[no-untyped-def]
-    rows_pair, rows_cat, rows_delta, step_start, merge_pair, n_pairs, n_cat, scale, want_step, want_pair
+def _coefficients(
+    rows_pair,
+    rows_cat,
+    rows_delta,
+    step_start,
+    merge_pair,
+    n_pairs,
+    n_cat,
+    scale,
+    want_step,
+    want_pair,
 ):
     """Rows ``f_{i,t}(m_t) - f_{i,t}(p)`` for the wanted (local step, pair), sorted by step."""
     counts = np.zeros((n_pairs, n_cat), dtype=np.int64)
