@@ -29,13 +29,15 @@ class WordTable:
     files: int = 0
 
     def add_text(self, text: str, pretokenizer: Pretokenizer) -> None:
-        """Count one document's pre-tokens."""
-        words = list(pretokenizer.words(text))
-        self.counts.update(words)
+        """Count one document's pre-tokens (each distinct piece is encoded once)."""
+        pieces = pretokenizer.split(text)
+        counts = self.counts
+        for piece, n in Counter(pieces).items():
+            counts[piece.encode("utf-8")] += n
         self.documents += 1
         self.bytes_ += len(text.encode("utf-8", errors="surrogatepass"))
         self.chars += len(text)
-        self.pretokens += len(words)
+        self.pretokens += len(pieces)
 
     def __add__(self, other: WordTable) -> WordTable:
         counts = Counter(self.counts)
