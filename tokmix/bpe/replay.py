@@ -177,6 +177,18 @@ def _get(d: Dict, key: np.int64, default: int) -> np.int64:  # typed Dict.get is
 
 
 @nb.njit(cache=True)
+def _emit(out_step, out_key, out_delta, n_out, step, key, value):
+    """Append one trajectory row, growing the output arrays as needed."""
+    out_step = _grow(out_step, n_out)
+    out_key = _grow(out_key, n_out)
+    out_delta = _grow(out_delta, n_out)
+    out_step[n_out] = step
+    out_key[n_out] = key
+    out_delta[n_out] = value
+    return out_step, out_key, out_delta, n_out + 1
+
+
+@nb.njit(cache=True)
 def _pair_key(a: int, b: int) -> np.int64:
     return (np.int64(a) << 32) | np.int64(b)
 
@@ -234,13 +246,9 @@ def _replay_kernel(
                     key = _pair_key(sym[s + j], sym[s + j + 1])
                     snap[key] = _get(snap, key, 0) + counts[w]
             for key, value in snap.items():
-                out_step = _grow(out_step, n_out)
-                out_key = _grow(out_key, n_out)
-                out_delta = _grow(out_delta, n_out)
-                out_step[n_out] = t
-                out_key[n_out] = key
-                out_delta[n_out] = value
-                n_out += 1
+                out_step, out_key, out_delta, n_out = _emit(
+                    out_step, out_key, out_delta, n_out, t, key, value
+                )
         if t == n_merges:
             break
         a = merges[t, 0]
@@ -297,13 +305,9 @@ def _replay_kernel(
         if t + 1 >= first_step:
             for key, value in delta.items():
                 if value != 0:
-                    out_step = _grow(out_step, n_out)
-                    out_key = _grow(out_key, n_out)
-                    out_delta = _grow(out_delta, n_out)
-                    out_step[n_out] = t + 1
-                    out_key[n_out] = key
-                    out_delta[n_out] = value
-                    n_out += 1
+                    out_step, out_key, out_delta, n_out = _emit(
+                        out_step, out_key, out_delta, n_out, t + 1, key, value
+                    )
     return out_step[:n_out], out_key[:n_out], out_delta[:n_out], total_pairs
 
 
