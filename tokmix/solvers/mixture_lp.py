@@ -22,7 +22,7 @@ import numpy as np
 
 from tokmix.errors import SolverError
 from tokmix.solvers.problem import MixtureProblem, byte_shares
-from tokmix.solvers.violations import constraint_rows, find_violations
+from tokmix.solvers.violations import find_violations
 
 
 @dataclass(frozen=True)
@@ -147,10 +147,9 @@ def solve_mixture(
     missing = np.zeros(problem.n_steps, dtype=bool)
     for rounds in range(1, max_rounds + 1):  # noqa: B007 - reported below
         t0 = time.perf_counter()
-        steps, pairs, _excess, missing = find_violations(
+        steps, pairs, _excess, coefs, missing = find_violations(
             problem, alpha, v_step, v_pair, scale, per_step=per_step, tol=tol
         )
-        coefs = constraint_rows(problem, scale, steps, pairs)
         sweep_seconds += time.perf_counter() - t0
         if lp.add(steps, pairs, coefs) == 0:
             break
@@ -189,11 +188,15 @@ def solve_mixture(
     )
 
 
-def all_constraints(problem: MixtureProblem) -> tuple[np.ndarray, np.ndarray]:
-    """Every ``(local step, pair)`` constraint: pairs present at a step, the merge excluded."""
+def all_constraints(
+    problem: MixtureProblem, scale: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every ``(local step, pair)`` constraint, pairs present at a step but the merge, with
+    its coefficient row on alpha. Plain numpy, independent of the compiled sweep."""
     counts = np.zeros((problem.n_pairs, problem.n_categories), dtype=np.int64)
     steps: list[int] = []
     pairs: list[int] = []
+    coefs: list[np.ndarray] = []
     for k in range(problem.n_steps):
         lo, hi = problem.step_start[k], problem.step_start[k + 1]
         np.add.at(
@@ -206,7 +209,9 @@ def all_constraints(problem: MixtureProblem) -> tuple[np.ndarray, np.ndarray]:
         present = present[present != m]
         steps.extend([k] * len(present))
         pairs.extend(present.tolist())
-    return np.array(steps, dtype=np.int64), np.array(pairs, dtype=np.int64)
+        coefs.append((counts[m][None, :] - counts[present]) * scale[None, :])
+    rows = np.concatenate(coefs) if coefs else np.zeros((0, problem.n_categories))
+    return np.array(steps, dtype=np.int64), np.array(pairs, dtype=np.int64), rows
 
 
 def solve_mixture_dense(problem: MixtureProblem) -> MixtureSolution:
@@ -217,8 +222,7 @@ def solve_mixture_dense(problem: MixtureProblem) -> MixtureSolution:
     from scipy.sparse import coo_matrix, hstack
 
     scale = frequency_scale(problem)
-    steps, pairs = all_constraints(problem)
-    coefs = constraint_rows(problem, scale, steps, pairs)
+    steps, pairs, coefs = all_constraints(problem, scale)
     m, n = len(steps), problem.n_categories
     rows = np.arange(m)
     v_t = coo_matrix((np.ones(m), (rows, steps)), shape=(m, problem.n_steps))

@@ -73,12 +73,14 @@ def _sweep(
     merge_pair,
     n_pairs,
     n_cat,
-    weight,
+    alpha,
+    scale,
     v_step,
     v_pair,
     per_step,
     tol,
 ):
+    weight = alpha * scale
     counts = np.zeros((n_pairs, n_cat), dtype=np.int64)
     g = np.zeros(n_pairs, dtype=np.float64)
     version = np.zeros(n_pairs, dtype=np.int64)
@@ -92,6 +94,7 @@ def _sweep(
     out_step = np.empty(1024, np.int64)
     out_pair = np.empty(1024, np.int64)
     out_excess = np.empty(1024, np.float64)
+    out_coef = np.empty((1024, n_cat), np.float64)
     n_out = 0
     held_p = np.empty(per_step + 1, np.int64)
     held_v = np.empty(per_step + 1, np.float64)
@@ -147,43 +150,17 @@ def _sweep(
                 out_step = np.concatenate((out_step, np.empty(len(out_step), np.int64)))
                 out_pair = np.concatenate((out_pair, np.empty(len(out_pair), np.int64)))
                 out_excess = np.concatenate((out_excess, np.empty(len(out_excess), np.float64)))
+                out_coef = np.concatenate((out_coef, np.empty(out_coef.shape, np.float64)))
             out_step[n_out] = k
             out_pair[n_out] = p
             out_excess[n_out] = value - threshold + tol
+            for i in range(n_cat):  # the row's coefficients on alpha, from the counts at hand
+                out_coef[n_out, i] = (counts[m, i] - counts[p, i]) * scale[i]
             n_out += 1
         for j in range(n_held):
             hv, hp, hver, size = _heap_push(hv, hp, hver, size, held_v[j], held_p[j], held_ver[j])
         # the merge's own count drops to 0 next step; its stale entry is skipped by version
-    return out_step[:n_out], out_pair[:n_out], out_excess[:n_out], missing
-
-
-@nb.njit(cache=True)
-def _coefficients(
-    rows_pair,
-    rows_cat,
-    rows_delta,
-    step_start,
-    merge_pair,
-    n_pairs,
-    n_cat,
-    scale,
-    want_step,
-    want_pair,
-):
-    """Rows ``f_{i,t}(m_t) - f_{i,t}(p)`` for the wanted (local step, pair), sorted by step."""
-    counts = np.zeros((n_pairs, n_cat), dtype=np.int64)
-    out = np.zeros((len(want_step), n_cat), dtype=np.float64)
-    j = 0
-    for k in range(len(merge_pair)):
-        for r in range(step_start[k], step_start[k + 1]):
-            counts[rows_pair[r], rows_cat[r]] += rows_delta[r]
-        while j < len(want_step) and want_step[j] == k:
-            m = merge_pair[k]
-            p = want_pair[j]
-            for i in range(n_cat):
-                out[j, i] = (counts[m, i] - counts[p, i]) * scale[i]
-            j += 1
-    return out
+    return out_step[:n_out], out_pair[:n_out], out_excess[:n_out], out_coef[:n_out], missing
 
 
 def find_violations(
@@ -195,9 +172,10 @@ def find_violations(
     *,
     per_step: int,
     tol: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Violated constraints of ``(alpha, v)``: ``(local_step, pair, excess)`` arrays, and a
-    per-step flag of merges absent from every category at their step (no constraints).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Violated constraints of ``(alpha, v)``: ``(local_step, pair, excess, coefficients)``,
+    the coefficients being each row's ``f_{i,t}(m_t) - f_{i,t}(p)`` on alpha, and a per-step
+    flag of merges absent from every category at their step (they get no constraints).
 
     ``scale[i]`` turns category ``i``'s counts into the LP's normalized frequencies.
     At most ``per_step`` per step, the most violated first.
@@ -210,31 +188,10 @@ def find_violations(
         problem.merge_pair,
         problem.n_pairs,
         problem.n_categories,
-        np.ascontiguousarray(alpha * scale, dtype=np.float64),
+        np.ascontiguousarray(alpha, dtype=np.float64),
+        np.ascontiguousarray(scale, dtype=np.float64),
         np.ascontiguousarray(v_step, dtype=np.float64),
         np.ascontiguousarray(v_pair, dtype=np.float64),
         int(per_step),
         float(tol),
     )
-
-
-def constraint_rows(
-    problem: MixtureProblem, scale: np.ndarray, local_step: np.ndarray, pair: np.ndarray
-) -> np.ndarray:
-    """Coefficient rows on alpha for the given constraints (any order; returned aligned)."""
-    order = np.argsort(local_step, kind="stable")
-    rows = _coefficients(
-        problem.rows_pair,
-        problem.rows_cat,
-        problem.rows_delta,
-        problem.step_start,
-        problem.merge_pair,
-        problem.n_pairs,
-        problem.n_categories,
-        np.ascontiguousarray(scale, dtype=np.float64),
-        np.ascontiguousarray(local_step[order], dtype=np.int64),
-        np.ascontiguousarray(pair[order], dtype=np.int64),
-    )
-    out = np.empty_like(rows)
-    out[order] = rows
-    return out
