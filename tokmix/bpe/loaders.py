@@ -42,6 +42,7 @@ from tokmix.bpe.sentencepiece_model import (
     BYTE,
     NORMAL,
     USER_DEFINED,
+    CharMerges,
     SentencePieceModel,
     hf_style_merges,
     parse_model,
@@ -293,6 +294,17 @@ def _merge_list(path: Path, **kwargs: Any) -> MergeList:
         raise TokenizerFormatError(f"{path}: {exc}") from None
 
 
+def _char_merge_list(cleaned: CharMerges, path: Path) -> MergeList:
+    """The replay list of a SentencePiece-style vocabulary, cleaned to one merge per piece."""
+    return _merge_list(
+        path,
+        base=_utf8(cleaned.base, path),
+        merges=_utf8_pairs(cleaned.merges, path),
+        alphabet="chars",
+        unreachable=_utf8(cleaned.unreachable, path),
+    )
+
+
 def _is_redundant(merges: Sequence[tuple[Any, Any]]) -> bool:
     """Several merges make the same token: the file lists splits, not the training order."""
     return len({left + right for left, right in merges}) < len(merges)
@@ -365,13 +377,7 @@ def _char_level_lists(
     in_order = set(order)
     order += [t for t in _by_id(vocab) if len(t) >= 2 and t not in in_order]
     cleaned = replay_merges(order, base)
-    ml = _merge_list(
-        path,
-        base=_utf8(cleaned.base, path),
-        merges=_utf8_pairs(cleaned.merges, path),
-        alphabet="chars",
-        unreachable=_utf8(cleaned.unreachable, path),
-    )
+    ml = _char_merge_list(cleaned, path)
     notes = [
         f"redundant merge list ({len(merges)} merges for {len(in_order)} tokens, as "
         f"SentencePiece conversions write): one merge per token kept for replay "
@@ -812,13 +818,7 @@ def _load_sentencepiece(source: _Source, override: str | None) -> LoadedTokenize
     texts_by_id = [p.text for p in normal]
     base = [t for t in texts_by_id if len(t) == 1]
     cleaned = replay_merges([p.text for p in score_order(normal) if len(p.text) > 1], base)
-    ml = _merge_list(
-        path,
-        base=_utf8(cleaned.base, path),
-        merges=_utf8_pairs(cleaned.merges, path),
-        alphabet="chars",
-        unreachable=_utf8(cleaned.unreachable, path),
-    )
+    ml = _char_merge_list(cleaned, path)
     encoding = _utf8_pairs(hf_style_merges(normal), path)
     notes = list(source.notes)
     notes += _sentencepiece_notes(model, len(cleaned.merges), len(encoding))
