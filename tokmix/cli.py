@@ -100,6 +100,18 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 500MB)") from None
 
 
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``tokmix run`` and ``python -m tokmix.jobs.run`` (kept here so that
+    ``tokmix --help`` does not import Ray)."""
+    parser.add_argument("spec", help="run spec (YAML); see ray_cluster/example-spec.yaml")
+    parser.add_argument("--out", "-o", help="override the spec's output root")
+    parser.add_argument("--force", action="store_true", help="recompute committed stages")
+    parser.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    parser.add_argument(
+        "--num-cpus", type=int, help="CPUs of an embedded Ray (default: all of this machine)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tokmix", description="Infer what a BPE tokenizer was trained on, from its merges."
@@ -113,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", default=DEFAULT_OUT, help="output root (local or s3://)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--force", action="store_true", help="recompute committed stages")
+
+    p = sub.add_parser(
+        "run",
+        help="the whole pipeline from a YAML run spec, on Ray (embedded, or RAY_ADDRESS)",
+        description="Run count -> replay -> solve from a run spec on Ray. Committed stages "
+        "are skipped, so re-running a killed run resumes it. The same as "
+        "`ray job submit --working-dir . -- python -m tokmix.jobs.run SPEC`.",
+    )
+    add_run_arguments(p)
 
     p = sub.add_parser("count", help="word tables of each category (Parquet)")
     _add_tokenizer(p)
@@ -222,7 +243,19 @@ def _cmd_solve(args: argparse.Namespace) -> None:
         _print_mixture(doc)
 
 
-COMMANDS = {"infer": _cmd_infer, "count": _cmd_count, "replay": _cmd_replay, "solve": _cmd_solve}
+def _cmd_run(args: argparse.Namespace) -> None:
+    from tokmix.jobs.run import run_from_args
+
+    run_from_args(args)
+
+
+COMMANDS = {
+    "run": _cmd_run,
+    "infer": _cmd_infer,
+    "count": _cmd_count,
+    "replay": _cmd_replay,
+    "solve": _cmd_solve,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

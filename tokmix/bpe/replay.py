@@ -15,7 +15,7 @@ obviously right). Tests hold one against the other.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -61,6 +61,24 @@ class PairTrajectory:
             self.first_step,
             self.last_step,
             self.pairs + other.pairs,
+        )
+
+    @classmethod
+    def total(cls, parts: Sequence[PairTrajectory]) -> PairTrajectory:
+        """The sum of many shard trajectories in one pass (``a + b + ...`` re-sorts per term)."""
+        if not parts:
+            raise ValueError("no trajectories to add")
+        first = parts[0]
+        if any((p.first_step, p.last_step) != (first.first_step, first.last_step) for p in parts):
+            raise ValueError("only trajectories over the same steps add up")
+        return _canonical(
+            np.concatenate([p.step for p in parts]),
+            np.concatenate([p.left for p in parts]),
+            np.concatenate([p.right for p in parts]),
+            np.concatenate([p.delta for p in parts]),
+            first.first_step,
+            first.last_step,
+            sum(p.pairs for p in parts),
         )
 
     def __len__(self) -> int:

@@ -262,11 +262,12 @@ def _format_documents(
         return
     with _open_binary(url, codec) as stream:
         if suffix in JSON_SUFFIXES:
-            yield from _jsonl_documents(stream, url, text_field, on_invalid)
+            yield from _jsonl_documents(_numbered_lines(stream), url, text_field, on_invalid)
         elif txt_mode == "file":
             yield from _whole_file_document(stream, url, on_invalid)
         else:
-            yield from _txt_documents(stream, url, txt_mode == "paragraph", on_invalid)
+            lines = _numbered_lines(stream)
+            yield from _txt_documents(lines, url, txt_mode == "paragraph", on_invalid)
 
 
 def _unreadable_message(url: str, codec: str | None, exc: BaseException) -> str:
@@ -326,8 +327,12 @@ def _whole_file_document(
     yield Document(text, url, 0, invalid)
 
 
-def _numbered_lines(stream: IO[bytes]) -> Iterator[tuple[int, int, bytes]]:
-    """``(line number from 1, byte offset, line with its terminator)``; a leading BOM dropped."""
+Lines = Iterator[tuple[int | None, int, bytes]]
+"""``(line number from 1 or None when unknown, byte offset, line with its terminator)``."""
+
+
+def _numbered_lines(stream: IO[bytes]) -> Lines:
+    """The lines of a whole stream; a leading BOM dropped."""
     offset = 0
     for number, line in enumerate(stream, start=1):
         body = line.removeprefix(_BOM) if number == 1 else line
@@ -340,13 +345,13 @@ def _strip_eol(line: bytes) -> bytes:
 
 
 def _txt_documents(
-    stream: IO[bytes], url: str, paragraphs: bool, on_invalid: OnInvalidUtf8
+    lines: Lines, url: str, paragraphs: bool, on_invalid: OnInvalidUtf8, *, first_index: int = 0
 ) -> Iterator[Document]:
     """Line documents, or paragraph documents (runs of non-blank lines)."""
-    index = 0
+    index = first_index
     block: list[bytes] = []
-    start = (0, 0)  # (line, offset) of the block's first line
-    for number, offset, line in _numbered_lines(stream):
+    start: tuple[int | None, int] = (0, 0)  # (line, offset) of the block's first line
+    for number, offset, line in lines:
         if not line.strip():
             if block:
                 yield _block_document(block, url, index, start, on_invalid)
@@ -365,12 +370,18 @@ def _txt_documents(
 
 
 def _block_document(
-    lines: list[bytes], url: str, index: int, start: tuple[int, int], on_invalid: OnInvalidUtf8
+    lines: list[bytes],
+    url: str,
+    index: int,
+    start: tuple[int | None, int],
+    on_invalid: OnInvalidUtf8,
 ) -> Document:
     raw = _strip_eol(b"".join(lines))
     line, offset = start
 
     def where(at: int) -> str:
+        if line is None:
+            return f"{url}: byte {offset + at}"
         return f"{url}: line {line + raw.count(NEWLINE, 0, at)}, byte {offset + at}"
 
     text, invalid = _decode(raw, on_invalid, where)
@@ -378,13 +389,13 @@ def _block_document(
 
 
 def _jsonl_documents(
-    stream: IO[bytes], url: str, text_field: str, on_invalid: OnInvalidUtf8
+    lines: Lines, url: str, text_field: str, on_invalid: OnInvalidUtf8, *, first_index: int = 0
 ) -> Iterator[Document]:
-    index = 0
-    for number, offset, line in _numbered_lines(stream):
+    index = first_index
+    for number, offset, line in lines:
         if not line.strip():
             continue
-        where = f"{url}: line {number}"
+        where = f"{url}: line {number}" if number is not None else f"{url}: byte {offset}"
         raw_text, bad_bytes = _decode(line, on_invalid, _byte_locator(where, offset))
         text = _json_text(raw_text, text_field, where)
         bad_chars = False
@@ -438,13 +449,21 @@ def _without_surrogates(text: str, on_invalid: OnInvalidUtf8, where: str) -> tup
     return text, False
 
 
-def _parquet_documents(url: str, text_field: str, on_invalid: OnInvalidUtf8) -> Iterator[Document]:
+def _parquet_documents(
+    url: str, text_field: str, on_invalid: OnInvalidUtf8, row_groups: range | None = None
+) -> Iterator[Document]:
+    """The rows of a Parquet file, or of the row groups ``row_groups`` (a shard of it)."""
     fs, path = filesystem_for(url)
     with fs.open(path, "rb") as raw:
         parquet = pq.ParquetFile(raw)
         _check_text_column(parquet.schema_arrow, url, text_field)
-        index = 0
-        for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=[text_field]):
+        meta = parquet.metadata
+        groups = range(meta.num_row_groups) if row_groups is None else row_groups
+        index = sum(meta.row_group(g).num_rows for g in range(groups.start))
+        batches = parquet.iter_batches(
+            batch_size=_PARQUET_BATCH_ROWS, columns=[text_field], row_groups=list(groups)
+        )
+        for batch in batches:
             column = batch.column(0)
             binary = pa.large_binary() if pa.types.is_large_string(column.type) else pa.binary()
             for value in column.cast(binary).to_pylist():

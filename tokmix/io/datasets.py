@@ -81,19 +81,80 @@ def write_dataset(
     duplicates. ``provenance`` goes into every file's schema metadata and the manifest;
     ``input_hashes`` is what :func:`is_committed` compares on the next run.
     """
+    begin_dataset(root_url, dataset_name)
+    entries: list[dict[str, Any]] = []
+    for number, table in enumerate([tables] if isinstance(tables, pa.Table) else tables):
+        entries += write_part(
+            table,
+            root_url,
+            dataset_name,
+            number,
+            schema=schema,
+            partition_cols=partition_cols,
+            provenance=provenance,
+        )
+    return commit_dataset(
+        root_url,
+        dataset_name,
+        entries,
+        schema=schema,
+        partition_cols=partition_cols,
+        provenance=provenance,
+        input_hashes=input_hashes,
+    )
+
+
+def begin_dataset(root_url: str, dataset_name: str) -> None:
+    """Uncommit ``root_url/dataset_name`` before its parts are (re)written.
+
+    Distributed stages call this once in the driver, let workers :func:`write_part`, and
+    commit the entries they return with :func:`commit_dataset`.
+    """
+    fs, base = filesystem_for(join(root_url, dataset_name))
+    _uncommit(fs, base)
+
+
+def write_part(
+    table: pa.Table,
+    root_url: str,
+    dataset_name: str,
+    number: int,
+    *,
+    schema: pa.Schema,
+    partition_cols: Sequence[str],
+    provenance: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Write part ``number`` of an uncommitted dataset (one file per partition of ``table``);
+    the manifest entries of the files written. A retried part overwrites its own files."""
     _check_partition_cols(schema, partition_cols, dataset_name)
     fs, base = filesystem_for(join(root_url, dataset_name))
     file_schema = _file_schema(with_provenance(schema, provenance), partition_cols)
-    _uncommit(fs, base)
-    entries: list[dict[str, Any]] = []
-    for number, table in enumerate([tables] if isinstance(tables, pa.Table) else tables):
-        conformed = _conform(table, schema, dataset_name)
-        for values, part in _partitions(conformed, partition_cols, dataset_name):
-            rel = _file_name(partition_cols, values, number)
-            data = part.drop_columns(list(partition_cols)).cast(file_schema)
-            entry = _write_file(fs, posixpath.join(base, rel), data)
-            partition = dict(zip(partition_cols, values, strict=True))
-            entries.append({"path": rel, "partition": partition, **entry})
+    entries = []
+    conformed = _conform(table, schema, dataset_name)
+    for values, part in _partitions(conformed, partition_cols, dataset_name):
+        rel = _file_name(partition_cols, values, number)
+        data = part.drop_columns(list(partition_cols)).cast(file_schema)
+        entry = _write_file(fs, posixpath.join(base, rel), data)
+        partition = dict(zip(partition_cols, values, strict=True))
+        entries.append({"path": rel, "partition": partition, **entry})
+    return entries
+
+
+def commit_dataset(
+    root_url: str,
+    dataset_name: str,
+    entries: list[dict[str, Any]],
+    *,
+    schema: pa.Schema,
+    partition_cols: Sequence[str],
+    provenance: dict[str, Any],
+    input_hashes: dict[str, Any],
+) -> dict[str, Any]:
+    """Commit the parts named by ``entries``: write the manifest last, then delete stray
+    files of earlier attempts. Returns the manifest."""
+    fs, base = filesystem_for(join(root_url, dataset_name))
+    file_schema = _file_schema(with_provenance(schema, provenance), partition_cols)
+    entries = sorted(entries, key=lambda e: e["path"])
     manifest = _manifest(dataset_name, schema, file_schema, partition_cols, input_hashes, entries)
     payload = json.dumps(manifest, indent=1, sort_keys=True).encode()
     write_bytes_atomic(fs, posixpath.join(base, MANIFEST), payload)

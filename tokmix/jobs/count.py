@@ -42,12 +42,20 @@ def corpus_fingerprint(categories: list[CategorySpec]) -> str:
 
 
 def count_inputs(
-    categories: list[CategorySpec], pretokenizer: Pretokenizer, options: SampleOptions
+    categories: list[CategorySpec],
+    pretokenizer: Pretokenizer,
+    options: SampleOptions | dict[str, SampleOptions],
 ) -> dict[str, str]:
+    """What a committed count depends on: the files, the pre-tokenizer and each category's
+    sampling options (in-process and Ray counts of the same inputs hash alike)."""
+    per_category = (
+        options if isinstance(options, dict) else {spec.name: options for spec in categories}
+    )
+    sample = {name: vars(per_category[name]) for name in sorted(per_category)}
     return {
         "corpus": corpus_fingerprint(categories),
         "pretokenizer": pretokenizer.key,
-        "sample": hashlib.sha256(json.dumps(vars(options), sort_keys=True).encode()).hexdigest(),
+        "sample": hashlib.sha256(json.dumps(sample, sort_keys=True).encode()).hexdigest(),
     }
 
 
@@ -61,14 +69,20 @@ def count_category(
         max_bytes=options.max_bytes,
         seed=options.seed,
         skip_documents=options.skip_documents,
-        txt_mode=options.txt_mode,  # type: ignore[arg-type]
+        txt_mode=options.txt_mode,
     )
 
 
 def stats_table(tables: dict[str, WordTable], pretokenizer: Pretokenizer) -> pa.Table:
+    return stats_table_from_totals({n: t.totals() for n, t in tables.items()}, pretokenizer)
+
+
+def stats_table_from_totals(
+    totals: dict[str, dict[str, int]], pretokenizer: Pretokenizer
+) -> pa.Table:
     rows = [
-        {"category": name, "pretokenizer": pretokenizer.key, **table.totals()}
-        for name, table in tables.items()
+        {"category": name, "pretokenizer": pretokenizer.key, **values}
+        for name, values in totals.items()
     ]
     return pa.Table.from_pylist(rows, schema=CORPUS_STATS)
 

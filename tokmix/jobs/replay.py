@@ -98,6 +98,24 @@ def run_replay(
         )
         for cat, table in tables.items()
     }
+    commit_replay(
+        tokenizer, trajs, {c: t.bytes_ for c, t in tables.items()}, out, first, last, inputs
+    )
+    return trajs
+
+
+def commit_replay(
+    tokenizer: LoadedTokenizer,
+    trajs: dict[str, PairTrajectory],
+    bytes_: dict[str, int],
+    out: str,
+    first: int,
+    last: int,
+    inputs: dict[str, str],
+) -> None:
+    """Commit the trajectories, the per-step merges and the totals (``pairs`` = d_i, and the
+    sample ``bytes``) of one tokenizer."""
+    name = tokenizer.name
     provenance = {"stage": "replay", "tokenizer_name": name, **inputs}
     write_dataset(
         pa.concat_tables([trajectory_table(c, t) for c, t in trajs.items()]),
@@ -122,7 +140,7 @@ def run_replay(
             {
                 "category": c,
                 "pairs": t.pairs,
-                "bytes": tables[c].bytes_,
+                "bytes": bytes_[c],
                 "first_step": first,
                 "last_step": last,
             }
@@ -139,7 +157,6 @@ def run_replay(
         provenance=provenance,
         input_hashes=inputs,
     )
-    return trajs
 
 
 def read_trajectories(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 import pyarrow as pa
 
-from tokmix.io.datasets import write_dataset
+from tokmix.io.datasets import read_manifest, write_dataset
 from tokmix.io.fs import filesystem_for, join, write_bytes_atomic
-from tokmix.jobs.replay import read_trajectories
+from tokmix.jobs.replay import read_trajectories, trajectories_name
 from tokmix.schemas import MIXTURES
 from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
 from tokmix.solvers.problem import build_problem
@@ -43,15 +44,28 @@ def mixture_table(
     )
 
 
+def solve_inputs(out: str, tokenizer: str, solver_options: dict[str, Any]) -> dict[str, str]:
+    """What a committed solve depends on: the committed trajectories (their files' sha256,
+    through the manifest) and the solver options."""
+    manifest = read_manifest(out, trajectories_name(tokenizer))
+    h = hashlib.sha256()
+    for entry in sorted(manifest["files"], key=lambda e: e["path"]):
+        h.update(f"{entry['path']}\0{entry['sha256']}\0".encode())
+    return {"trajectories": h.hexdigest(), "options": json.dumps(solver_options, sort_keys=True)}
+
+
+def read_mixture_json(out: str, tokenizer: str) -> dict[str, Any]:
+    fs, path = filesystem_for(mixture_json_path(out, tokenizer))
+    doc: dict[str, Any] = json.loads(fs.cat_file(path))
+    return doc
+
+
 def run_solve(out: str, tokenizer: str, **solver_options: Any) -> MixtureSolution:
     """Solve from a run's committed trajectories; write the JSON, then commit ``mixtures/``."""
     trajs, merge_ids, bytes_ = read_trajectories(out, tokenizer)
     problem = build_problem(trajs, merge_ids, bytes_)
     sol = solve_mixture(problem, **solver_options)
-    inputs = {
-        "trajectories": json.dumps(sorted(trajs)),
-        "options": json.dumps(solver_options, sort_keys=True),
-    }
+    inputs = solve_inputs(out, tokenizer, solver_options)
     doc = {"tokenizer": tokenizer, **sol.as_dict()}
     fs, path = filesystem_for(mixture_json_path(out, tokenizer))
     write_bytes_atomic(fs, path, (json.dumps(doc, indent=1) + "\n").encode())

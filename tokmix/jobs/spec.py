@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tokmix.errors import TokmixError
+from tokmix.io.corpus import TxtMode
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class SampleOptions:
     seed: int | None = None
     text_field: str = "text"
     skip_documents: int = 0
-    txt_mode: str = "file"
+    txt_mode: TxtMode = "file"
     """How ``.txt`` files split into documents: ``file``, ``line`` or ``paragraph``."""
 
 

@@ -1,0 +1,202 @@
+"""The Ray pipeline equals the in-process pipeline of the core issue, bit for bit.
+
+An embedded Ray (2 CPUs) runs the stages over the shipped demo samples, decompressed so that
+files split into byte-range shards; the oracle is tokmix.jobs.count.run_count and
+tokmix.jobs.replay.run_replay, which read each category as one stream.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+import ray
+
+from tokmix.bpe.loaders import load_tokenizer
+from tokmix.errors import CorpusReadError, DatasetError, TokmixError
+from tokmix.io.datasets import read_dataset, read_manifest
+from tokmix.jobs.count import corpus_stats_name, run_count, word_counts_name
+from tokmix.jobs.count_ray import run_count_ray
+from tokmix.jobs.replay import read_trajectories, run_replay
+from tokmix.jobs.replay_ray import run_replay_ray
+from tokmix.jobs.run import run_pipeline
+from tokmix.jobs.spec import CategorySpec, SampleOptions
+from tokmix.schemas import CORPUS_STATS, WORD_COUNTS
+from tokmix.schemas.run_spec import RunSpec, load_run_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "data" / "samples"
+DEMO_TOKENIZER = ROOT / "data" / "tokenizers" / "demo"
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def embedded_ray() -> Iterator[None]:
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Demo categories as plain JSON lines (splittable), one as two files."""
+    root = tmp_path_factory.mktemp("corpus")
+    cats: dict[str, str] = {}
+    for name in ("books", "python", "rust"):
+        raw = gzip.decompress((SAMPLES / f"{name}.jsonl.gz").read_bytes())
+        (root / name).mkdir()
+        if name == "rust":
+            lines = raw.splitlines(keepends=True)
+            half = len(lines) // 2
+            (root / name / "part-0.jsonl").write_bytes(b"".join(lines[:half]))
+            (root / name / "part-1.jsonl").write_bytes(b"".join(lines[half:]))
+        else:
+            (root / name / "docs.jsonl").write_bytes(raw)
+        cats[name] = str(root / name)
+    shutil.copy(SAMPLES / "legal.jsonl.gz", root / "legal.jsonl.gz")  # a whole-file shard
+    cats["legal"] = str(root / "legal.jsonl.gz")
+    return cats
+
+
+OPTIONS = {
+    "books": SampleOptions(max_bytes=150_000),
+    "python": SampleOptions(skip_documents=5, max_bytes=200_000),
+    "rust": SampleOptions(),
+    "legal": SampleOptions(),
+}
+
+
+def _sorted_rows(table):  # type: ignore[no-untyped-def]
+    return table.sort_by([("category", "ascending"), ("word", "ascending")]).to_pylist()
+
+
+def test_ray_count_and_replay_equal_in_process(
+    embedded_ray: None, corpus: dict[str, str], tmp_path: Path
+) -> None:
+    tok = load_tokenizer(str(DEMO_TOKENIZER))
+    specs = [CategorySpec(n, p) for n, p in corpus.items()]
+    local, dist = str(tmp_path / "local"), str(tmp_path / "ray")
+
+    tables = {}
+    for spec in specs:  # the oracle: one stream per category, with that category's options
+        out = f"{local}/{spec.name}"
+        tables.update(run_count([spec], tok.pretokenizer, out, OPTIONS[spec.name]))
+
+    totals = run_count_ray(specs, OPTIONS, tok.pretokenizer, dist, shard_bytes=40_000, partitions=3)
+    manifest = read_manifest(dist, word_counts_name(tok.pretokenizer))
+    assert len(manifest["files"]) > len(specs)  # several partitions per category
+    words = read_dataset(dist, word_counts_name(tok.pretokenizer), WORD_COUNTS)
+    for name, table in tables.items():
+        mine = words.filter(pc.equal(words["category"], name))
+        assert _sorted_rows(mine) == _sorted_rows(table.to_arrow(name)), name
+        expected = table.totals()
+        expected["files"] = table.files
+        assert totals[name] == expected, name
+    stats = read_dataset(dist, corpus_stats_name(tok.pretokenizer), CORPUS_STATS).to_pylist()
+    assert {r["category"]: r["bytes"] for r in stats} == {n: t.bytes_ for n, t in tables.items()}
+    assert tables["books"].bytes_ <= 150_000 and tables["python"].bytes_ <= 200_000
+
+    run_replay(tok, tables, local, 1, 800)
+    run_replay_ray(tok, dist, 1, 800)
+    want, want_ids, want_bytes = read_trajectories(local, tok.name)
+    got, got_ids, got_bytes = read_trajectories(dist, tok.name)
+    assert (got_ids == want_ids).all() and got_bytes == want_bytes
+    assert set(got) == set(want)
+    for name in want:
+        for field in ("step", "left", "right", "delta"):
+            assert (getattr(got[name], field) == getattr(want[name], field)).all(), (name, field)
+        assert got[name].pairs == want[name].pairs
+
+
+def _spec(corpus: dict[str, str], out: Path, **extra: object) -> RunSpec:
+    return RunSpec.model_validate(
+        {
+            "out": str(out),
+            "tokenizers": [str(DEMO_TOKENIZER)],
+            "categories": {n: {"paths": [p]} for n, p in corpus.items()},
+            "merges": 600,
+            "shard_bytes": "50KB",
+            **extra,
+        }
+    )
+
+
+def test_pipeline_is_idempotent_and_resumes(
+    embedded_ray: None, corpus: dict[str, str], tmp_path: Path
+) -> None:
+    lines: list[str] = []
+    spec = _spec(corpus, tmp_path / "out")
+    first = run_pipeline(spec, log=lines.append)
+    shares = {r["name"]: r["byte_share"] for r in first["tokenizers"]["demo"]["categories"]}
+    assert abs(sum(shares.values()) - 1) < 1e-9 and all(v > 0.02 for v in shares.values())
+    assert any("count: " in line and "ETA" not in line for line in lines)
+    summary = json.loads((tmp_path / "out" / "runs" / f"{spec.effective_run_id}.json").read_text())
+    assert summary["tokenizers"]["demo"]["categories"] == first["tokenizers"]["demo"]["categories"]
+
+    lines.clear()
+    again = run_pipeline(spec, log=lines.append)
+    assert sum("skipped" in line for line in lines) == 3  # count, replay, solve
+    assert again["tokenizers"] == first["tokenizers"]
+
+    # A run killed after counting: the later stages were never committed.
+    for dataset in ("trajectories/tokenizer=demo", "mixtures/tokenizer=demo"):
+        os.remove(tmp_path / "out" / dataset / "_SUCCESS")
+    lines.clear()
+    resumed = run_pipeline(spec, log=lines.append)
+    assert sum("skipped" in line for line in lines) == 1  # count only
+    assert resumed["tokenizers"]["demo"]["categories"] == first["tokenizers"]["demo"]["categories"]
+
+
+def test_bad_inputs_name_the_path(
+    embedded_ray: None, corpus: dict[str, str], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.jsonl.gz").write_bytes(gzip.compress(b'{"text": "ok"}\n')[:-9])
+    (bad / "empty-text.jsonl").write_text('{"text": ""}\n' * 3)
+    cases = {
+        str(tmp_path / "missing" / "*.jsonl"): (CorpusReadError, "missing"),
+        str(bad / "broken.jsonl.gz"): (CorpusReadError, "broken.jsonl.gz: not a valid gzip"),
+        str(bad / "empty-text.jsonl"): (CorpusReadError, "empty-text.jsonl has no text"),
+    }
+    for path, (error, message) in cases.items():
+        spec = _spec({"books": corpus["books"], "odd": path}, tmp_path / "o1")
+        with pytest.raises(error, match=message):
+            run_pipeline(spec, log=lambda _m: None)
+
+    spec = _spec(corpus, tmp_path / "o2", stages=["count"])
+    run_pipeline(spec, log=lambda _m: None)
+    victim = next((tmp_path / "o2" / "word_counts").rglob("category=rust/part-*.parquet"))
+    size = victim.stat().st_size
+    victim.write_bytes(b"\0" * size)  # corrupt, same size: the manifest's check passes
+    spec = _spec(corpus, tmp_path / "o2", stages=["replay"])
+    with pytest.raises(DatasetError, match=rf"{victim.name}: unreadable word-count file"):
+        run_pipeline(spec, log=lambda _m: None)
+
+
+def test_run_spec_validation(tmp_path: Path) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        "out: o\ntokenizers: [tok.json]\n"
+        "categories:\n  en: {paths: data/en.jsonl, max_bytes: 2MB}\n"
+    )
+    spec = load_run_spec(path)
+    assert spec.categories["en"].paths == [str(tmp_path / "data" / "en.jsonl")]
+    assert spec.categories["en"].max_bytes == 2_000_000
+    assert spec.tokenizers == [str(tmp_path / "tok.json")]
+    assert spec.stages == ["count", "replay", "solve"]
+    path.write_text("out: o\ntokenizers: [t]\ncategories: {en: {paths: [x], max_byte: 3}}\n")
+    with pytest.raises(TokmixError, match=r"categories.en.max_byte: Extra inputs"):
+        load_run_spec(path)
+    path.write_text("out: o\ntokenizers: [t]\ncategories: {en: {paths: [x]}}\nstages: [sort]\n")
+    with pytest.raises(TokmixError, match=r"stages.0"):
+        load_run_spec(path)

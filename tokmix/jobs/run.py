@@ -1,0 +1,200 @@
+"""The whole pipeline from one run spec, on Ray: count -> replay -> solve (DESIGN §1).
+
+    tokmix run SPEC.yaml                                   (embedded Ray, or RAY_ADDRESS)
+    ray job submit --working-dir . -- python -m tokmix.jobs.run SPEC.yaml
+
+Each stage commits atomically and is skipped when committed from the same inputs, so a run
+that was killed (a node lost, a job cancelled) is resumed by submitting it again, and ends
+with exactly what an uninterrupted run writes. A summary of the run goes to
+``OUT/runs/RUN_ID.json`` and to the log; every log line names the run id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import ray
+
+from tokmix import __version__
+from tokmix.bpe.loaders import load_tokenizer
+from tokmix.bpe.tokenizer import LoadedTokenizer
+from tokmix.cli import add_run_arguments
+from tokmix.errors import TokmixError
+from tokmix.io.datasets import is_committed
+from tokmix.io.fs import filesystem_for, join, write_bytes_atomic
+from tokmix.jobs.count_ray import run_count_ray
+from tokmix.jobs.replay_ray import run_replay_ray
+from tokmix.jobs.runtime import Log, ray_session, stderr_log
+from tokmix.jobs.solve import mixtures_name, read_mixture_json, run_solve, solve_inputs
+from tokmix.jobs.spec import CategorySpec, SampleOptions, parse_merge_range
+from tokmix.schemas import MIXTURES
+from tokmix.schemas.run_spec import RunSpec, load_run_spec
+
+
+def _category_specs(spec: RunSpec) -> tuple[list[CategorySpec], dict[str, SampleOptions]]:
+    cats, options = [], {}
+    for name, cat in spec.categories.items():
+        cats.append(CategorySpec(name, cat.paths if len(cat.paths) > 1 else cat.paths[0]))  # type: ignore[arg-type]
+        options[name] = SampleOptions(
+            max_bytes=cat.max_bytes,
+            seed=cat.seed,
+            text_field=cat.text_field,
+            skip_documents=cat.skip_documents,
+            txt_mode=cat.txt_mode,
+        )
+    return cats, options
+
+
+def _solve_remote(out: str, tokenizer: str, options: dict[str, Any]) -> dict[str, Any]:
+    sol = run_solve(out, tokenizer, **options)
+    return {"tokenizer": tokenizer, **sol.as_dict()}
+
+
+def run_pipeline(spec: RunSpec, *, force: bool = False, log: Log | None = None) -> dict[str, Any]:
+    """Run the spec's stages on the current Ray (see :func:`ray_session`); the run summary."""
+    run_id = spec.effective_run_id
+    log = log or stderr_log(run_id)
+    started = time.perf_counter()
+    seconds: dict[str, float] = {}
+    tokenizers: list[LoadedTokenizer] = []
+    for path in spec.tokenizers:
+        tok = load_tokenizer(path, pretokenizer=spec.pretokenizer)
+        for note in tok.notes:
+            log(f"tokenizer {tok.name}: {note}")
+        tokenizers.append(tok)
+    names = [t.name for t in tokenizers]
+    if len(set(names)) != len(names):
+        raise TokmixError(f"tokenizer names must be unique within a run: {names}")
+    categories, options = _category_specs(spec)
+    log(
+        f"run {run_id}: {len(tokenizers)} tokenizer(s), {len(categories)} categories, "
+        f"stages {', '.join(spec.stages)}, out {spec.out}"
+    )
+
+    summary: dict[str, Any] = {
+        "run_id": run_id,
+        "tokmix_version": __version__,
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "out": spec.out,
+        "spec": spec.model_dump(mode="json"),
+        "corpus": {},
+        "tokenizers": {},
+    }
+    if "count" in spec.stages:
+        t0 = time.perf_counter()
+        for key, tok in {t.pretokenizer.key: t for t in tokenizers}.items():
+            summary["corpus"][key] = run_count_ray(
+                categories,
+                options,
+                tok.pretokenizer,
+                spec.out,
+                shard_bytes=spec.shard_bytes,
+                partitions=spec.reduce_partitions,
+                resources=spec.resources_for("count"),
+                force=force,
+                log=log,
+            )
+        seconds["count"] = time.perf_counter() - t0
+
+    if "replay" in spec.stages:
+        t0 = time.perf_counter()
+        for tok in tokenizers:
+            first, last = parse_merge_range(spec.merge_range, spec.merges, tok.n_merges)
+            run_replay_ray(
+                tok,
+                spec.out,
+                first,
+                last,
+                pretokenizer=spec.pretokenizer,
+                resources=spec.resources_for("replay"),
+                force=force,
+                log=log,
+            )
+        seconds["replay"] = time.perf_counter() - t0
+
+    if "solve" in spec.stages:
+        t0 = time.perf_counter()
+        solver = spec.solver.model_dump()
+        solve = ray.remote(_solve_remote).options(
+            **spec.resources_for("solve").ray_options(), max_retries=2
+        )
+        pending = {}
+        for tok in tokenizers:
+            inputs = solve_inputs(spec.out, tok.name, solver)
+            if not force and is_committed(
+                spec.out, mixtures_name(tok.name), inputs, schema=MIXTURES
+            ):
+                log(f"solve {tok.name}: already committed for these trajectories; skipped")
+                summary["tokenizers"][tok.name] = read_mixture_json(spec.out, tok.name)
+            else:
+                pending[tok.name] = solve.remote(spec.out, tok.name, solver)
+        for name, ref in pending.items():
+            summary["tokenizers"][name] = ray.get(ref)
+            d = summary["tokenizers"][name]["diagnostics"]
+            log(
+                f"solve {name}: {d['constraints']} constraints, {d['rounds']} rounds, "
+                f"{d['seconds']:.1f}s"
+            )
+        seconds["solve"] = time.perf_counter() - t0
+
+    if "stats" in spec.stages:
+        raise TokmixError("the stats stage is not available in this build of tokmix")
+
+    summary["stage_seconds"] = {k: round(v, 3) for k, v in seconds.items()}
+    summary["seconds"] = round(time.perf_counter() - started, 3)
+    fs, path = filesystem_for(join(spec.out, "runs", f"{run_id}.json"))
+    write_bytes_atomic(fs, path, (json.dumps(summary, indent=1, default=str) + "\n").encode())
+    for line in summary_lines(summary):
+        log(line)
+    return summary
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The run summary as a person reads it."""
+    lines = [f"run {summary['run_id']} done in {summary['seconds']:.1f}s"]
+    stages = summary.get("stage_seconds", {})
+    if stages:
+        lines.append("  stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in stages.items()))
+    for key, cats in summary.get("corpus", {}).items():
+        total = sum(c["bytes"] for c in cats.values())
+        docs = sum(c["documents"] for c in cats.values())
+        lines.append(f"  corpus ({key}): {len(cats)} categories, {docs} documents, {total:,} bytes")
+    for name, doc in summary.get("tokenizers", {}).items():
+        rows = sorted(doc["categories"], key=lambda r: -r["byte_share"])
+        shares = ", ".join(f"{r['name']} {r['byte_share']:.1%}" for r in rows)
+        lines.append(f"  {name}: {shares}")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tokmix.jobs.run", description="Run a tokmix pipeline from a spec on Ray."
+    )
+    add_run_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        run_from_args(args)
+    except TokmixError as exc:
+        print(f"tokmix: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    spec = load_run_spec(args.spec, out=args.out)
+    log = stderr_log(spec.effective_run_id)
+    with ray_session(num_cpus=args.num_cpus, log=log):
+        summary = run_pipeline(spec, force=args.force, log=log)
+    if args.json:
+        print(json.dumps(summary, indent=1, default=str))
+    return summary
+
+
+if __name__ == "__main__":
+    sys.exit(main())
