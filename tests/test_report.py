@@ -25,6 +25,7 @@ from PIL import Image
 from tokenizers import Tokenizer
 
 from tests.helpers import REPO
+from tests.test_datasets import moto_endpoint, s3_root  # noqa: F401 - the S3 fixtures
 from tokmix.analytics import plots
 from tokmix.analytics.report import (
     MixtureRow,
@@ -43,6 +44,7 @@ from tokmix.cli import main
 from tokmix.errors import DatasetError
 from tokmix.io.corpus import iter_documents
 from tokmix.io.datasets import write_dataset
+from tokmix.io.fs import filesystem_for
 from tokmix.jobs.infer import run_infer
 from tokmix.jobs.report import collect_run, run_report
 from tokmix.jobs.spec import CategorySpec, SampleOptions
@@ -507,6 +509,19 @@ def test_default_destination_is_inside_the_run(run_dir: Path, tmp_path: Path) ->
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
     assert run_report(str(copy)) == str(copy / "report" / "index.html")
+
+
+def test_report_of_a_run_on_s3(run_dir: Path, s3_root: str) -> None:  # noqa: F811
+    fs, base = filesystem_for(s3_root)
+    fs.put(f"{run_dir}/", base, recursive=True)
+    local = build_report(collect_run(str(run_dir)))
+    index = run_report(s3_root)
+    assert index == f"{s3_root}/report/index.html"
+    page = fs.cat_file(index).decode("utf-8")
+    assert _parse(page).cells == _parse(local.html).cells
+    assert sorted(p.rsplit("/", 1)[1] for p in fs.glob(f"{base}/report/*.png")) == sorted(
+        f.file_name for f in local.figures
+    )
 
 
 def test_report_matches_the_solve_json(run_dir: Path) -> None:

@@ -19,6 +19,13 @@ from matplotlib.figure import Figure
 DPI = 100
 BAR_HEIGHT_IN = 0.32
 """Inches per category row: a chart of 112 languages stays readable."""
+LABEL_CHARS = 32
+"""Axis labels longer than this are cut (the report's tables carry the full names)."""
+
+
+def _label(name: str) -> str:
+    name = str(name)
+    return name if len(name) <= LABEL_CHARS else name[: LABEL_CHARS - 1] + "…"
 
 
 @contextmanager
@@ -76,8 +83,8 @@ def mixture_chart(
             top = shares[i] + (100.0 * errors[i][1] if errors[i] is not None else 0.0)  # type: ignore[index]
             label = f"{shares[i]:.2f}%" + ("" if errors[i] is not None else "  (no interval)")
             ax.text(top + right * 0.01, ys[i], label, va="center", fontsize=8)
-        ax.set_yticks(ys, [str(c) for c in categories])
-        ax.set_xlim(0, right * 1.3)
+        ax.set_yticks(ys, [_label(c) for c in categories])
+        ax.set_xlim(0, right * 1.5)  # room for the labels right of the bars
         ax.set_xlabel("byte share: % of training bytes")
         ax.set_title(title, fontsize=10)
         ax.grid(axis="x", alpha=0.3)
@@ -103,9 +110,12 @@ def grouped_bars(
             ys = [n - 1 - i - 0.4 + step * (k - j - 0.5) for i in range(n)]
             points = [(y, v) for y, v in zip(ys, values, strict=True) if v is not None]
             ax.barh(
-                [y for y, _ in points], [v for _, v in points], height=step * 0.9, label=str(name)
+                [y for y, _ in points],
+                [v for _, v in points],
+                height=step * 0.9,
+                label=_label(name),
             )
-        ax.set_yticks(list(range(n))[::-1], [str(c) for c in categories])
+        ax.set_yticks(list(range(n))[::-1], [_label(c) for c in categories])
         ax.set_xlabel(xlabel)
         ax.set_title(title, fontsize=10)
         ax.grid(axis="x", alpha=0.3)

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 from tokmix import __version__
 from tokmix.analytics import plots
 
-UNDERTRAINED_SHOWN = 200
+UNDERTRAINED_SHOWN = 100
 """Rows of the under-trained list shown per tokenizer (small samples leave most of a large
 vocabulary "never produced"; the dataset has them all)."""
 TOP_TOKENS = 15
@@ -287,6 +287,8 @@ def _format_diagnostic(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k} {_format_diagnostic(v)}" for k, v in value.items())
     if isinstance(value, list):
+        if not value:
+            return "none"
         shown = ", ".join(_format_diagnostic(v) for v in value[:20])
         return shown + (f", … ({len(value)} listed)" if len(value) > 20 else "")
     return str(value)
@@ -381,10 +383,12 @@ def _diagnostics_section(solutions: dict[str, dict[str, Any]]) -> str:
     parts = []
     for name, doc in sorted(solutions.items()):
         rows = diagnostics_rows(doc.get("diagnostics") or {})
-        parts.append(
-            f'<h3 class="tokenizer">{_e(name)}</h3>'
-            + _table(["diagnostic", "value"], [(_e(k), _e(v)) for k, v in rows], numeric=2)
+        table = (
+            _table(["diagnostic", "value"], [(_e(k), _e(v)) for k, v in rows], numeric=2)
+            if rows
+            else "<p>The run recorded no solver diagnostics for this tokenizer.</p>"
         )
+        parts.append(f'<h3 class="tokenizer">{_e(name)}</h3>{table}')
     return _section("diagnostics", "Solver diagnostics", "".join(parts))
 
 
@@ -450,7 +454,7 @@ def _vocabulary_section(
     if ratios:
         categories, series = _by_category(ratios, "vocab_use")
         percent = {k: [None if v is None else 100.0 * v for v in vs] for k, vs in series.items()}
-        caption = "Vocabulary use: % of the vocabulary produced per category"
+        caption = "Vocabulary use: % of the vocabulary produced"
         parts.append(
             b.figure(
                 "vocab-use.png",
@@ -589,6 +593,7 @@ background:#f0f0f0;padding:0 3px;border-radius:3px;white-space:pre-wrap;word-bre
 table{border-collapse:collapse;margin:8px 0 16px;background:#fff}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f2f2f2}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num{white-space:nowrap}
 figure{margin:10px 0}figure img{max-width:100%;height:auto;border:1px solid #eee;background:#fff}
 figcaption{font-size:12px;color:#555}.note{color:#333;background:#eef3fb;padding:8px 10px;
 border-radius:4px}footer{color:#777;font-size:12px;padding:24px 20px}
