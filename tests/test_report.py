@@ -534,8 +534,11 @@ def test_report_matches_the_solve_json(run_dir: Path) -> None:
 
 # --- a real browser -------------------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+CHROMIUM = os.environ.get("TOKMIX_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = (
+    os.environ.get("TOKMIX_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
+)
+"""Debian's browser and driver; the variables point the test at another Chromium build."""
 
 
 @pytest.fixture(scope="module")

@@ -84,6 +84,7 @@ def mixture_chart(
             label = f"{shares[i]:.2f}%" + ("" if errors[i] is not None else "  (no interval)")
             ax.text(top + right * 0.01, ys[i], label, va="center", fontsize=8)
         ax.set_yticks(ys, [_label(c) for c in categories])
+        ax.set_ylim(-0.6, n - 0.4)
         ax.set_xlim(0, right * 1.5)  # room for the labels right of the bars
         ax.set_xlabel("byte share: % of training bytes")
         ax.set_title(title, fontsize=10)
@@ -102,7 +103,7 @@ def grouped_bars(
     n = len(categories)
     k = max(len(series), 1)
     with _plain_text():
-        height = 1.4 + BAR_HEIGHT_IN * max(n, 1) * max(1.0, 0.6 * k)
+        height = 1.4 + BAR_HEIGHT_IN * max(n, 1) * min(max(1.0, 0.6 * k), 4.0)
         fig = Figure(figsize=(7.5, height), layout="constrained")
         ax = fig.add_subplot()
         step = 0.8 / k
@@ -116,9 +117,10 @@ def grouped_bars(
                 label=_label(name),
             )
         ax.set_yticks(list(range(n))[::-1], [_label(c) for c in categories])
+        ax.set_ylim(-0.6, n - 0.4)
         ax.set_xlabel(xlabel)
         ax.set_title(title, fontsize=10)
         ax.grid(axis="x", alpha=0.3)
         if len(series) > 1:
-            ax.legend(fontsize=8, loc="best")
+            fig.legend(fontsize=8, loc="outside upper right", ncols=min(len(series), 4))
         return _png(fig)
