@@ -31,6 +31,7 @@ from tokmix.analytics.report import (
     MixtureRow,
     RunData,
     build_report,
+    diagnostics_rows,
     display_token,
     figure_name,
     mixture_rows,
@@ -282,6 +283,32 @@ def test_token_ratios_are_ratios_of_sums() -> None:
     assert ratios[1]["fertility"] == pytest.approx(700 / 520)
     assert ratios[0]["vocab_use"] == pytest.approx(0.4)
     assert ratios[2]["bytes_per_token"] is None and ratios[2]["fertility"] is None
+
+
+def test_diagnostics_named_first_then_the_rest_by_key() -> None:
+    rows = diagnostics_rows(
+        {
+            "zeta": True,
+            "rounds": 17,
+            "objective": 0.51823456,
+            "alpha": {"count": 0.25},
+            "missing_steps": list(range(1, 26)),
+            "constraints": 78940,
+        }
+    )
+    assert [k for k, _ in rows] == [
+        "objective (total slack)",
+        "absent merges (steps)",
+        "constraint-generation rounds",
+        "constraints",
+        "alpha",
+        "zeta",
+    ]
+    values = dict(rows)
+    assert values["objective (total slack)"] == "0.518235"
+    assert values["constraints"] == "78,940"
+    assert values["absent merges (steps)"].endswith("20, … (25 listed)")
+    assert values["alpha"] == "count 0.25" and values["zeta"] == "True"
 
 
 def test_figure_names_are_safe_and_distinct() -> None:
