@@ -4,6 +4,7 @@
     tokmix count TOKENIZER --category NAME=PATH ... --out DIR      (word tables only)
     tokmix replay TOKENIZER --out DIR                               (from committed word tables)
     tokmix solve --tokenizer NAME --out DIR                         (from committed trajectories)
+    tokmix report RUN_DIR [--out DIR]                               (HTML report of a run)
 
 Where the code lives: stages in ``tokmix/jobs/``, the replay engine in ``tokmix/bpe/replay.py``,
 the LP in ``tokmix/solvers/mixture_lp.py``, Parquet schemas in ``tokmix/schemas``.
@@ -153,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", "-o", default=DEFAULT_OUT)
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("report", help="a self-contained HTML report (and PNG figures) of a run")
+    p.add_argument("run_dir", help="a run's output root (local or s3://)")
+    p.add_argument("--out", "-o", default=None, help="report directory (default RUN_DIR/report)")
     return parser
 
 
@@ -249,12 +254,19 @@ def _cmd_run(args: argparse.Namespace) -> None:
     run_from_args(args)
 
 
+def _cmd_report(args: argparse.Namespace) -> None:
+    from tokmix.jobs.report import run_report
+
+    print(run_report(args.run_dir, args.out))
+
+
 COMMANDS = {
     "run": _cmd_run,
     "infer": _cmd_infer,
     "count": _cmd_count,
     "replay": _cmd_replay,
     "solve": _cmd_solve,
+    "report": _cmd_report,
 }
 
 

@@ -113,6 +113,53 @@ MIXTURES = _schema(
 """One row per tokenizer and category: ``weight`` is alpha (pair units), ``byte_share`` is
 beta (share of training bytes, what people mean by "share of the data")."""
 
+TOKEN_STATS = _schema(
+    "token_stats",
+    1,
+    [
+        pa.field("tokenizer", pa.string(), nullable=False),
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("pretokenizer", pa.string(), nullable=False),
+        pa.field("documents", pa.int64(), nullable=False),
+        pa.field("bytes", pa.int64(), nullable=False),
+        pa.field("chars", pa.int64(), nullable=False),
+        pa.field("pretokens", pa.int64(), nullable=False),
+        pa.field("tokens", pa.int64(), nullable=False),
+        pa.field("vocab_size", pa.int64(), nullable=False),
+        pa.field("tokens_used", pa.int64(), nullable=False),
+    ],
+)
+"""One row per tokenizer and category: raw sums only (ratios do not add across shards, so
+bytes/token, fertility and vocabulary use are derived at read time). ``tokens_used`` is the
+number of distinct token ids produced at least once in the category."""
+
+TOKEN_FREQUENCIES = _schema(
+    "token_frequencies",
+    1,
+    [
+        pa.field("tokenizer", pa.string(), nullable=False),
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("token_id", pa.int32(), nullable=False),
+        pa.field("token", pa.binary(), nullable=False),
+        pa.field("count", pa.int64(), nullable=False),
+    ],
+)
+"""One row per tokenizer, category and token produced there; ``token`` is the token's bytes
+(SentencePiece-style: its UTF-8 text, with ``▁`` for space)."""
+
+UNDERTRAINED = _schema(
+    "undertrained",
+    1,
+    [
+        pa.field("tokenizer", pa.string(), nullable=False),
+        pa.field("token_id", pa.int32(), nullable=False),
+        pa.field("token", pa.binary(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+    ],
+)
+"""One row per candidate under-trained token: ``reason`` is ``unreachable`` (no merge
+sequence of the merge list produces it) or ``never_produced`` (on no category of the run)."""
+
 
 def with_provenance(schema: pa.Schema, provenance: dict[str, Any]) -> pa.Schema:
     """The schema with provenance (hashes, parameters, tokmix version) in its metadata."""

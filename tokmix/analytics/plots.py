@@ -1,0 +1,126 @@
+"""The report's figures as PNG bytes (matplotlib, Agg canvas; no pyplot, no global state).
+
+Each function takes plain sequences and returns a PNG, so the report can both embed a figure
+(base64) and write it next to the HTML. Labels are user data (category and tokenizer names):
+math-text parsing is off, so a name with ``$`` is drawn as typed rather than as TeX.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+DPI = 100
+BAR_HEIGHT_IN = 0.32
+"""Inches per category row: a chart of 112 languages stays readable."""
+LABEL_CHARS = 32
+"""Axis labels longer than this are cut (the report's tables carry the full names)."""
+
+
+def _label(name: str) -> str:
+    name = str(name)
+    return name if len(name) <= LABEL_CHARS else name[: LABEL_CHARS - 1] + "…"
+
+
+@contextmanager
+def _plain_text() -> Iterator[None]:
+    """Names drawn literally; missing-glyph warnings (CJK names in the default font) muted."""
+    with (
+        matplotlib.rc_context({"text.parse_math": False}),
+        warnings.catch_warnings(),
+    ):
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        yield
+
+
+def _png(fig: Figure) -> bytes:
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def mixture_chart(
+    categories: Sequence[str],
+    byte_share: Sequence[float],
+    errors: Sequence[tuple[float, float] | None],
+    title: str,
+) -> bytes:
+    """Horizontal bars of byte shares (percent), first category on top.
+
+    ``errors[i]`` is ``(below, above)`` in share units for an interval, or None: such bars get
+    no error bar and a "no interval" mark, so a missing interval never reads as a certain one.
+    """
+    n = len(categories)
+    with _plain_text():
+        fig = Figure(figsize=(7.5, 1.2 + BAR_HEIGHT_IN * max(n, 1)), layout="constrained")
+        ax = fig.add_subplot()
+        ys = list(range(n))[::-1]
+        shares = [100.0 * s for s in byte_share]
+        ax.barh(ys, shares, color="#4c72b0", height=0.7)
+        with_interval = [i for i, e in enumerate(errors) if e is not None]
+        if with_interval:
+            ax.errorbar(
+                [shares[i] for i in with_interval],
+                [ys[i] for i in with_interval],
+                xerr=[
+                    [100.0 * errors[i][0] for i in with_interval],  # type: ignore[index]
+                    [100.0 * errors[i][1] for i in with_interval],  # type: ignore[index]
+                ],
+                fmt="none",
+                ecolor="#222222",
+                capsize=3,
+                linewidth=1,
+            )
+        right = max([*shares, 1.0])
+        for i in range(n):
+            top = shares[i] + (100.0 * errors[i][1] if errors[i] is not None else 0.0)  # type: ignore[index]
+            label = f"{shares[i]:.2f}%" + ("" if errors[i] is not None else "  (no interval)")
+            ax.text(top + right * 0.01, ys[i], label, va="center", fontsize=8)
+        ax.set_yticks(ys, [_label(c) for c in categories])
+        ax.set_ylim(-0.6, n - 0.4)
+        ax.set_xlim(0, right * 1.5)  # room for the labels right of the bars
+        ax.set_xlabel("byte share: % of training bytes")
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+        return _png(fig)
+
+
+def grouped_bars(
+    categories: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    title: str,
+    xlabel: str,
+) -> bytes:
+    """One group of horizontal bars per category, one bar per series (tokenizer); a None value
+    (e.g. a ratio over zero tokens) draws no bar."""
+    n = len(categories)
+    k = max(len(series), 1)
+    with _plain_text():
+        height = 1.4 + BAR_HEIGHT_IN * max(n, 1) * min(max(1.0, 0.6 * k), 4.0)
+        fig = Figure(figsize=(7.5, height), layout="constrained")
+        ax = fig.add_subplot()
+        step = 0.8 / k
+        for j, (name, values) in enumerate(series.items()):
+            ys = [n - 1 - i - 0.4 + step * (k - j - 0.5) for i in range(n)]
+            points = [(y, v) for y, v in zip(ys, values, strict=True) if v is not None]
+            ax.barh(
+                [y for y, _ in points],
+                [v for _, v in points],
+                height=step * 0.9,
+                label=_label(name),
+            )
+        ax.set_yticks(list(range(n))[::-1], [_label(c) for c in categories])
+        ax.set_ylim(-0.6, n - 0.4)
+        ax.set_xlabel(xlabel)
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+        if len(series) > 1:
+            fig.legend(fontsize=8, loc="outside upper right", ncols=min(len(series), 4))
+        return _png(fig)
