@@ -495,3 +495,56 @@ def test_example_spec_shape() -> None:
     assert set(spec["stages"]) <= {"count", "replay", "solve", "stats"}
     assert set(spec["resources"]) <= set(spec["stages"])
     assert os.path.basename(spec["tokenizers"][0]) == "tokenizer.json"
+
+
+def spec_bytes(size: str | int) -> int:
+    """A run-spec size (``4GB`` decimal, ``4GiB`` binary) in bytes."""
+    number, unit = re.fullmatch(r"(\d+)\s*([KMGT]i?B|B?)", str(size)).groups()  # type: ignore[union-attr]
+    return int(number) * UNITS[unit.removesuffix("B")]
+
+
+def test_a_worker_full_of_tasks_fits_beside_its_object_store(
+    ray_up_config: dict[str, Any],
+) -> None:
+    """Every CPU of a worker running the example spec's most memory-hungry task, plus the
+    object store, stays within the worker's memory; every stage's task fits on one worker."""
+    spec = yaml.safe_load((CONFIGS / "example-spec.yaml").read_text())
+    per_task = max(spec_bytes(r.get("memory", 0)) for r in spec["resources"].values())
+    cpus_per_task = max(r.get("num_cpus", 1) for r in spec["resources"].values())
+    assert per_task > 0
+    workers = []
+    types = ray_up_config["available_node_types"]
+    (worker_type,) = [t for t in types if t != ray_up_config["head_node_type"]]
+    (line,) = ray_start_lines(ray_up_config["worker_start_ray_commands"])
+    workers.append(
+        (
+            "ray up",
+            {"m7i.2xlarge": 8, "r7i.4xlarge": 16}[
+                types[worker_type]["node_config"]["InstanceType"]
+            ],
+            INSTANCE_GIB[types[worker_type]["node_config"]["InstanceType"]] * 2**30,
+            parse_ray_start(line)["object_store_memory"],
+        )
+    )
+    for _, group in pod_groups(by_kind("raycluster.yaml", "RayCluster")["spec"])[1:]:
+        limits = group["template"]["spec"]["containers"][0]["resources"]["limits"]
+        workers.append(
+            (
+                group["groupName"],
+                int(limits["cpu"]),
+                k8s_bytes(limits["memory"]),
+                int(group["rayStartParams"]["object-store-memory"]),
+            )
+        )
+    for name, cpus, memory, store in workers:
+        assert cpus >= cpus_per_task, name
+        assert cpus * per_task + store < memory, (name, cpus, per_task, store, memory)
+
+
+def test_example_spec_is_a_valid_run_spec() -> None:
+    run_spec = pytest.importorskip(
+        "tokmix.schemas.run_spec", reason="the run spec model is not on this branch"
+    )
+    spec = run_spec.load_run_spec(CONFIGS / "example-spec.yaml")
+    assert spec.effective_run_id == "nightly-mixture"
+    assert spec.resources_for("replay").memory == spec_bytes("4GB")
