@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -254,37 +252,7 @@ def test_table_must_fit_the_schema(tmp_path: Path) -> None:
         write_words(str(tmp_path), bad)
 
 
-# --- S3 (a real moto server) --------------------------------------------------------------
-# The fixtures below are meant to move to tests/conftest.py once other tests need S3.
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    """A moto S3 server on a free local port, for this module."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def s3_root(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh bucket on the moto server, with dummy credentials in the environment."""
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    bucket = f"tokmix-{uuid.uuid4().hex[:12]}"
-    fs, _ = filesystem_for(f"s3://{bucket}")
-    fs.mkdir(bucket)
-    return f"s3://{bucket}/run"
+# --- S3 (a real moto server: the moto_endpoint / s3_root fixtures of tests/conftest.py) -----
 
 
 def test_s3_dataset_round_trip(s3_root: str) -> None:
