@@ -25,7 +25,6 @@ from PIL import Image
 from tokenizers import Tokenizer
 
 from tests.helpers import REPO
-from tests.test_datasets import moto_endpoint, s3_root  # noqa: F401 - the S3 fixtures
 from tokmix.analytics import plots
 from tokmix.analytics.report import (
     MixtureRow,
