@@ -11,6 +11,9 @@ import gzip
 import json
 import os
 import shutil
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,7 +124,7 @@ def _spec(corpus: dict[str, str], out: Path, **extra: object) -> RunSpec:
     return RunSpec.model_validate(
         {
             "out": str(out),
-            "tokenizers": [str(DEMO_TOKENIZER)],
+            "tokenizers": extra.pop("tokenizers", [str(DEMO_TOKENIZER)]),
             "categories": {n: {"paths": [p]} for n, p in corpus.items()},
             "merges": 600,
             "shard_bytes": "50KB",
@@ -200,3 +203,74 @@ def test_run_spec_validation(tmp_path: Path) -> None:
     path.write_text("out: o\ntokenizers: [t]\ncategories: {en: {paths: [x]}}\nstages: [sort]\n")
     with pytest.raises(TokmixError, match=r"stages.0"):
         load_run_spec(path)
+
+
+def _processes_titled(prefix: str) -> list[int]:
+    """PIDs whose title (Ray sets ``ray::<task or actor>``) starts with ``prefix``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith(prefix):
+            pids.append(int(entry.name))
+    return pids
+
+
+class _Killer(threading.Thread):
+    """Kills the first Ray worker process seen running each given task or actor."""
+
+    def __init__(self, titles: list[str]) -> None:
+        super().__init__(daemon=True)
+        self.titles, self.killed, self.stop = list(titles), [], threading.Event()
+
+    def run(self) -> None:
+        while self.titles and not self.stop.is_set():
+            pids = _processes_titled(self.titles[0])
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)
+                self.killed.append(self.titles.pop(0))
+            time.sleep(0.005)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds Ray workers through /proc")
+def test_killed_workers_lose_and_duplicate_nothing(
+    embedded_ray: None, shared_data: Path, tmp_path: Path
+) -> None:
+    """SIGKILL a worker mid-count and a replay actor mid-replay: Ray retries them, and the
+    committed word tables and trajectories equal a clean run's."""
+    corpus = {}
+    for name in ("python", "go"):
+        raw = gzip.decompress(
+            (shared_data / "corpora" / "code" / name / "docs.jsonl.gz").read_bytes()
+        )
+        path = tmp_path / f"{name}.jsonl"
+        path.write_bytes(raw[: raw.index(b"\n", 2_000_000) + 1])  # 2 MB of whole lines
+        corpus[name] = str(path)
+    gpt2 = str(shared_data / "tokenizers" / "gpt2")
+    clean = _spec(corpus, tmp_path / "clean", shard_bytes="250KB", merges=2000, tokenizers=[gpt2])
+    run_pipeline(clean, log=lambda _m: None)
+
+    faulty = _spec(corpus, tmp_path / "faulty", shard_bytes="250KB", merges=2000, tokenizers=[gpt2])
+    killer = _Killer(["ray::_count_shard", "ray::Replayer.replay_file"])
+    killer.start()
+    try:
+        run_pipeline(faulty, log=lambda _m: None)
+    finally:
+        killer.stop.set()
+        killer.join()
+    assert killer.killed == ["ray::_count_shard", "ray::Replayer.replay_file"]
+
+    tok = load_tokenizer(gpt2)
+    name = word_counts_name(tok.pretokenizer)
+    a = read_dataset(str(tmp_path / "clean"), name, WORD_COUNTS)
+    b = read_dataset(str(tmp_path / "faulty"), name, WORD_COUNTS)
+    assert _sorted_rows(a) == _sorted_rows(b)
+    want, _, want_bytes = read_trajectories(str(tmp_path / "clean"), tok.name)
+    got, _, got_bytes = read_trajectories(str(tmp_path / "faulty"), tok.name)
+    assert want_bytes == got_bytes
+    for cat in want:
+        assert (want[cat].delta == got[cat].delta).all() and (want[cat].step == got[cat].step).all()

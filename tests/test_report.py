@@ -537,7 +537,7 @@ def test_default_destination_is_inside_the_run(run_dir: Path, tmp_path: Path) ->
     assert run_report(str(copy)) == str(copy / "report" / "index.html")
 
 
-def test_report_of_a_run_on_s3(run_dir: Path, s3_root: str) -> None:  # noqa: F811
+def test_report_of_a_run_on_s3(run_dir: Path, s3_root: str) -> None:
     fs, base = filesystem_for(s3_root)
     fs.put(f"{run_dir}/", base, recursive=True)
     local = build_report(collect_run(str(run_dir)))
