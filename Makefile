@@ -1,4 +1,4 @@
-# tokmix: `make demo` runs the inference on the shipped samples; `make test` runs the tests.
+# tokmix: `make demo` runs the pipeline on the shipped samples (embedded Ray); `make test` runs the tests.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -15,13 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/tokmix infer data/tokenizers/demo \
-	  --category books=data/samples/books.jsonl.gz \
-	  --category legal=data/samples/legal.jsonl.gz \
-	  --category python=data/samples/python.jsonl.gz \
-	  --category rust=data/samples/rust.jsonl.gz \
-	  --category typescript=data/samples/typescript.jsonl.gz \
-	  --out $(OUT)
+	$(BIN)/tokmix run data/demo.yaml --out $(OUT)
 	@echo "truth (data/tokenizers/demo/truth.json):"; cat data/tokenizers/demo/truth.json
 
 test: setup

@@ -251,7 +251,10 @@ def _cmd_solve(args: argparse.Namespace) -> None:
 def _cmd_run(args: argparse.Namespace) -> None:
     from tokmix.jobs.run import run_from_args
 
-    run_from_args(args)
+    summary = run_from_args(args)
+    if not args.json:
+        for doc in summary["tokenizers"].values():
+            _print_mixture(doc)
 
 
 def _cmd_report(args: argparse.Namespace) -> None:

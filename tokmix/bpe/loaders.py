@@ -82,7 +82,15 @@ def load_tokenizer(path: str | Path, *, pretokenizer: str | None = None) -> Load
     there). ``pretokenizer`` names a known family (``gpt2``, ``cl100k``, ``o200k``, ...) to use
     instead of the file's; tiktoken files whose name does not reveal their regex need it.
     Raises :class:`TokenizerFormatError` for a missing, empty, unreadable or non-BPE file.
+    ``s3://`` (any fsspec URL) files and prefixes are copied to a local cache first.
     """
+    if "://" in str(path):
+        from tokmix.io.fs import local_copy
+
+        try:
+            path = local_copy(str(path))
+        except FileNotFoundError as exc:
+            raise TokenizerFormatError(f"{exc}; check the tokenizer URL") from None
     source = _resolve(Path(path))
     loader = {
         "hf-json": _load_hf_json,

@@ -13,6 +13,7 @@ Paths handed back by this module are plain absolute paths for local files and fu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import uuid
@@ -190,3 +191,35 @@ def write_bytes_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) ->
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def local_copy(url: str) -> str:
+    """A local copy of a remote file or prefix (a tokenizer on s3), cached by URL and content
+    stamp, so every worker fetches it once. Returns the local path keeping ``url``'s basename
+    (loaders name a tokenizer after it)."""
+    import hashlib
+    import tempfile
+
+    fs, path = filesystem_for(url)
+    if not fs.exists(path):
+        raise FileNotFoundError(f"{url}: no such file or prefix")
+    infos = fs.find(path, detail=True) if fs.isdir(path) else {path: fs.info(path)}
+    stamp = hashlib.sha256(url.encode())
+    for key in sorted(infos):
+        info = infos[key]
+        stamp.update(f"{key}\0{info.get('size')}\0{info.get('ETag') or info.get('mtime')}".encode())
+    cache = os.path.join(
+        os.environ.get("TOKMIX_CACHE", os.path.join(tempfile.gettempdir(), "tokmix-cache")),
+        stamp.hexdigest()[:16],
+    )
+    target = os.path.join(cache, posixpath.basename(path.rstrip("/")) or "tokenizer")
+    if not os.path.exists(target):
+        staging = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
+        os.makedirs(cache, exist_ok=True)
+        if fs.isdir(path):
+            fs.get(path.rstrip("/") + "/", staging + "/", recursive=True)
+        else:
+            fs.get_file(path, staging)
+        with contextlib.suppress(OSError):  # another worker got there first
+            os.rename(staging, target)
+    return target
