@@ -41,6 +41,7 @@ from tokmix.bpe.pretokenizers import (
 from tokmix.bpe.sentencepiece_model import (
     BYTE,
     NORMAL,
+    UNKNOWN,
     USER_DEFINED,
     CharMerges,
     SentencePieceModel,
@@ -496,7 +497,28 @@ def _load_hf_json(source: _Source, override: str | None) -> LoadedTokenizer:
         vocab=byte_vocab,
         encoding_merges=lists.encoding_merges,
         notes=tuple(notes) + lists.notes,
+        **_hf_encoder_options(model, raw_vocab, byte_level=_is_byte_level(doc)),
     )
+
+
+def _hf_encoder_options(
+    model: dict[str, Any], raw_vocab: dict[str, int], *, byte_level: bool
+) -> dict[str, Any]:
+    """What the file's BPE encoder does beyond merging: byte fallback, the unknown token,
+    ``ignore_merges`` (token statistics must encode exactly as the library does)."""
+    unk = model.get("unk_token")
+    unk_id = raw_vocab.get(unk) if isinstance(unk, str) else None
+    byte_pieces: dict[int, int] = {}
+    if not byte_level and model.get("byte_fallback"):
+        byte_pieces = {int(t[3:5], 16): i for t, i in raw_vocab.items() if _BYTE_PIECE.fullmatch(t)}
+    return {
+        "byte_fallback": bool(model.get("byte_fallback")) and not byte_level,
+        "byte_pieces": byte_pieces,
+        "unk_token": unk.encode("utf-8") if isinstance(unk, str) and unk_id is not None else None,
+        "unk_id": unk_id,
+        "fuse_unk": bool(model.get("fuse_unk")),
+        "ignore_merges": bool(model.get("ignore_merges")),
+    }
 
 
 def _hf_bpe_model(doc: Any, path: Path) -> dict[str, Any]:
@@ -825,6 +847,7 @@ def _load_sentencepiece(source: _Source, override: str | None) -> LoadedTokenize
     notes += _unreachable_notes(cleaned.unreachable, "no merge of two earlier pieces makes")
     normalizer = _sentencepiece_normalizer(model.normalizer_name, notes)
     pre = _sentencepiece_pretokenizer(model.split_digits, model.add_dummy_prefix, normalizer)
+    unknown = model.of_kind(UNKNOWN)
     return LoadedTokenizer(
         name=source.name,
         path=str(path),
@@ -835,6 +858,13 @@ def _load_sentencepiece(source: _Source, override: str | None) -> LoadedTokenize
         vocab=dict(zip(_utf8(texts_by_id, path), (p.id for p in normal), strict=True)),
         encoding_merges=encoding,
         notes=tuple(notes),
+        byte_fallback=model.byte_fallback,
+        byte_pieces={
+            int(p.text[3:5], 16): p.id for p in model.of_kind(BYTE) if _BYTE_PIECE.fullmatch(p.text)
+        },
+        unk_token=unknown[0].text.encode("utf-8") if unknown else None,
+        unk_id=unknown[0].id if unknown else None,
+        fuse_unk=True,
     )
 
 
