@@ -1,0 +1,308 @@
+"""Token statistics from word tables equal encoding the whole sample with the tokenizer's own
+library (``tokenizers``, tiktoken, sentencepiece), on real tokenizers and real text; under-trained
+candidates against brute force; a property test on random text."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tokenizers import Tokenizer
+
+from tests.helpers import REPO, read_jsonl_gz, sample_documents, train_bytelevel_bpe
+from tokmix.analytics.encoders import word_encoder
+from tokmix.analytics.token_stats import (
+    NEVER_PRODUCED,
+    UNREACHABLE,
+    TokenCounts,
+    count_tokens,
+    derived_ratios,
+    merge_pairs,
+    parity,
+    reachable_ids,
+    token_vocabulary,
+    undertrained,
+)
+from tokmix.bpe.loaders import load_tokenizer
+from tokmix.bpe.pretokenizers import CL100K_PATTERN
+from tokmix.bpe.tokenizer import LoadedTokenizer
+from tokmix.bpe.words import count_words
+
+DEMO = REPO / "data" / "tokenizers" / "demo" / "tokenizer.json"
+Encode = Callable[[str], list[int]]
+
+
+def _hf(path: Path) -> Encode:
+    lib = Tokenizer.from_file(str(path))
+    return lambda text: lib.encode(text, add_special_tokens=False).ids
+
+
+def _gpt2_pair(folder: Path) -> Encode:
+    from tokenizers import models, pre_tokenizers
+
+    lib = Tokenizer(models.BPE.from_file(str(folder / "vocab.json"), str(folder / "merges.txt")))
+    lib.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    return lambda text: lib.encode(text, add_special_tokens=False).ids
+
+
+def _tiktoken(path: Path) -> Encode:
+    import tiktoken
+
+    from tokmix.bpe.tiktoken_ranks import parse_tiktoken_ranks
+
+    ranks = parse_tiktoken_ranks(path.read_bytes(), str(path))
+    enc = tiktoken.Encoding(
+        "cl100k_base", pat_str=CL100K_PATTERN, mergeable_ranks=ranks, special_tokens={}
+    )
+    return enc.encode_ordinary
+
+
+def _sentencepiece(path: Path) -> Encode:
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(path))
+    return lambda text: sp.encode(text)
+
+
+# (tokenizer path under tokenizers/, the library's own encoder of the whole text)
+REAL = {
+    "gpt-3.5/tokenizer.json": _hf,
+    "gpt-3.5/cl100k_base.tiktoken": _tiktoken,
+    "gpt2": _gpt2_pair,
+    "hf-bpe-small/tokenizer.json": _hf,
+    "sp-bpe-small/tokenizer.model": _sentencepiece,
+    "mistral-7b-v0.1/tokenizer.model": _sentencepiece,
+}
+
+
+@cache
+def _real_text(corpora: Path) -> tuple[str, ...]:
+    """About 300 KB of real text: prose in three scripts and source code."""
+    parts = [("languages/de", 90_000), ("languages/ru", 60_000), ("languages/ja", 50_000)]
+    parts += [("code/python", 60_000), ("domains/web", 40_000)]
+    return tuple(
+        doc
+        for name, budget in parts
+        for doc in read_jsonl_gz(corpora / name / "docs.jsonl.gz", budget)
+    )
+
+
+def _library_counts(texts: list[str], encode: Encode) -> Counter[int]:
+    counts: Counter[int] = Counter()
+    for text in texts:
+        counts.update(encode(text))
+    return counts
+
+
+def _as_dict(tc: TokenCounts) -> dict[int, int]:
+    return dict(zip(tc.token_ids.tolist(), tc.token_counts.tolist(), strict=True))
+
+
+def _check_equal(tok: LoadedTokenizer, texts: list[str], encode: Encode) -> TokenCounts:
+    table = count_words(texts, tok.pretokenizer)
+    got = count_tokens(table, word_encoder(tok))
+    want = _library_counts(texts, encode)
+    assert got.tokens == sum(want.values())
+    assert _as_dict(got) == dict(want)
+    assert got.tokens_used == len(want)
+    assert (got.documents, got.bytes_, got.chars) == (
+        len(texts),
+        sum(len(t.encode()) for t in texts),
+        sum(len(t) for t in texts),
+    )
+    return got
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_equals_library_encoding_on_real_text(name: str, tokenizers_dir: Path, corpora_dir: Path):
+    path = tokenizers_dir / name
+    tok = load_tokenizer(path)
+    texts = list(_real_text(corpora_dir))
+    if tok.format == "sentencepiece":
+        # SentencePiece encodes a run of spaces as ▁▁ pieces and adds its dummy prefix before
+        # leading spaces; the ▁ pre-tokenizer splits before every ▁. Equal on text without.
+        texts = [re.sub(" +", " ", t).lstrip(" ") for t in texts]
+    got = _check_equal(tok, texts, REAL[name](path))
+
+    # never produced: brute force is the library's encoding of the same sample
+    produced = dict(zip(got.token_ids.tolist(), got.token_counts.tolist(), strict=True))
+    reachable = reachable_ids(tok)
+    assert set(produced) <= reachable | {tok.unk_id}
+    rows = undertrained(tok, produced)
+    never = {i for i, _, reason, _ in rows if reason == NEVER_PRODUCED}
+    library_seen = set(_library_counts(texts, REAL[name](path)))
+    assert never == (set(token_vocabulary(tok)) & reachable) - library_seen
+
+
+def _reachable_brute_force(tok: LoadedTokenizer) -> set[int]:
+    """Reachability as a recursive definition: a token is reachable when it is a base symbol or
+    some merge of two reachable tokens makes it."""
+    vocab = tok.vocab
+    by_product: dict[bytes, list[tuple[bytes, bytes]]] = {}
+    for a, b in merge_pairs(tok):
+        by_product.setdefault(a + b, []).append((a, b))
+    if tok.merge_list.alphabet == "bytes":
+        base = {t for t in vocab if len(t) == 1}
+    else:
+        base = set(tok.merge_list.base)
+    memo: dict[bytes, bool] = {}
+
+    def reach(token: bytes) -> bool:
+        if token not in memo:
+            memo[token] = token in vocab and (
+                token in base or any(reach(a) and reach(b) for a, b in by_product.get(token, ()))
+            )
+        return memo[token]
+
+    return {vocab[t] for t in vocab if reach(t)} | set(tok.byte_pieces.values())
+
+
+@pytest.mark.parametrize(
+    "name", ["gpt2/r50k_base.tiktoken", "mistral-7b-v0.1/tokenizer.model", "hf-bpe-small"]
+)
+def test_reachable_equals_recursive_definition(name: str, tokenizers_dir: Path):
+    tok = load_tokenizer(tokenizers_dir / name)
+    assert reachable_ids(tok) == _reachable_brute_force(tok)
+
+
+def _edited_tokenizer(tmp_path: Path, edit: Callable[[dict], None]) -> Path:
+    """The demo tokenizer.json with an edit applied, saved beside the test."""
+    doc = json.loads(DEMO.read_text())
+    edit(doc)
+    out = tmp_path / "edited"
+    out.mkdir(exist_ok=True)
+    (out / "tokenizer.json").write_text(json.dumps(doc))
+    return out / "tokenizer.json"
+
+
+@pytest.mark.parametrize("ignore_merges", [False, True])
+def test_unreachable_token_reported_and_ignore_merges_emits_it(tmp_path: Path, ignore_merges):
+    """A vocabulary token no merge makes is unreachable; with ``ignore_merges`` the library
+    still emits it for a pre-token equal to it, and the statistics follow the library."""
+
+    def add_orphan(doc: dict) -> None:
+        vocab = doc["model"]["vocab"]
+        vocab["zqxj"] = max(vocab.values()) + 1
+        doc["model"]["ignore_merges"] = ignore_merges
+
+    path = _edited_tokenizer(tmp_path, add_orphan)
+    tok = load_tokenizer(path)
+    orphan = tok.vocab[b"zqxj"]
+    texts = ["zqxj and zqxj, again\nzqxj.", "zqxj", "plain text without it"]
+    got = _check_equal(tok, texts, _hf(path))
+    rows = {i: (reason, n) for i, _, reason, n in undertrained(tok, _as_dict(got))}
+    assert rows[orphan] == (UNREACHABLE, 3 if ignore_merges else 0)  # " zqxj" is no token
+    assert orphan not in reachable_ids(tok)
+
+
+def test_redundant_merge_list_with_ignore_merges_llama3_style(tmp_path: Path):
+    """Llama 3 style: every split of each token listed as a merge, and ``ignore_merges``."""
+
+    def llama3_style(doc: dict) -> None:
+        model = doc["model"]
+        vocab = model["vocab"]
+        listed = {tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]}
+        extra = []
+        for token in sorted(vocab, key=vocab.__getitem__):
+            for k in range(1, len(token)):
+                pair = (token[:k], token[k:])
+                if pair not in listed and pair[0] in vocab and pair[1] in vocab:
+                    extra.append(list(pair))
+        model["merges"] = [list(m) for m in sorted(listed, key=lambda p: vocab[p[0] + p[1]])]
+        model["merges"] += extra
+        model["ignore_merges"] = True
+
+    path = _edited_tokenizer(tmp_path, llama3_style)
+    tok = load_tokenizer(path)
+    assert tok.ignore_merges and tok.encoding_merges is not None
+    _check_equal(
+        tok, sample_documents("books", 60_000) + sample_documents("rust", 60_000), _hf(path)
+    )
+
+
+def test_byte_fallback_and_unknown_characters(tmp_path: Path, tokenizers_dir: Path):
+    """Characters outside a SentencePiece vocabulary: byte pieces, as sentencepiece does."""
+    path = tokenizers_dir / "sp-bpe-small" / "tokenizer.model"
+    tok = load_tokenizer(path)
+    texts = ["Grüße aus Köln 🙂, ﷽ and 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ½ x²", "零の日本語 text\twith tabs\nand lines"]
+    got = _check_equal(tok, texts, _sentencepiece(path))
+    assert set(got.token_ids.tolist()) & set(tok.byte_pieces.values())
+
+
+TEXT = st.text(
+    alphabet=st.sampled_from(
+        list("abcdefghij ABC xyz 0123456789 .,;:!?'\"()-_\n\t") + list("éßяж日本語🙂\u00a0")
+    ),
+    max_size=200,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(TEXT, min_size=1, max_size=5))
+def test_property_random_text_equals_library(texts: list[str]):
+    tok = _demo()
+    _check_equal(tok, texts, _demo_library())
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(TEXT, min_size=2, max_size=6), st.integers(min_value=1, max_value=5))
+def test_counts_of_shards_add_up(texts: list[str], cut: int):
+    tok, enc = _demo(), word_encoder(_demo())
+    whole = count_tokens(count_words(texts, tok.pretokenizer), enc)
+    a = count_tokens(count_words(texts[:cut], tok.pretokenizer), enc)
+    b = count_tokens(count_words(texts[cut:], tok.pretokenizer), enc)
+    total = a + b
+    assert total.tokens == whole.tokens and _as_dict(total) == _as_dict(whole)
+    assert (total.documents, total.bytes_, total.pretokens) == (
+        whole.documents,
+        whole.bytes_,
+        whole.pretokens,
+    )
+
+
+@cache
+def _demo() -> LoadedTokenizer:
+    return load_tokenizer(DEMO)
+
+
+@cache
+def _demo_library() -> Encode:
+    return _hf(DEMO)
+
+
+def test_trained_tokenizer_every_token_reachable(tmp_path: Path):
+    """A tokenizer trained by the BpeTrainer makes every token by a merge: none unreachable,
+    and the never-produced tokens on its own training text are exactly the library's."""
+    texts = sample_documents("python", 80_000)
+    tok = train_bytelevel_bpe(texts, 300, tmp_path)
+    assert reachable_ids(tok) == set(tok.vocab.values())
+    got = _check_equal(tok, texts, _hf(tmp_path / "tokenizer.json"))
+    never = {i for i, _, r, _ in undertrained(tok, _as_dict(got)) if r == NEVER_PRODUCED}
+    assert never == set(tok.vocab.values()) - set(got.token_ids.tolist())
+
+
+def test_ratios_and_parity_from_raw_sums():
+    rows = [
+        {"tokenizer": "t1", "category": "en", "tokens": 100, "bytes": 400, "chars": 380,
+         "pretokens": 80, "tokens_used": 50, "vocab_size": 1000},
+        {"tokenizer": "t1", "category": "hi", "tokens": 300, "bytes": 900, "chars": 300,
+         "pretokens": 70, "tokens_used": 20, "vocab_size": 1000},
+        {"tokenizer": "t2", "category": "en", "tokens": 0, "bytes": 0, "chars": 0,
+         "pretokens": 0, "tokens_used": 0, "vocab_size": 1000},
+    ]  # fmt: skip
+    r = derived_ratios(rows[0])
+    assert r == {
+        "bytes_per_token": 4.0,
+        "chars_per_token": 3.8,
+        "fertility": 1.25,
+        "vocab_use": 0.05,
+    }
+    assert derived_ratios(rows[2])["bytes_per_token"] is None
+    assert parity(rows, "hi", "en") == {"t1": 3.0, "t2": None}
