@@ -306,3 +306,74 @@ def test_ratios_and_parity_from_raw_sums():
     }
     assert derived_ratios(rows[2])["bytes_per_token"] is None
     assert parity(rows, "hi", "en") == {"t1": 3.0, "t2": None}
+
+
+# ------------------------------------------------------------------ the stage and the CLI
+
+
+def _demo_categories() -> list:
+    from tests.helpers import SAMPLES
+    from tokmix.jobs.spec import CategorySpec
+
+    return [CategorySpec(c, str(SAMPLES / f"{c}.jsonl.gz")) for c in ("books", "rust")]
+
+
+def test_run_stats_shares_word_tables_and_skips_reruns(tmp_path: Path):
+    from tokmix.jobs.spec import SampleOptions
+    from tokmix.jobs.stats import dataset_name, run_stats
+
+    trained = train_bytelevel_bpe(sample_documents("rust", 60_000), 200, tmp_path / "rust-bpe")
+    out, opts = str(tmp_path / "out"), SampleOptions(max_bytes=60_000)
+    logs: list[str] = []
+    table = run_stats([str(DEMO), trained], _demo_categories(), out, opts, log=logs.append)
+    assert table.num_rows == 4
+    # one pre-tokenizer family: one word table dataset, the corpus read once
+    assert sorted(p.name for p in (tmp_path / "out" / "word_counts").iterdir()) == [
+        f"pretokenizer={_demo().pretokenizer.key}"
+    ]
+    assert len([m for m in logs if "word tables" in m]) == 1
+    # each tokenizer's numbers equal encoding its own word table with its library
+    for row in table.to_pylist():
+        tok = _demo() if row["tokenizer"] == "demo" else trained
+        path = DEMO if tok is _demo() else tmp_path / "rust-bpe" / "tokenizer.json"
+        texts = sample_documents(row["category"], 60_000)
+        assert row["tokens"] == sum(len(_hf(path)(t)) for t in texts)
+        assert row["vocab_size"] == len(tok.vocab)
+    manifest = tmp_path / "out" / dataset_name("token_stats", "demo") / "_SUCCESS"
+    first = manifest.stat().st_mtime_ns
+    logs.clear()
+    again = run_stats([str(DEMO), trained], _demo_categories(), out, opts, log=logs.append)
+    assert again == table and logs == ["stats: demo, rust-bpe already committed"]
+    assert manifest.stat().st_mtime_ns == first
+    logs.clear()
+    forced = run_stats([str(DEMO)], _demo_categories(), out, opts, force=True, log=logs.append)
+    assert forced == table.slice(0, 2) and any("word tables" in m for m in logs)
+
+
+def test_run_stats_refuses_two_tokenizers_of_one_name(tmp_path: Path):
+    from tokmix.errors import TokmixError
+    from tokmix.jobs.spec import SampleOptions
+    from tokmix.jobs.stats import run_stats
+
+    with pytest.raises(TokmixError, match="both named 'demo'"):
+        run_stats([str(DEMO), str(DEMO)], _demo_categories(), str(tmp_path), SampleOptions())
+
+
+def test_cli_stats_json_and_parity(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    from tokmix.cli import main
+
+    cats = [f"--category={c.name}={c.path}" for c in _demo_categories()]
+    out = str(tmp_path / "out")
+    args = ["stats", str(DEMO), *cats, "--max-bytes", "50KB", "--out", out]
+    assert main([*args, "--parallel", "rust,books", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    rows = doc["token_stats"]
+    assert [r["category"] for r in rows] == ["books", "rust"]
+    assert doc["parity"]["rust/books"]["demo"] == pytest.approx(
+        rows[1]["tokens"] / rows[0]["tokens"]
+    )
+    assert rows[0]["bytes_per_token"] == pytest.approx(rows[0]["bytes"] / rows[0]["tokens"])
+    assert main([*args, "--parallel", "rust,books"]) == 0
+    text = capsys.readouterr().out
+    assert "bytes/token" in text and f"demo {doc['parity']['rust/books']['demo']:.3f}" in text
+    assert main([*args, "--parallel", "rust,nope"]) == 2
