@@ -5,7 +5,6 @@ candidates against brute force; a property test on random text."""
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Callable
 from functools import cache
@@ -106,7 +105,7 @@ def _as_dict(tc: TokenCounts) -> dict[int, int]:
 
 
 def _check_equal(tok: LoadedTokenizer, texts: list[str], encode: Encode) -> TokenCounts:
-    table = count_words(texts, tok.pretokenizer)
+    table = count_words(texts, tok.stats_pretokenizer)
     got = count_tokens(table, word_encoder(tok))
     want = _library_counts(texts, encode)
     assert got.tokens == sum(want.values())
@@ -125,10 +124,6 @@ def test_equals_library_encoding_on_real_text(name: str, tokenizers_dir: Path, c
     path = tokenizers_dir / name
     tok = load_tokenizer(path)
     texts = list(_real_text(corpora_dir))
-    if tok.format == "sentencepiece":
-        # SentencePiece encodes a run of spaces as ▁▁ pieces and adds its dummy prefix before
-        # leading spaces; the ▁ pre-tokenizer splits before every ▁. Equal on text without.
-        texts = [re.sub(" +", " ", t).lstrip(" ") for t in texts]
     got = _check_equal(tok, texts, REAL[name](path))
 
     # never produced: brute force is the library's encoding of the same sample
@@ -232,6 +227,7 @@ def test_byte_fallback_and_unknown_characters(tmp_path: Path, tokenizers_dir: Pa
     path = tokenizers_dir / "sp-bpe-small" / "tokenizer.model"
     tok = load_tokenizer(path)
     texts = ["Grüße aus Köln 🙂, ﷽ and 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ½ x²", "零の日本語 text\twith tabs\nand lines"]
+    texts += [" leading", "  two  spaces   and\n    indented 12  34", "x   ", "▁literal ▁▁ marks"]
     got = _check_equal(tok, texts, _sentencepiece(path))
     assert set(got.token_ids.tolist()) & set(tok.byte_pieces.values())
 
@@ -377,3 +373,36 @@ def test_cli_stats_json_and_parity(tmp_path: Path, capsys: pytest.CaptureFixture
     text = capsys.readouterr().out
     assert "bytes/token" in text and f"demo {doc['parity']['rust/books']['demo']:.3f}" in text
     assert main([*args, "--parallel", "rust,nope"]) == 2
+
+
+SP_TEXT = st.text(alphabet=st.sampled_from(list("ab xy  12\n\t▁.é日🙂")), max_size=60)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(SP_TEXT, min_size=1, max_size=4))
+def test_property_sentencepiece_random_text(tokenizers_dir: Path, texts: list[str]):
+    """Whitespace runs, leading spaces, literal ▁, digits: equal to sentencepiece itself."""
+    path = tokenizers_dir / "sp-bpe-small" / "tokenizer.model"
+    _check_equal(_loaded(path), texts, _sp_cached(path))
+
+
+@cache
+def _loaded(path: Path) -> LoadedTokenizer:
+    return load_tokenizer(path)
+
+
+@cache
+def _sp_cached(path: Path) -> Encode:
+    return _sentencepiece(path)
+
+
+@settings(max_examples=100, deadline=None)
+@given(SP_TEXT)
+def test_sentencepiece_encoding_split_fast_path_equals_steps(text: str):
+    from tokmix.bpe.pretokenizers import DigitsSplit, Pretokenizer, SentencePieceRunsSplit
+
+    steps = (SentencePieceRunsSplit("always"), DigitsSplit(True))
+    fast = Pretokenizer("fast", steps, byte_level=False)
+    general = Pretokenizer("general", (*steps, DigitsSplit(True)), byte_level=False)
+    assert fast.split(text) == general.split(text)
+    assert "".join(fast.split(text)) == ("▁" + text.replace(" ", "▁") if text else "")

@@ -32,9 +32,12 @@ from tokmix.bpe.pretokenizers import (
     O200K,
     SENTENCEPIECE,
     SENTENCEPIECE_DIGITS,
+    DigitsSplit,
     MetaspaceSplit,
     Normalizer,
     Pretokenizer,
+    SentencePieceRunsSplit,
+    Step,
     from_hf_json,
     named,
 )
@@ -269,6 +272,18 @@ def _sentencepiece_pretokenizer(
         for s in family.steps
     )
     return Pretokenizer(family.name, steps, normalizer, byte_level=False)
+
+
+def _sentencepiece_encoding_pretokenizer(
+    split_digits: bool, dummy_prefix: bool, normalizer: Normalizer
+) -> Pretokenizer:
+    """The word split of SentencePiece's encoder (``▁`` runs stay with the next word, the dummy
+    prefix always added): what token statistics need, see :class:`SentencePieceRunsSplit`."""
+    steps: tuple[Step, ...] = (SentencePieceRunsSplit("always" if dummy_prefix else "never"),)
+    if split_digits:
+        steps += (DigitsSplit(True),)
+    name = "sentencepiece-digits-encode" if split_digits else "sentencepiece-encode"
+    return Pretokenizer(name, steps, normalizer, byte_level=False)
 
 
 def _tiktoken_family(path: Path, override: str | None) -> Pretokenizer:
@@ -865,6 +880,11 @@ def _load_sentencepiece(source: _Source, override: str | None) -> LoadedTokenize
         unk_token=unknown[0].text.encode("utf-8") if unknown else None,
         unk_id=unknown[0].id if unknown else None,
         fuse_unk=True,
+        encoding_pretokenizer=None
+        if override is not None
+        else _sentencepiece_encoding_pretokenizer(
+            model.split_digits, model.add_dummy_prefix, normalizer
+        ),
     )
 
 

@@ -40,6 +40,10 @@ class LoadedTokenizer:
     """The unknown token of a character-level tokenizer, for characters nothing else covers."""
     fuse_unk: bool = False
     """Consecutive unknown characters become one unknown token (SentencePiece does this)."""
+    encoding_pretokenizer: Pretokenizer | None = None
+    """The split the tokenizer's own encoder effectively makes, where it differs from
+    ``pretokenizer`` (the training split, which replay needs): SentencePiece encodes a run of
+    ``▁`` together with the word after it. Token statistics count words with this one."""
     ignore_merges: bool = False
     """Hugging Face ``ignore_merges`` (Llama 3): a pre-token that is itself a vocabulary token
     is emitted whole, before any merge applies."""
@@ -47,3 +51,8 @@ class LoadedTokenizer:
     @property
     def n_merges(self) -> int:
         return len(self.merge_list)
+
+    @property
+    def stats_pretokenizer(self) -> Pretokenizer:
+        """The word split under which encoding word by word equals encoding the text."""
+        return self.encoding_pretokenizer or self.pretokenizer

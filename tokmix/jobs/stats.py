@@ -74,9 +74,9 @@ def run_stats(
     _check_names(loaded)
     families: dict[str, list[LoadedTokenizer]] = {}
     for tok in loaded:
-        families.setdefault(tok.pretokenizer.key, []).append(tok)
+        families.setdefault(tok.stats_pretokenizer.key, []).append(tok)
     for members in families.values():
-        pretok = members[0].pretokenizer
+        pretok = members[0].stats_pretokenizer
         table_inputs = count_inputs(categories, pretok, options)
         todo = [
             tok
@@ -154,7 +154,7 @@ def stats_tables(tokenizer: LoadedTokenizer, counts: dict[str, TokenCounts]) -> 
             {
                 "tokenizer": name,
                 "category": category,
-                "pretokenizer": tokenizer.pretokenizer.key,
+                "pretokenizer": tokenizer.stats_pretokenizer.key,
                 "documents": c.documents,
                 "bytes": c.bytes_,
                 "chars": c.chars,
