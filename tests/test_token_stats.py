@@ -406,3 +406,63 @@ def test_sentencepiece_encoding_split_fast_path_equals_steps(text: str):
     general = Pretokenizer("general", (*steps, DigitsSplit(True)), byte_level=False)
     assert fast.split(text) == general.split(text)
     assert "".join(fast.split(text)) == ("▁" + text.replace(" ", "▁") if text else "")
+
+
+def _sentencepiece_as_tokenizer_json(model_path: Path, out: Path) -> Path:
+    """sp-bpe-small converted as ``transformers`` converts Llama / Mistral: every piece in the
+    vocabulary, every-split merges, byte fallback, ``Prepend`` + ``Replace`` normalizers and no
+    pre-tokenizer (the library encodes whole texts)."""
+    from tokmix.bpe.sentencepiece_model import NORMAL, hf_style_merges, parse_model
+
+    model = parse_model(model_path.read_bytes(), str(model_path))
+    special = [p for p in model.pieces if p.kind in (2, 3)]  # UNKNOWN, CONTROL
+    doc = {
+        "version": "1.0",
+        "added_tokens": [
+            {
+                "id": p.id,
+                "content": p.text,
+                "single_word": False,
+                "lstrip": False,
+                "rstrip": False,
+                "normalized": False,
+                "special": True,
+            }
+            for p in special
+        ],
+        "normalizer": {
+            "type": "Sequence",
+            "normalizers": [
+                {"type": "Prepend", "prepend": "▁"},
+                {"type": "Replace", "pattern": {"String": " "}, "content": "▁"},
+            ],
+        },
+        "pre_tokenizer": None,
+        "post_processor": None,
+        "decoder": None,
+        "model": {
+            "type": "BPE",
+            "unk_token": "<unk>",
+            "fuse_unk": True,
+            "byte_fallback": True,
+            "vocab": {p.text: p.id for p in model.pieces},
+            "merges": [list(m) for m in hf_style_merges(model.of_kind(NORMAL))],
+        },
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tokenizer.json").write_text(json.dumps(doc, ensure_ascii=False))
+    return out / "tokenizer.json"
+
+
+def test_sentencepiece_style_tokenizer_json(
+    tmp_path: Path, tokenizers_dir: Path, corpora_dir: Path
+):
+    model_path = tokenizers_dir / "sp-bpe-small" / "tokenizer.model"
+    path = _sentencepiece_as_tokenizer_json(model_path, tmp_path / "sp-json")
+    tok = load_tokenizer(path)
+    assert tok.format == "hf-json" and tok.byte_fallback and tok.encoding_pretokenizer is not None
+    real = _real_text(corpora_dir)  # prose first, then code and web pages
+    texts = [*real[:100], *real[-100:], "  two  spaces", " x", "12  34\n    y"]
+    got = _check_equal(tok, texts, _hf(path))
+    # and the same as sentencepiece encoding the same text
+    assert dict(_library_counts(texts, _sentencepiece(model_path))) == _as_dict(got)

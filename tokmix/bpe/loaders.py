@@ -491,6 +491,7 @@ def _load_hf_json(source: _Source, override: str | None) -> LoadedTokenizer:
     vocab = {t: i for t, i in raw_vocab.items() if t not in added}
     merges = _merge_entries(model.get("merges"), path)
     notes = list(source.notes) + _model_option_notes(model, len(raw_vocab) - len(vocab))
+    encoding_pretok: Pretokenizer | None = None
     if _is_byte_level(doc):
         byte_vocab = _unbyte_vocab(vocab, path)
         lists = _byte_level_lists(byte_vocab, _unbyte_merges(merges, path), path)
@@ -502,6 +503,8 @@ def _load_hf_json(source: _Source, override: str | None) -> LoadedTokenizer:
         lists = _char_level_lists(char_vocab, merges, path)
         pre = _hf_sentencepiece_pretokenizer(doc, path, notes)
         pretok = _with_override(pre, override, False, path)
+        if override is None:
+            encoding_pretok = _hf_sentencepiece_encoding_pretokenizer(doc, pre)
     return LoadedTokenizer(
         name=source.name,
         path=str(path),
@@ -512,6 +515,7 @@ def _load_hf_json(source: _Source, override: str | None) -> LoadedTokenizer:
         vocab=byte_vocab,
         encoding_merges=lists.encoding_merges,
         notes=tuple(notes) + lists.notes,
+        encoding_pretokenizer=encoding_pretok,
         **_hf_encoder_options(model, raw_vocab, byte_level=_is_byte_level(doc)),
     )
 
@@ -694,6 +698,24 @@ def _hf_sentencepiece_pretokenizer(
     except TokenizerFormatError as exc:
         raise TokenizerFormatError(f"{path}: {exc}") from None
     return _sentencepiece_pretokenizer(digits, dummy, normalizer)
+
+
+def _hf_sentencepiece_encoding_pretokenizer(
+    doc: dict[str, Any], training: Pretokenizer
+) -> Pretokenizer | None:
+    """The encoder's word split of a ``Prepend("▁")`` + ``Replace(" ", "▁")`` conversion (no
+    ``Metaspace``): the library encodes the whole text, so a ``▁`` run stays with the next word
+    (:class:`SentencePieceRunsSplit`). ``Metaspace`` files split as ``pretokenizer`` does
+    (``split=false`` ones are approximated by it)."""
+    pre, norm = doc.get("pre_tokenizer"), doc.get("normalizer")
+    _, prepended, replaced = _strip_metaspace_normalizers(norm)
+    if _steps_of_type(pre, "Metaspace") or not replaced:
+        return None
+    steps: tuple[Step, ...] = (SentencePieceRunsSplit("always" if prepended else "never"),)
+    digits = _steps_of_type(pre, "Digits")
+    if digits:
+        steps += (DigitsSplit(bool(digits[0].get("individual_digits"))),)
+    return Pretokenizer(f"{training.name}-encode", steps, training.normalizer, byte_level=False)
 
 
 def _leaf_steps(spec: Any) -> list[dict[str, Any]]:
