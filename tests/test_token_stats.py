@@ -466,3 +466,10 @@ def test_sentencepiece_style_tokenizer_json(
     got = _check_equal(tok, texts, _hf(path))
     # and the same as sentencepiece encoding the same text
     assert dict(_library_counts(texts, _sentencepiece(model_path))) == _as_dict(got)
+
+
+def test_tiktoken_text_with_nul_characters(tokenizers_dir: Path):
+    """NUL joins a batch of words for tiktoken; words holding one take the word-by-word path."""
+    path = tokenizers_dir / "gpt2" / "r50k_base.tiktoken"
+    texts = ["a\x00b \x00\x00 c\x00", "plain words only", "\x00"]
+    _check_equal(_loaded(path), texts, _tiktoken(path))

@@ -83,14 +83,15 @@ class TiktokenWordEncoder:
         )
 
     def encode_concat(self, words: Sequence[bytes]) -> np.ndarray:
-        texts = [_text(w) for w in words]
-        plain = [t for t in texts if _SEPARATOR not in t]
-        ids = list(self._joined.encode_ordinary(_SEPARATOR.join(plain))) if plain else []
-        if len(plain) < len(texts):
-            for t in texts:
-                if _SEPARATOR in t:
-                    ids += self._whole.encode_ordinary(t)
-        return np.asarray(ids, dtype=np.int64)
+        joined = _SEPARATOR.encode().join(words)
+        if joined.count(_SEPARATOR.encode()) == len(words) - 1:  # no word holds the separator
+            ids = self._joined.encode_ordinary(_text(joined)) if words else []
+            return np.asarray(ids, dtype=np.int64)
+        # rare: some word holds the separator; encode word by word
+        whole = self._whole
+        return np.asarray(
+            [i for w in words for i in whole.encode_ordinary(_text(w))], dtype=np.int64
+        )
 
 
 class HfWordEncoder:
