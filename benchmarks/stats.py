@@ -19,7 +19,12 @@ from pathlib import Path
 
 from tests.helpers import read_jsonl_gz
 from tokmix.analytics.encoders import word_encoder
-from tokmix.analytics.token_stats import TokenCounts, count_tokens
+from tokmix.analytics.token_stats import (
+    TokenCounts,
+    count_tokens,
+    word_junctions,
+    worth_splitting,
+)
 from tokmix.bpe.loaders import load_tokenizer
 from tokmix.bpe.pretokenizers import CL100K_PATTERN
 from tokmix.bpe.words import count_words
@@ -78,7 +83,8 @@ def _bench_one(path: Path, texts: list[str]) -> None:
     t0 = time.perf_counter()
     encoder.encode_concat([b"warm"])  # builds the library model
     t_build = time.perf_counter() - t0
-    t_ours, counts = _seconds(lambda: count_tokens(table, encoder))
+    cuts = word_junctions(tok) if worth_splitting(tok) else None
+    t_ours, counts = _seconds(lambda: count_tokens(table, encoder, cuts))
     encode = _library(path)
     t_lib, total = _seconds(lambda: sum(len(encode(t)) for t in texts), 1)
     assert isinstance(counts, TokenCounts) and counts.tokens == total, (path, total)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,6 +29,7 @@ from tokmix.analytics.token_stats import (
     reachable_ids,
     token_vocabulary,
     undertrained,
+    word_junctions,
 )
 from tokmix.bpe.loaders import load_tokenizer
 from tokmix.bpe.pretokenizers import CL100K_PATTERN
@@ -105,8 +107,13 @@ def _as_dict(tc: TokenCounts) -> dict[int, int]:
 
 
 def _check_equal(tok: LoadedTokenizer, texts: list[str], encode: Encode) -> TokenCounts:
+    """Word-table statistics, with and without cutting words at non-junctions, equal the
+    library encoding every text."""
     table = count_words(texts, tok.stats_pretokenizer)
-    got = count_tokens(table, word_encoder(tok))
+    encoder = word_encoder(tok)
+    got = count_tokens(table, encoder, word_junctions(tok))
+    whole = count_tokens(table, encoder)
+    assert whole.tokens == got.tokens and _as_dict(whole) == _as_dict(got)
     want = _library_counts(texts, encode)
     assert got.tokens == sum(want.values())
     assert _as_dict(got) == dict(want)
@@ -408,7 +415,9 @@ def test_sentencepiece_encoding_split_fast_path_equals_steps(text: str):
     assert "".join(fast.split(text)) == ("▁" + text.replace(" ", "▁") if text else "")
 
 
-def _sentencepiece_as_tokenizer_json(model_path: Path, out: Path) -> Path:
+def _sentencepiece_as_tokenizer_json(
+    model_path: Path, out: Path, *, byte_fallback: bool = True
+) -> Path:
     """sp-bpe-small converted as ``transformers`` converts Llama / Mistral: every piece in the
     vocabulary, every-split merges, byte fallback, ``Prepend`` + ``Replace`` normalizers and no
     pre-tokenizer (the library encodes whole texts)."""
@@ -444,7 +453,7 @@ def _sentencepiece_as_tokenizer_json(model_path: Path, out: Path) -> Path:
             "type": "BPE",
             "unk_token": "<unk>",
             "fuse_unk": True,
-            "byte_fallback": True,
+            "byte_fallback": byte_fallback,
             "vocab": {p.text: p.id for p in model.pieces},
             "merges": [list(m) for m in hf_style_merges(model.of_kind(NORMAL))],
         },
@@ -473,3 +482,35 @@ def test_tiktoken_text_with_nul_characters(tokenizers_dir: Path):
     path = tokenizers_dir / "gpt2" / "r50k_base.tiktoken"
     texts = ["a\x00b \x00\x00 c\x00", "plain words only", "\x00"]
     _check_equal(_loaded(path), texts, _tiktoken(path))
+
+
+def test_unknown_characters_fuse_without_byte_fallback(tmp_path: Path, tokenizers_dir: Path):
+    """No byte fallback: a run of unknown characters is one <unk>, so words are not cut
+    between two of them."""
+    model_path = tokenizers_dir / "sp-bpe-small" / "tokenizer.model"
+    path = _sentencepiece_as_tokenizer_json(model_path, tmp_path / "unk", byte_fallback=False)
+    tok = load_tokenizer(path)
+    assert tok.fuse_unk and not tok.byte_fallback and tok.unk_id is not None
+    texts = ["☃☃☃ snow ☃x☃ 🙂🙂\n\n😀 a\t\tb ☃.☃", "日本語のテキスト、です。"]
+    got = _check_equal(tok, texts, _hf(path))
+    assert tok.unk_id in got.token_ids.tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(SP_TEXT.filter(bool), st.integers(1, 5)), max_size=8))
+def test_split_words_keeps_every_character_and_count(words_counts):
+    from tokmix.analytics.word_split import split_words
+
+    words = list(dict.fromkeys(w.encode() for w, _ in words_counts))
+    count_of = {w.encode(): n for w, n in words_counts}
+    counts = np.array([count_of[w] for w in words], dtype=np.int64)
+    parts, part_counts = split_words(words, counts, word_junctions(_demo()))
+    assert len(set(parts)) == len(parts) and all(parts)
+    weighted = Counter()
+    for w, n in zip(words, counts.tolist(), strict=True):
+        for ch in w.decode():
+            weighted[ch] += n
+    for p, n in zip(parts, part_counts.tolist(), strict=True):
+        for ch in p.decode():
+            weighted[ch] -= n
+    assert not +weighted and not -weighted

@@ -23,6 +23,8 @@ from tokmix.analytics.token_stats import (
     token_names,
     token_vocabulary,
     undertrained,
+    word_junctions,
+    worth_splitting,
 )
 from tokmix.bpe.loaders import load_tokenizer
 from tokmix.bpe.tokenizer import LoadedTokenizer
@@ -116,7 +118,8 @@ def tokenizer_counts(
     tokenizer: LoadedTokenizer, tables: dict[str, WordTable]
 ) -> dict[str, TokenCounts]:
     encoder = word_encoder(tokenizer)
-    return {category: count_tokens(table, encoder) for category, table in tables.items()}
+    cuts = word_junctions(tokenizer) if worth_splitting(tokenizer) else None
+    return {category: count_tokens(table, encoder, cuts) for category, table in tables.items()}
 
 
 def write_stats(
