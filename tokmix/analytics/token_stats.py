@@ -35,7 +35,7 @@ UNREACHABLE = "unreachable"
 NEVER_PRODUCED = "never_produced"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TokenCounts:
     """One category's raw token sums under one tokenizer; shards add (``a + b``)."""
 
