@@ -514,3 +514,35 @@ def test_split_words_keeps_every_character_and_count(words_counts):
         for ch in p.decode():
             weighted[ch] -= n
     assert not +weighted and not -weighted
+
+
+def test_run_stats_families_on_real_tokenizers(tmp_path: Path, tokenizers_dir: Path):
+    """gpt2 (vocab.json + merges.txt) and r50k (tiktoken) share the GPT-2 word tables; the
+    SentencePiece model gets the word tables of its encoder's split; every row equals the
+    tokenizer's own library encoding the sampled documents."""
+    from tokmix.jobs.spec import SampleOptions
+    from tokmix.jobs.stats import run_stats
+
+    paths = {
+        "gpt2": (tokenizers_dir / "gpt2", _gpt2_pair(tokenizers_dir / "gpt2")),
+        "r50k_base": (tokenizers_dir / "gpt2" / "r50k_base.tiktoken", None),
+        "sp-bpe-small": (
+            tokenizers_dir / "sp-bpe-small" / "tokenizer.model",
+            _sentencepiece(tokenizers_dir / "sp-bpe-small" / "tokenizer.model"),
+        ),
+    }
+    out = tmp_path / "out"
+    rows = run_stats(
+        [str(p) for p, _ in paths.values()], _demo_categories(), str(out),
+        SampleOptions(max_bytes=40_000),
+    ).to_pylist()  # fmt: skip
+    keys = sorted(p.name.split("=")[1].rsplit("-", 1)[0] for p in (out / "word_counts").iterdir())
+    assert keys == ["gpt2", "sentencepiece-digits-encode"]
+    by = {(r["tokenizer"], r["category"]): r["tokens"] for r in rows}
+    for category in ("books", "rust"):
+        texts = sample_documents(category, 40_000)
+        assert by["gpt2", category] == by["r50k_base", category]
+        for name in ("gpt2", "sp-bpe-small"):
+            encode = paths[name][1]
+            assert encode is not None
+            assert by[name, category] == sum(len(encode(t)) for t in texts)
