@@ -6,6 +6,8 @@
 - replay: tokmix replay of T merges over a word table vs the ``tokenizers`` BpeTrainer learning
   T merges from the same text (training does strictly more work: it also searches for maxima)
 - solve: the mixture LP on five categories, lazy constraints vs the constraint count of the full LP
+- token statistics: from the word table vs the tokenizer library encoding the sample
+  (``benchmarks/stats.py``; needs the released tokenizers in ``../shared/data``)
 
 Reads ``../shared/data`` when present, else the shipped samples in ``data/``.
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 import regex
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
+from benchmarks import stats
 from tests.helpers import read_jsonl_gz
 from tokmix.bpe.pretokenizers import GPT2, GPT2_PATTERN
 from tokmix.bpe.replay import replay_merges
@@ -98,6 +101,8 @@ def main() -> None:
     print(f"data: {args.category} ({sum(len(t.encode()) for t in texts) / 1e6:.1f} MB)")
     bench_counting(texts)
     bench_replay(texts, args.merges)
+    if stats.TOKENIZERS.is_dir():
+        stats.bench_stats(texts, args.category.parent.name)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
     tokmix replay TOKENIZER --out DIR                               (from committed word tables)
     tokmix solve --tokenizer NAME --out DIR                         (from committed trajectories)
     tokmix report RUN_DIR [--out DIR]                               (HTML report of a run)
+    tokmix stats TOKENIZER... --category NAME=PATH ... --out DIR   (token statistics)
 
 Where the code lives: stages in ``tokmix/jobs/``, the replay engine in ``tokmix/bpe/replay.py``,
 the LP in ``tokmix/solvers/mixture_lp.py``, Parquet schemas in ``tokmix/schemas``.
@@ -148,6 +149,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", default=DEFAULT_OUT)
     p.add_argument("--force", action="store_true")
 
+    p = sub.add_parser("stats", help="token statistics of tokenizers side by side (Parquet)")
+    p.add_argument(
+        "tokenizers", nargs="+", metavar="TOKENIZER", help="tokenizer files to compare (as infer)"
+    )
+    p.add_argument("--pretokenizer", help="pre-tokenizer family for tiktoken files (as infer)")
+    _add_corpus(p)
+    p.add_argument(
+        "--parallel",
+        action="append",
+        default=[],
+        metavar="A,B",
+        help="categories A and B hold the same text (translations): print tokens_A/tokens_B",
+    )
+    p.add_argument("--out", "-o", default=DEFAULT_OUT, help="output root (local or s3://)")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("--force", action="store_true", help="recompute committed stages")
+
     p = sub.add_parser("solve", help="the mixture LP from committed trajectories")
     p.add_argument(
         "--tokenizer", required=True, help="tokenizer name as in trajectories/tokenizer=NAME"
@@ -263,6 +281,47 @@ def _cmd_report(args: argparse.Namespace) -> None:
     print(run_report(args.run_dir, args.out))
 
 
+def _cmd_stats(args: argparse.Namespace) -> None:
+    from tokmix.analytics.token_stats import derived_ratios, parity
+    from tokmix.jobs.stats import run_stats
+
+    pairs = [tuple(p.split(",")) for p in args.parallel]
+    names = {s.name for s in _categories(args)}
+    bad = [",".join(p) for p in pairs if len(p) != 2 or not set(p) <= names]
+    if bad:
+        raise TokmixError(f"--parallel takes A,B with two categories of this run, got {bad}")
+    table = run_stats(
+        args.tokenizers,
+        _categories(args),
+        args.out,
+        _options(args),
+        pretokenizer=args.pretokenizer,
+        force=args.force,
+        log=_log,
+    )
+    rows = [{**r, **derived_ratios(r)} for r in table.to_pylist()]
+    par = {f"{a}/{b}": parity(rows, a, b) for a, b in pairs}
+    if args.json:
+        print(json.dumps({"token_stats": rows, "parity": par, "out": args.out}, indent=1))
+        return
+    tw = max(len("tokenizer"), *(len(r["tokenizer"]) for r in rows))
+    cw = max(len("category"), *(len(r["category"]) for r in rows))
+    print(
+        f"{'tokenizer':<{tw}}  {'category':<{cw}}  bytes/token  chars/token  fertility"
+        "  vocab use       tokens"
+    )
+    for r in rows:
+        vals = [r["bytes_per_token"], r["chars_per_token"], r["fertility"], r["vocab_use"]]
+        b, c, f, v = (float("nan") if x is None else x for x in vals)
+        print(
+            f"{r['tokenizer']:<{tw}}  {r['category']:<{cw}}  {b:>11.3f}  {c:>11.3f}"
+            f"  {f:>9.3f}  {v:>9.2%}  {r['tokens']:>11,}"
+        )
+    for label, by_tok in par.items():
+        shown = ", ".join(f"{t} {x:.3f}" if x else f"{t} -" for t, x in by_tok.items())
+        print(f"parity tokens {label}: {shown}")
+
+
 COMMANDS = {
     "run": _cmd_run,
     "infer": _cmd_infer,
@@ -270,6 +329,7 @@ COMMANDS = {
     "replay": _cmd_replay,
     "solve": _cmd_solve,
     "report": _cmd_report,
+    "stats": _cmd_stats,
 }
 
 

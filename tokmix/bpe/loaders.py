@@ -32,15 +32,19 @@ from tokmix.bpe.pretokenizers import (
     O200K,
     SENTENCEPIECE,
     SENTENCEPIECE_DIGITS,
+    DigitsSplit,
     MetaspaceSplit,
     Normalizer,
     Pretokenizer,
+    SentencePieceRunsSplit,
+    Step,
     from_hf_json,
     named,
 )
 from tokmix.bpe.sentencepiece_model import (
     BYTE,
     NORMAL,
+    UNKNOWN,
     USER_DEFINED,
     CharMerges,
     SentencePieceModel,
@@ -278,6 +282,18 @@ def _sentencepiece_pretokenizer(
     return Pretokenizer(family.name, steps, normalizer, byte_level=False)
 
 
+def _sentencepiece_encoding_pretokenizer(
+    split_digits: bool, dummy_prefix: bool, normalizer: Normalizer
+) -> Pretokenizer:
+    """The word split of SentencePiece's encoder (``▁`` runs stay with the next word, the dummy
+    prefix always added): what token statistics need, see :class:`SentencePieceRunsSplit`."""
+    steps: tuple[Step, ...] = (SentencePieceRunsSplit("always" if dummy_prefix else "never"),)
+    if split_digits:
+        steps += (DigitsSplit(True),)
+    name = "sentencepiece-digits-encode" if split_digits else "sentencepiece-encode"
+    return Pretokenizer(name, steps, normalizer, byte_level=False)
+
+
 def _tiktoken_family(path: Path, override: str | None) -> Pretokenizer:
     if override is not None:
         return _with_override(None, override, True, path)
@@ -483,6 +499,7 @@ def _load_hf_json(source: _Source, override: str | None) -> LoadedTokenizer:
     vocab = {t: i for t, i in raw_vocab.items() if t not in added}
     merges = _merge_entries(model.get("merges"), path)
     notes = list(source.notes) + _model_option_notes(model, len(raw_vocab) - len(vocab))
+    encoding_pretok: Pretokenizer | None = None
     if _is_byte_level(doc):
         byte_vocab = _unbyte_vocab(vocab, path)
         lists = _byte_level_lists(byte_vocab, _unbyte_merges(merges, path), path)
@@ -494,6 +511,8 @@ def _load_hf_json(source: _Source, override: str | None) -> LoadedTokenizer:
         lists = _char_level_lists(char_vocab, merges, path)
         pre = _hf_sentencepiece_pretokenizer(doc, path, notes)
         pretok = _with_override(pre, override, False, path)
+        if override is None:
+            encoding_pretok = _hf_sentencepiece_encoding_pretokenizer(doc, pre)
     return LoadedTokenizer(
         name=source.name,
         path=str(path),
@@ -504,7 +523,29 @@ def _load_hf_json(source: _Source, override: str | None) -> LoadedTokenizer:
         vocab=byte_vocab,
         encoding_merges=lists.encoding_merges,
         notes=tuple(notes) + lists.notes,
+        encoding_pretokenizer=encoding_pretok,
+        **_hf_encoder_options(model, raw_vocab, byte_level=_is_byte_level(doc)),
     )
+
+
+def _hf_encoder_options(
+    model: dict[str, Any], raw_vocab: dict[str, int], *, byte_level: bool
+) -> dict[str, Any]:
+    """What the file's BPE encoder does beyond merging: byte fallback, the unknown token,
+    ``ignore_merges`` (token statistics must encode exactly as the library does)."""
+    unk = model.get("unk_token")
+    unk_id = raw_vocab.get(unk) if isinstance(unk, str) else None
+    byte_pieces: dict[int, int] = {}
+    if not byte_level and model.get("byte_fallback"):
+        byte_pieces = {int(t[3:5], 16): i for t, i in raw_vocab.items() if _BYTE_PIECE.fullmatch(t)}
+    return {
+        "byte_fallback": bool(model.get("byte_fallback")) and not byte_level,
+        "byte_pieces": byte_pieces,
+        "unk_token": unk.encode("utf-8") if isinstance(unk, str) and unk_id is not None else None,
+        "unk_id": unk_id,
+        "fuse_unk": bool(model.get("fuse_unk")),
+        "ignore_merges": bool(model.get("ignore_merges")),
+    }
 
 
 def _hf_bpe_model(doc: Any, path: Path) -> dict[str, Any]:
@@ -665,6 +706,24 @@ def _hf_sentencepiece_pretokenizer(
     except TokenizerFormatError as exc:
         raise TokenizerFormatError(f"{path}: {exc}") from None
     return _sentencepiece_pretokenizer(digits, dummy, normalizer)
+
+
+def _hf_sentencepiece_encoding_pretokenizer(
+    doc: dict[str, Any], training: Pretokenizer
+) -> Pretokenizer | None:
+    """The encoder's word split of a ``Prepend("▁")`` + ``Replace(" ", "▁")`` conversion (no
+    ``Metaspace``): the library encodes the whole text, so a ``▁`` run stays with the next word
+    (:class:`SentencePieceRunsSplit`). ``Metaspace`` files split as ``pretokenizer`` does
+    (``split=false`` ones are approximated by it)."""
+    pre, norm = doc.get("pre_tokenizer"), doc.get("normalizer")
+    _, prepended, replaced = _strip_metaspace_normalizers(norm)
+    if _steps_of_type(pre, "Metaspace") or not replaced:
+        return None
+    steps: tuple[Step, ...] = (SentencePieceRunsSplit("always" if prepended else "never"),)
+    digits = _steps_of_type(pre, "Digits")
+    if digits:
+        steps += (DigitsSplit(bool(digits[0].get("individual_digits"))),)
+    return Pretokenizer(f"{training.name}-encode", steps, training.normalizer, byte_level=False)
 
 
 def _leaf_steps(spec: Any) -> list[dict[str, Any]]:
@@ -833,6 +892,7 @@ def _load_sentencepiece(source: _Source, override: str | None) -> LoadedTokenize
     notes += _unreachable_notes(cleaned.unreachable, "no merge of two earlier pieces makes")
     normalizer = _sentencepiece_normalizer(model.normalizer_name, notes)
     pre = _sentencepiece_pretokenizer(model.split_digits, model.add_dummy_prefix, normalizer)
+    unknown = model.of_kind(UNKNOWN)
     return LoadedTokenizer(
         name=source.name,
         path=str(path),
@@ -843,6 +903,18 @@ def _load_sentencepiece(source: _Source, override: str | None) -> LoadedTokenize
         vocab=dict(zip(_utf8(texts_by_id, path), (p.id for p in normal), strict=True)),
         encoding_merges=encoding,
         notes=tuple(notes),
+        byte_fallback=model.byte_fallback,
+        byte_pieces={
+            int(p.text[3:5], 16): p.id for p in model.of_kind(BYTE) if _BYTE_PIECE.fullmatch(p.text)
+        },
+        unk_token=unknown[0].text.encode("utf-8") if unknown else None,
+        unk_id=unknown[0].id if unknown else None,
+        fuse_unk=True,
+        encoding_pretokenizer=None
+        if override is not None
+        else _sentencepiece_encoding_pretokenizer(
+            model.split_digits, model.add_dummy_prefix, normalizer
+        ),
     )
 
 

@@ -290,6 +290,42 @@ class MetaspaceSplit:
         return text
 
 
+_METASPACE_RUNS = regex.compile(rf"{METASPACE}+[^{METASPACE}]*|[^{METASPACE}]+")
+
+
+@dataclass(frozen=True)
+class SentencePieceRunsSplit(MetaspaceSplit):
+    """``▁`` as SentencePiece *encodes* text, which is not how it trains.
+
+    The encoder has no word boundaries; its merges are bounded by the vocabulary, where ``▁``
+    appears only at the start of a piece or in whitespace-only pieces (``▁▁``, ``▁▁▁▁``). So
+    a run of ``▁`` and the text after it form one word (``"a  b"`` encodes as ``▁a``, ``▁``,
+    ``▁b``: the run and ``b`` interact), and the dummy ``▁`` is prepended even before a
+    leading space (``" x"`` is ``▁▁x``). Token statistics need this split; replay needs
+    :class:`MetaspaceSplit`'s (training splits before every ``▁``)."""
+
+    def __call__(self, piece: str, *, first: bool = True) -> list[str]:
+        text = self.prepare(piece, first=first)
+        if not self.split:
+            return [text] if text else []
+        found: list[str] = _METASPACE_RUNS.findall(text)
+        return found
+
+    def prepare(self, piece: str, *, first: bool = True) -> str:
+        text = piece.replace(" ", METASPACE)
+        prepend = self.prepend == "always" or (self.prepend == "first" and first)
+        return METASPACE + text if prepend and text else text
+
+
+_METASPACE_RUNS_DIGITS = {
+    individual: regex.compile(
+        (r"\p{N}" if individual else r"\p{N}+") + rf"|{METASPACE}+[^{METASPACE}\p{{N}}]*"
+        rf"|[^{METASPACE}\p{{N}}]+"
+    )
+    for individual in (True, False)
+}
+""":class:`SentencePieceRunsSplit` then Digits in one pattern (a ``▁`` run opens a word)."""
+
 _METASPACE_DIGITS = {
     individual: regex.compile(
         (r"\p{N}" if individual else r"\p{N}+") + rf"|{METASPACE}[^{METASPACE}\p{{N}}]*"
@@ -405,7 +441,12 @@ class Pretokenizer:
                 and metaspace.split
                 and isinstance(digits, DigitsSplit)
             ):
-                pattern = _METASPACE_DIGITS[digits.individual_digits]
+                table = (
+                    _METASPACE_RUNS_DIGITS
+                    if isinstance(metaspace, SentencePieceRunsSplit)
+                    else _METASPACE_DIGITS
+                )
+                pattern = table[digits.individual_digits]
                 return functools.partial(_prepared_findall, pattern, metaspace)
         return None
 

@@ -161,6 +161,59 @@ UNDERTRAINED = _schema(
 sequence of the merge list produces it) or ``never_produced`` (on no category of the run)."""
 
 
+TOKEN_STATS = _schema(
+    "token_stats",
+    1,
+    [
+        pa.field("tokenizer", pa.string(), nullable=False),
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("pretokenizer", pa.string(), nullable=False),
+        pa.field("documents", pa.int64(), nullable=False),
+        pa.field("bytes", pa.int64(), nullable=False),
+        pa.field("chars", pa.int64(), nullable=False),
+        pa.field("pretokens", pa.int64(), nullable=False),
+        pa.field("tokens", pa.int64(), nullable=False),
+        pa.field("vocab_size", pa.int64(), nullable=False),
+        pa.field("tokens_used", pa.int64(), nullable=False),
+    ],
+)
+"""One row per tokenizer and category: raw sums only (ratios are derived at read time, see
+``tokmix.analytics.token_stats.derived_ratios``). ``vocab_size`` counts the tokens encoding can
+produce (vocabulary + byte-fallback pieces, no special tokens); ``tokens_used`` the distinct
+ids produced at least once in the category."""
+
+TOKEN_FREQUENCIES = _schema(
+    "token_frequencies",
+    1,
+    [
+        pa.field("tokenizer", pa.string(), nullable=False),
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("token_id", pa.int32(), nullable=False),
+        pa.field("token", pa.binary(), nullable=False),
+        pa.field("count", pa.int64(), nullable=False),
+    ],
+)
+"""One row per tokenizer, category and token produced there. ``token`` is the token's bytes;
+SentencePiece-style tokens are their UTF-8 text (``▁`` for the space, ``<0xXX>`` for byte
+pieces)."""
+
+UNDERTRAINED = _schema(
+    "undertrained",
+    1,
+    [
+        pa.field("tokenizer", pa.string(), nullable=False),
+        pa.field("token_id", pa.int32(), nullable=False),
+        pa.field("token", pa.binary(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("count", pa.int64(), nullable=False),
+    ],
+)
+"""One row per under-trained token candidate: ``reason`` is ``unreachable`` (no sequence of
+merges makes it) or ``never_produced`` (reachable, produced on no category of the run).
+``count``: times the run produced it (0, except unreachable tokens that ``ignore_merges`` emits
+whole)."""
+
+
 def with_provenance(schema: pa.Schema, provenance: dict[str, Any]) -> pa.Schema:
     """The schema with provenance (hashes, parameters, tokmix version) in its metadata."""
     meta = dict(schema.metadata or {})
