@@ -55,11 +55,13 @@ def _infer_locally(cats: dict[str, Path], out: Path, merges: int) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def _write_spec(path: Path, out: str, cats: dict[str, str], merges: int) -> Path:
+def _write_spec(
+    path: Path, out: str, cats: dict[str, str], merges: int, tokenizer: str = str(DEMO_TOKENIZER)
+) -> Path:
     spec = {
         "run_id": "cluster-test",
         "out": out,
-        "tokenizers": [str(DEMO_TOKENIZER)],
+        "tokenizers": [tokenizer],
         "categories": {n: {"paths": [p]} for n, p in cats.items()},
         "merges": merges,
         "shard_bytes": "60KB",
@@ -96,8 +98,11 @@ def test_ray_job_submit_on_s3_equals_the_local_run(
     local = _local_corpus(tmp_path / "corpus")
     _infer_locally(local, tmp_path / "oracle", merges=800)
     upload_to_s3(tmp_path / "corpus", f"{s3_root}/corpus")
+    upload_to_s3(DEMO_TOKENIZER, f"{s3_root}/tokenizers/demo")
     cats = {n: f"{s3_root}/corpus/{p.name}" for n, p in local.items()}
-    spec = _write_spec(tmp_path / "spec.yaml", f"{s3_root}/out", cats, merges=800)
+    spec = _write_spec(
+        tmp_path / "spec.yaml", f"{s3_root}/out", cats, 800, f"{s3_root}/tokenizers/demo"
+    )
     done = subprocess.run(
         [
             ray_executable(),
@@ -130,6 +135,18 @@ def test_ray_job_submit_on_s3_equals_the_local_run(
     got = json.loads(fs.cat_file(path))
     for a, b in zip(oracle["categories"], got["categories"], strict=True):
         assert a["name"] == b["name"] and abs(a["byte_share"] - b["byte_share"]) < 1e-6
+
+    # Submitted again: every stage is committed on s3 from the same inputs, so all skip.
+    again = subprocess.run(
+        [sys.executable, "-m", "tokmix.jobs.run", str(spec)],
+        env={**ray_cluster.env, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("skipped") == 3, again.stderr[-3000:]
 
 
 def test_a_lost_worker_node_loses_and_duplicates_nothing(

@@ -255,14 +255,14 @@ def test_killed_workers_lose_and_duplicate_nothing(
     run_pipeline(clean, log=lambda _m: None)
 
     faulty = _spec(corpus, tmp_path / "faulty", shard_bytes="250KB", merges=2000, tokenizers=[gpt2])
-    killer = _Killer(["ray::_count_shard", "ray::Replayer.replay_file"])
+    killer = _Killer(["ray::_count_shard", "ray::_replay_file"])
     killer.start()
     try:
         run_pipeline(faulty, log=lambda _m: None)
     finally:
         killer.stop.set()
         killer.join()
-    assert killer.killed == ["ray::_count_shard", "ray::Replayer.replay_file"]
+    assert killer.killed == ["ray::_count_shard", "ray::_replay_file"]
 
     tok = load_tokenizer(gpt2)
     name = word_counts_name(tok.pretokenizer)
@@ -274,3 +274,21 @@ def test_killed_workers_lose_and_duplicate_nothing(
     assert want_bytes == got_bytes
     for cat in want:
         assert (want[cat].delta == got[cat].delta).all() and (want[cat].step == got[cat].step).all()
+
+
+def test_stats_stage_equals_tokmix_stats_and_reports(
+    embedded_ray: None, corpus: dict[str, str], tmp_path: Path
+) -> None:
+    from tokmix.jobs.report import run_report
+    from tokmix.jobs.stats import run_stats
+
+    specs = [CategorySpec(n, p) for n, p in corpus.items()]
+    want = run_stats([str(DEMO_TOKENIZER)], specs, str(tmp_path / "local"), SampleOptions())
+    spec = _spec(corpus, tmp_path / "ray", stages=["count", "replay", "solve", "stats"])
+    summary = run_pipeline(spec, log=lambda _m: None)
+    key = ("tokenizer", "category")
+    assert sorted(summary["token_stats"], key=lambda r: [r[k] for k in key]) == sorted(
+        want.to_pylist(), key=lambda r: [r[k] for k in key]
+    )
+    html = Path(run_report(str(tmp_path / "ray"), None)).read_text()
+    assert "Inferred mixture" in html and "Vocabulary use" in html

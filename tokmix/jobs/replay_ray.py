@@ -2,13 +2,16 @@
 
 Every committed ``word_counts`` file holds a disjoint set of one category's words (the Ray
 count writes one file per word-hash partition), so the trajectory of a category is the sum of
-its files' trajectories (linearity). Replay actors load the tokenizer once and replay file after
-file; the driver adds up the shard trajectories and commits them as the in-process stage does,
-so the result is bit for bit the same.
+its files' trajectories (linearity). One task replays one file; each worker process loads the
+tokenizer once and keeps it for the next task. (Actors would pin that state to a node: when
+the node is lost, work queued on its actors waits for it to come back. Tasks are rescheduled
+anywhere and retried.) The driver adds up the shard trajectories and commits them as the
+in-process stage does, so the result is bit for bit the same.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from typing import Any
@@ -18,6 +21,7 @@ import pyarrow.parquet as pq
 import ray
 
 from tokmix.bpe.loaders import load_tokenizer
+from tokmix.bpe.merges import MergeList
 from tokmix.bpe.replay import PairTrajectory, replay_merges
 from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.errors import DatasetError
@@ -25,35 +29,40 @@ from tokmix.io.datasets import is_committed, read_dataset, read_manifest
 from tokmix.io.fs import filesystem_for, join
 from tokmix.jobs.count import corpus_stats_name, word_counts_name
 from tokmix.jobs.replay import commit_replay, merges_name, totals_name, trajectories_name
-from tokmix.jobs.runtime import Log, Progress, cluster_cpus, wait_all
+from tokmix.jobs.runtime import Log, Progress, wait_all
 from tokmix.schemas import CORPUS_STATS
 from tokmix.schemas.run_spec import StageResources
 
 
-class Replayer:
-    """A Ray actor holding one loaded tokenizer: loading cl100k takes a second, a shard's
-    replay often less, so it is loaded once per worker, not per task."""
+@functools.lru_cache(maxsize=4)
+def _merge_list(tokenizer_path: str, pretokenizer: str | None, sha256: str) -> MergeList:
+    """The tokenizer's merge list, loaded once per worker process (Ray reuses workers across
+    tasks; loading cl100k takes a second, replaying a shard often less). ``sha256`` keys the
+    cache on the content, so a changed file is loaded again."""
+    del sha256
+    return load_tokenizer(tokenizer_path, pretokenizer=pretokenizer).merge_list
 
-    def __init__(self, tokenizer_path: str, pretokenizer: str | None) -> None:
-        self.merge_list = load_tokenizer(tokenizer_path, pretokenizer=pretokenizer).merge_list
 
-    def replay_file(self, url: str, first: int, last: int) -> PairTrajectory:
-        fs, path = filesystem_for(url)
-        try:
-            with fs.open(path, "rb") as f:
-                table = pq.read_table(f, columns=["word", "count"])
-        except (OSError, pa.ArrowException) as exc:
-            raise DatasetError(
-                f"{url}: unreadable word-count file ({exc}); re-run the count stage with --force"
-            ) from exc
-        words = table["word"].to_pylist()
-        counts = table["count"].to_numpy()
-        return replay_merges(
-            dict(zip(words, counts.tolist(), strict=True)),
-            self.merge_list,
-            first_step=first,
-            last_step=last,
-        )
+def _replay_file(
+    tokenizer: tuple[str, str | None, str], url: str, first: int, last: int
+) -> PairTrajectory:
+    """Replay one committed word-count file (a word-hash shard of one category)."""
+    fs, path = filesystem_for(url)
+    try:
+        with fs.open(path, "rb") as f:
+            table = pq.read_table(f, columns=["word", "count"])
+    except (OSError, pa.ArrowException) as exc:
+        raise DatasetError(
+            f"{url}: unreadable word-count file ({exc}); re-run the count stage with --force"
+        ) from exc
+    words = table["word"].to_pylist()
+    counts = table["count"].to_numpy()
+    return replay_merges(
+        dict(zip(words, counts.tolist(), strict=True)),
+        _merge_list(*tokenizer),
+        first_step=first,
+        last_step=last,
+    )
 
 
 def replay_inputs_from_manifest(
@@ -98,20 +107,12 @@ def run_replay_ray(
         (e["partition"]["category"], join(out, words_name, e["path"]), e["rows"])
         for e in manifest["files"]
     ]
-    actors = max(1, min(len(files), int(cluster_cpus() // task["num_cpus"])))
-    actor_cls = ray.remote(Replayer).options(max_restarts=-1, max_task_retries=-1, **task)
-    replayers: list[Any] = [actor_cls.remote(tokenizer.path, pretokenizer) for _ in range(actors)]
-    log(f"replay {name}: steps {first}..{last}, {len(files)} word-table shards, {actors} actors")
-    ordered = sorted(files, key=lambda f: -f[2])  # largest first, dealt round-robin
-    refs = [
-        replayers[k % actors].replay_file.remote(url, first, last)
-        for k, (_cat, url, _rows) in enumerate(ordered)
-    ]
-    try:
-        results = wait_all(refs, Progress(f"replay {name}", len(files), 0, log))
-    finally:
-        for actor in replayers:  # free their CPUs for the next stage now, not at GC
-            ray.kill(actor)
+    log(f"replay {name}: steps {first}..{last} over {len(files)} word-table shards")
+    replay = ray.remote(_replay_file).options(**task)
+    key = ray.put((tokenizer.path, pretokenizer, tokenizer.sha256))
+    ordered = sorted(files, key=lambda f: -f[2])  # largest first: a shorter tail
+    refs = [replay.remote(key, url, first, last) for _cat, url, _rows in ordered]
+    results = wait_all(refs, Progress(f"replay {name}", len(files), 0, log))
     parts: dict[str, list[PairTrajectory]] = {}
     for (category, _url, _rows), traj in zip(ordered, results, strict=True):
         parts.setdefault(category, []).append(traj)

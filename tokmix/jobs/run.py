@@ -28,11 +28,15 @@ from tokmix.cli import add_run_arguments
 from tokmix.errors import TokmixError
 from tokmix.io.datasets import is_committed
 from tokmix.io.fs import filesystem_for, join, write_bytes_atomic
+from tokmix.jobs.count import count_inputs, read_word_tables
 from tokmix.jobs.count_ray import run_count_ray
 from tokmix.jobs.replay_ray import run_replay_ray
-from tokmix.jobs.runtime import Log, ray_session, stderr_log
+from tokmix.jobs.runtime import Log, get, ray_session, stderr_log
 from tokmix.jobs.solve import mixtures_name, read_mixture_json, run_solve, solve_inputs
 from tokmix.jobs.spec import CategorySpec, SampleOptions, parse_merge_range
+from tokmix.jobs.stats import DATASETS as STATS_DATASETS
+from tokmix.jobs.stats import dataset_name as stats_dataset_name
+from tokmix.jobs.stats import read_token_stats, stats_inputs, write_stats
 from tokmix.schemas import MIXTURES
 from tokmix.schemas.run_spec import RunSpec, load_run_spec
 
@@ -54,6 +58,62 @@ def _category_specs(spec: RunSpec) -> tuple[list[CategorySpec], dict[str, Sample
 def _solve_remote(out: str, tokenizer: str, options: dict[str, Any]) -> dict[str, Any]:
     sol = run_solve(out, tokenizer, **options)
     return {"tokenizer": tokenizer, **sol.as_dict()}
+
+
+def _stats_remote(
+    tokenizer_path: str, pretokenizer: str | None, out: str, inputs: dict[str, str]
+) -> list[dict[str, Any]]:
+    tok = load_tokenizer(tokenizer_path, pretokenizer=pretokenizer)
+    tables = read_word_tables(out, tok.stats_pretokenizer)
+    write_stats(tok, tables, out, inputs)
+    return read_token_stats(out, [tok.name]).to_pylist()
+
+
+def _run_stats_stage(
+    spec: RunSpec,
+    tokenizers: list[LoadedTokenizer],
+    categories: list[CategorySpec],
+    options: dict[str, SampleOptions],
+    force: bool,
+    log: Log,
+) -> list[dict[str, Any]]:
+    """Token statistics: one word table per encoder pre-tokenizer family (counted on Ray,
+    shared by the tokenizers of the family), then one task per tokenizer."""
+    task = ray.remote(_stats_remote).options(
+        **spec.resources_for("stats").ray_options(), max_retries=2
+    )
+    refs, rows = [], []
+    for tok in tokenizers:
+        pretok = tok.stats_pretokenizer
+        inputs = stats_inputs(tok, count_inputs(categories, pretok, options))
+        if not force and all(
+            is_committed(spec.out, stats_dataset_name(kind, tok.name), inputs)
+            for kind in STATS_DATASETS
+        ):
+            log(f"stats {tok.name}: already committed for these word tables; skipped")
+            rows += read_token_stats(spec.out, [tok.name]).to_pylist()
+            continue
+        run_count_ray(
+            categories,
+            options,
+            pretok,
+            spec.out,
+            shard_bytes=spec.shard_bytes,
+            partitions=spec.reduce_partitions,
+            resources=spec.resources_for("count"),
+            force=False,
+            log=log,
+        )
+        refs.append(task.remote(tok.path, spec.pretokenizer, spec.out, inputs))
+    for ref in refs:
+        rows += get(ref)
+    for row in rows:
+        tokens = row["tokens"] or 1
+        log(
+            f"stats {row['tokenizer']} {row['category']}: {row['bytes'] / tokens:.2f} bytes/token, "
+            f"vocabulary use {row['tokens_used'] / max(row['vocab_size'], 1):.1%}"
+        )
+    return rows
 
 
 def run_pipeline(spec: RunSpec, *, force: bool = False, log: Log | None = None) -> dict[str, Any]:
@@ -144,7 +204,9 @@ def run_pipeline(spec: RunSpec, *, force: bool = False, log: Log | None = None) 
         seconds["solve"] = time.perf_counter() - t0
 
     if "stats" in spec.stages:
-        raise TokmixError("the stats stage is not available in this build of tokmix")
+        t0 = time.perf_counter()
+        summary["token_stats"] = _run_stats_stage(spec, tokenizers, categories, options, force, log)
+        seconds["stats"] = time.perf_counter() - t0
 
     summary["stage_seconds"] = {k: round(v, 3) for k, v in seconds.items()}
     summary["seconds"] = round(time.perf_counter() - started, 3)

@@ -1,0 +1,94 @@
+"""Counting throughput on Ray: MB/s of corpus per core with 1 and 2 workers, against the
+in-process counter (``tokmix infer``'s count stage) measured in the same run.
+
+    python -m benchmarks.ray_count [--mb 24] [--shard-mb 2]
+
+The corpus is plain JSON lines (so files split into byte-range shards) made from the shared
+code corpora, or the shipped samples. Ray start-up is outside the timings; each figure is the
+best of two runs of the whole count stage (plan, map, reduce, commit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import tempfile
+import time
+from pathlib import Path
+
+import ray
+
+from tokmix.bpe.pretokenizers import GPT2
+from tokmix.jobs.count import run_count
+from tokmix.jobs.count_ray import run_count_ray
+from tokmix.jobs.spec import CategorySpec, SampleOptions
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data" / "corpora" / "code"
+
+
+def _corpus(root: Path, megabytes: float) -> list[CategorySpec]:
+    sources = sorted(SHARED.glob("*/docs.jsonl.gz")) or sorted(
+        (REPO / "data" / "samples").glob("*.jsonl.gz")
+    )
+    specs, total = [], 0
+    while total < megabytes * 1e6:
+        for src in sources:
+            raw = gzip.decompress(src.read_bytes())
+            path = root / f"{src.parent.name}-{len(specs)}.jsonl"
+            path.write_bytes(raw)
+            specs.append(CategorySpec(path.stem, str(path)))
+            total += len(raw)
+            if total >= megabytes * 1e6:
+                break
+    return specs
+
+
+def _best_of_two(fn) -> float:  # type: ignore[no-untyped-def]
+    best = float("inf")
+    for _ in range(2):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mb", type=float, default=24.0, help="corpus size")
+    parser.add_argument("--shard-mb", type=float, default=2.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        specs = _corpus(root, args.mb)
+        mb = sum(Path(s.path).stat().st_size for s in specs) / 1e6
+        options = {s.name: SampleOptions() for s in specs}
+        local = _best_of_two(
+            lambda: run_count(specs, GPT2, str(root / "local"), SampleOptions(), force=True)
+        )
+        print(f"corpus {mb:.1f} MB in {len(specs)} files (plain JSON lines)")
+        print(f"in-process count, 1 core:  {mb / local:6.2f} MB/s")
+        for workers in (1, 2):
+            ray.init(num_cpus=workers, include_dashboard=False, configure_logging=False)
+            try:
+                seconds = _best_of_two(
+                    lambda w=workers: run_count_ray(
+                        specs,
+                        options,
+                        GPT2,
+                        str(root / f"ray{w}"),
+                        shard_bytes=int(args.shard_mb * 1e6),
+                        force=True,
+                    )
+                )
+            finally:
+                ray.shutdown()
+            rate = mb / seconds
+            print(
+                f"Ray count, {workers} worker(s): {rate:6.2f} MB/s = {rate / workers:5.2f} MB/s "
+                f"per core ({rate / workers / (mb / local):.2f}x the in-process count per core)"
+            )
+
+
+if __name__ == "__main__":
+    main()
