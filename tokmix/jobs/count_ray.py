@@ -14,6 +14,7 @@ committed result is the same as an uninterrupted run's.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections import Counter
 from collections.abc import Sequence
@@ -37,10 +38,10 @@ from tokmix.jobs.count import (
 )
 from tokmix.jobs.runtime import Log, Progress, cluster_cpus, wait_all
 from tokmix.jobs.spec import CategorySpec, SampleOptions
-from tokmix.schemas import CORPUS_STATS, WORD_COUNTS
+from tokmix.schemas import CORPUS_STATS, GROUP_WORD_COUNTS, SAMPLE_GROUPS, WORD_COUNTS
 from tokmix.schemas.run_spec import StageResources
 
-_PARTITION_SCHEMA = pa.schema([("word", pa.binary()), ("count", pa.int64())])
+_PARTITION_SCHEMA = pa.schema([("group", pa.int32()), ("word", pa.binary()), ("count", pa.int64())])
 MAX_DEFAULT_PARTITIONS = 64
 """Reduce partitions when the spec names none: one per CPU, up to this many (each map task
 returns one object per partition, so thousands would cost more than they spread)."""
@@ -67,11 +68,22 @@ def _measure_shard(sample: ShardSample, options: SampleOptions) -> np.ndarray:
     return np.asarray(sizes, dtype=np.int64)
 
 
+def document_group(text: bytes, groups: int) -> int:
+    """The bootstrap group of a document: a hash of its text, so it is the same however the
+    corpus is sharded or ordered (DESIGN §5: intervals resample document groups)."""
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") % groups
+
+
 def _count_shard(
-    sample: ShardSample, pretokenizer: Pretokenizer, options: SampleOptions, partitions: int
+    sample: ShardSample,
+    pretokenizer: Pretokenizer,
+    options: SampleOptions,
+    partitions: int,
+    groups: int,
 ) -> list[Any]:
-    """Map: the shard's word table as ``partitions`` Arrow tables, then its totals."""
-    table = WordTable()
+    """Map: the shard's word tables per bootstrap group, as ``partitions`` Arrow tables
+    (``group, word, count``), then its totals."""
+    tables = [WordTable() for _ in range(groups)]
     seen = 0
     sources: set[str] = set()
     for doc in shard_documents(sample.shard, **_options_dict(options)):
@@ -80,70 +92,108 @@ def _count_shard(
             continue
         if sample.take is not None and seen > sample.skip + sample.take:
             break
+        table = tables[document_group(doc.text.encode("utf-8"), groups) if groups > 1 else 0]
         table.add_text(doc.text, pretokenizer)
         table.invalid_utf8_documents += doc.invalid_utf8
         sources.add(doc.source)
-    words = list(table.counts)
-    counts = np.fromiter(table.counts.values(), dtype=np.int64, count=len(words))
-    part = word_partition(words, partitions)
-    word_array = pa.array(words, pa.binary())
-    out: list[Any] = []
-    for r in range(partitions):
-        idx = np.flatnonzero(part == r)
-        out.append(
-            pa.table(
-                {"word": word_array.take(pa.array(idx)), "count": pa.array(counts[idx])},
-                schema=_PARTITION_SCHEMA,
+    pieces: list[list[pa.Table]] = [[] for _ in range(partitions)]
+    for g, table in enumerate(tables):
+        words = list(table.counts)
+        counts = np.fromiter(table.counts.values(), dtype=np.int64, count=len(words))
+        part = word_partition(words, partitions)
+        word_array = pa.array(words, pa.binary())
+        for r in range(partitions):
+            idx = np.flatnonzero(part == r)
+            pieces[r].append(
+                pa.table(
+                    {
+                        "group": pa.array(np.full(len(idx), g, dtype=np.int32)),
+                        "word": word_array.take(pa.array(idx)),
+                        "count": pa.array(counts[idx]),
+                    },
+                    schema=_PARTITION_SCHEMA,
+                )
             )
-        )
-    totals = {k: int(v) for k, v in table.totals().items() if k in _TOTALS}
-    out.append({"totals": totals, "sources": sorted(sources), "bytes_read": sample.shard.size})
+    out: list[Any] = [pa.concat_tables(p) for p in pieces]
+    totals: Counter[str] = Counter()
+    for table in tables:
+        totals.update({k: int(v) for k, v in table.totals().items() if k in _TOTALS})
+    out.append(
+        {
+            "totals": dict(totals),
+            "groups": [(t.documents, t.bytes_) for t in tables],
+            "sources": sorted(sources),
+        }
+    )
     return out
+
+
+def _category_table(schema: pa.Schema, category: str, table: pa.Table) -> pa.Table:
+    columns = {"category": pa.array([category] * table.num_rows, pa.string())}
+    columns.update({name: table[name] for name in table.column_names})
+    return pa.table(columns).select(schema.names).cast(schema)
 
 
 def _reduce_partition(
     number: int,
     categories: list[str],
     out: str,
-    dataset: str,
+    names: tuple[str, str | None],
     provenance: dict[str, Any],
     *parts: pa.Table,
 ) -> dict[str, Any]:
-    """Reduce: sum partition ``number`` of every shard per category and write its files."""
-    tables = []
+    """Reduce: sum partition ``number`` of every shard per category and write its files —
+    ``word_counts`` and, with bootstrap groups, ``group_word_counts``."""
+    words_name, groups_name = names
+    full, grouped = [], []
     for category in sorted(set(categories)):
         mine = [p for c, p in zip(categories, parts, strict=True) if c == category and p.num_rows]
         if not mine:
             continue
-        summed = pa.concat_tables(mine).group_by("word").aggregate([("count", "sum")])
+        by_group = pa.concat_tables(mine).group_by(["group", "word"]).aggregate([("count", "sum")])
+        by_group = by_group.rename_columns(["group", "word", "count"])
+        summed = by_group.group_by("word").aggregate([("count", "sum")])
         summed = summed.rename_columns(["word", "count"]).sort_by("word")
-        tables.append(
-            pa.table(
-                {
-                    "category": pa.array([category] * summed.num_rows, pa.string()),
-                    "word": summed["word"],
-                    "count": summed["count"],
-                },
-                schema=WORD_COUNTS,
-            )
-        )
-    if not tables:
-        return {"entries": [], "distinct": {}}
-    table = pa.concat_tables(tables)
+        full.append(_category_table(WORD_COUNTS, category, summed))
+        if groups_name:
+            by_group = by_group.sort_by([("group", "ascending"), ("word", "ascending")])
+            grouped.append(_category_table(GROUP_WORD_COUNTS, category, by_group))
+    if not full:
+        return {"entries": [], "group_entries": [], "distinct": {}}
+    table = pa.concat_tables(full)
     entries = write_part(
         table,
         out,
-        dataset,
+        words_name,
         number,
         schema=WORD_COUNTS,
         partition_cols=("category",),
         provenance=provenance,
     )
+    group_entries = []
+    if groups_name:
+        group_entries = write_part(
+            pa.concat_tables(grouped),
+            out,
+            groups_name,
+            number,
+            schema=GROUP_WORD_COUNTS,
+            partition_cols=("category",),
+            provenance=provenance,
+        )
     distinct = {
         row["category"]: row["count_all"]
         for row in table.group_by("category").aggregate([([], "count_all")]).to_pylist()
     }
-    return {"entries": entries, "distinct": distinct}
+    return {"entries": entries, "group_entries": group_entries, "distinct": distinct}
+
+
+def group_word_counts_name(pretokenizer: Pretokenizer) -> str:
+    return f"group_word_counts/pretokenizer={pretokenizer.key}"
+
+
+def sample_groups_name(pretokenizer: Pretokenizer) -> str:
+    return f"sample_groups/pretokenizer={pretokenizer.key}"
 
 
 def run_count_ray(
@@ -154,19 +204,24 @@ def run_count_ray(
     *,
     shard_bytes: int,
     partitions: int | None = None,
+    groups: int = 1,
     resources: StageResources | None = None,
     force: bool = False,
     log: Log = lambda _m: None,
 ) -> dict[str, dict[str, int]]:
     """Count every category on the Ray cluster and commit ``word_counts/`` and
-    ``corpus_stats/`` (skipped when committed from the same inputs); the totals per category."""
-    inputs = count_inputs(categories, pretokenizer, options)
+    ``corpus_stats/`` (and, with ``groups > 1`` bootstrap groups, ``group_word_counts/`` and
+    ``sample_groups/``); skipped when committed from the same inputs. The totals per category."""
+    inputs = {**count_inputs(categories, pretokenizer, options), "groups": str(groups)}
     words_name, stats_name = word_counts_name(pretokenizer), corpus_stats_name(pretokenizer)
-    if (
-        not force
-        and is_committed(out, words_name, inputs, schema=WORD_COUNTS)
-        and is_committed(out, stats_name, inputs, schema=CORPUS_STATS)
-    ):
+    groups_name = group_word_counts_name(pretokenizer) if groups > 1 else None
+    datasets = [(words_name, WORD_COUNTS), (stats_name, CORPUS_STATS)]
+    if groups_name:
+        datasets += [
+            (groups_name, GROUP_WORD_COUNTS),
+            (sample_groups_name(pretokenizer), SAMPLE_GROUPS),
+        ]
+    if not force and all(is_committed(out, n, inputs, schema=s) for n, s in datasets):
         log(f"count: word tables for pre-tokenizer {pretokenizer.key} already committed; skipped")
         return _committed_totals(out, stats_name)
     task = (resources or StageResources()).ray_options()
@@ -192,8 +247,8 @@ def run_count_ray(
             raise CorpusReadError(_no_text_message(spec.path, 0, opt.max_bytes, opt.skip_documents))
 
     provenance = {"stage": "count", "pretokenizer": pretokenizer.key, **inputs}
-    begin_dataset(out, words_name)
-    begin_dataset(out, stats_name)
+    for name, _schema in datasets:
+        begin_dataset(out, name)
     samples = [(name, sample) for name, plan in plans.items() for sample in plan]
     total_bytes = sum(s.shard.size for _, s in samples)
     log(
@@ -203,7 +258,8 @@ def run_count_ray(
     count_task = ray.remote(_count_shard).options(num_returns=partitions + 1, **task)
     pretok_ref = ray.put(pretokenizer)
     mapped: list[Any] = [
-        count_task.remote(sample, pretok_ref, options[name], partitions) for name, sample in samples
+        count_task.remote(sample, pretok_ref, options[name], partitions, groups)
+        for name, sample in samples
     ]
     progress = Progress("count", len(samples), total_bytes, log)
     shard_stats = wait_all([m[-1] for m in mapped], progress, lambda i: samples[i][1].shard.size)
@@ -219,11 +275,27 @@ def run_count_ray(
             )
     reduce_task = ray.remote(_reduce_partition).options(**task)
     reduced_refs = [
-        reduce_task.remote(r, names, out, words_name, provenance, *[m[r] for m in mapped])
+        reduce_task.remote(
+            r, names, out, (words_name, groups_name), provenance, *[m[r] for m in mapped]
+        )
         for r in range(partitions)
     ]
     reduced = wait_all(reduced_refs, Progress("count/reduce", partitions, 0, log))
     totals = _sum_totals(categories, names, shard_stats, reduced)
+    small_tables = [(stats_name, CORPUS_STATS, stats_table_from_totals(totals, pretokenizer))]
+    if groups_name:
+        entries = [e for r in reduced for e in r["group_entries"]]
+        commit_dataset(
+            out,
+            groups_name,
+            entries,
+            schema=GROUP_WORD_COUNTS,
+            partition_cols=("category",),
+            provenance=provenance,
+            input_hashes=inputs,
+        )
+        table = _sample_groups_table([s.name for s in categories], names, shard_stats, groups)
+        small_tables.append((sample_groups_name(pretokenizer), SAMPLE_GROUPS, table))
     commit_dataset(
         out,
         words_name,
@@ -233,20 +305,37 @@ def run_count_ray(
         provenance=provenance,
         input_hashes=inputs,
     )
-    stats = stats_table_from_totals(totals, pretokenizer)
-    stat_entries = write_part(
-        stats, out, stats_name, 0, schema=CORPUS_STATS, partition_cols=(), provenance=provenance
-    )
-    commit_dataset(
-        out,
-        stats_name,
-        stat_entries,
-        schema=CORPUS_STATS,
-        partition_cols=(),
-        provenance=provenance,
-        input_hashes=inputs,
-    )
+    for name, schema, table in small_tables:
+        entries = write_part(
+            table, out, name, 0, schema=schema, partition_cols=(), provenance=provenance
+        )
+        commit_dataset(
+            out,
+            name,
+            entries,
+            schema=schema,
+            partition_cols=(),
+            provenance=provenance,
+            input_hashes=inputs,
+        )
     return totals
+
+
+def _sample_groups_table(
+    categories: list[str], names: list[str], shard_stats: list[dict[str, Any]], groups: int
+) -> pa.Table:
+    docs = {c: np.zeros(groups, dtype=np.int64) for c in categories}
+    nbytes = {c: np.zeros(groups, dtype=np.int64) for c in categories}
+    for name, stats in zip(names, shard_stats, strict=True):
+        for g, (d, b) in enumerate(stats["groups"]):
+            docs[name][g] += d
+            nbytes[name][g] += b
+    rows = [
+        {"category": c, "group": g, "documents": int(docs[c][g]), "bytes": int(nbytes[c][g])}
+        for c in categories
+        for g in range(groups)
+    ]
+    return pa.Table.from_pylist(rows, schema=SAMPLE_GROUPS)
 
 
 def _needs_sizes(options: SampleOptions) -> bool:

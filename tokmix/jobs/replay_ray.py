@@ -16,21 +16,29 @@ import hashlib
 import json
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
 from tokmix.bpe.loaders import load_tokenizer
 from tokmix.bpe.merges import MergeList
-from tokmix.bpe.replay import PairTrajectory, replay_merges
+from tokmix.bpe.replay import PairTrajectory, _canonical, replay_merges
 from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.errors import DatasetError
-from tokmix.io.datasets import is_committed, read_dataset, read_manifest
+from tokmix.io.datasets import is_committed, read_dataset, read_manifest, write_dataset
 from tokmix.io.fs import filesystem_for, join
 from tokmix.jobs.count import corpus_stats_name, word_counts_name
+from tokmix.jobs.count_ray import group_word_counts_name, sample_groups_name
 from tokmix.jobs.replay import commit_replay, merges_name, totals_name, trajectories_name
 from tokmix.jobs.runtime import Log, Progress, wait_all
-from tokmix.schemas import CORPUS_STATS
+from tokmix.schemas import (
+    CORPUS_STATS,
+    GROUP_TOTALS,
+    GROUP_TRAJECTORIES,
+    REPLAY_TOTALS,
+    SAMPLE_GROUPS,
+)
 from tokmix.schemas.run_spec import StageResources
 
 
@@ -43,34 +51,47 @@ def _merge_list(tokenizer_path: str, pretokenizer: str | None, sha256: str) -> M
     return load_tokenizer(tokenizer_path, pretokenizer=pretokenizer).merge_list
 
 
-def _replay_file(
-    tokenizer: tuple[str, str | None, str], url: str, first: int, last: int
-) -> PairTrajectory:
-    """Replay one committed word-count file (a word-hash shard of one category)."""
+def _read_words(url: str, columns: list[str]) -> pa.Table:
     fs, path = filesystem_for(url)
     try:
         with fs.open(path, "rb") as f:
-            table = pq.read_table(f, columns=["word", "count"])
+            return pq.read_table(f, columns=columns)
     except (OSError, pa.ArrowException) as exc:
         raise DatasetError(
             f"{url}: unreadable word-count file ({exc}); re-run the count stage with --force"
         ) from exc
-    words = table["word"].to_pylist()
-    counts = table["count"].to_numpy()
-    return replay_merges(
-        dict(zip(words, counts.tolist(), strict=True)),
-        _merge_list(*tokenizer),
-        first_step=first,
-        last_step=last,
-    )
+
+
+def _replay_file(
+    tokenizer: tuple[str, str | None, str], url: str, first: int, last: int, grouped: bool
+) -> dict[int, PairTrajectory]:
+    """Replay one committed word-count file (a word-hash shard of one category), per
+    bootstrap group when it is a ``group_word_counts`` file: ``{group: trajectory}``."""
+    table = _read_words(url, ["group", "word", "count"] if grouped else ["word", "count"])
+    merge_list = _merge_list(*tokenizer)
+    if not grouped:
+        parts = {0: table}
+    else:
+        group = table["group"].to_numpy()
+        parts = {int(g): table.filter(pa.array(group == g)) for g in np.unique(group)}
+    return {
+        g: replay_merges(
+            dict(zip(t["word"].to_pylist(), t["count"].to_numpy().tolist(), strict=True)),
+            merge_list,
+            first_step=first,
+            last_step=last,
+        )
+        for g, t in parts.items()
+    }
 
 
 def replay_inputs_from_manifest(
     tokenizer: LoadedTokenizer, manifest: dict[str, Any], first: int, last: int
 ) -> dict[str, str]:
     """What a committed replay depends on: the tokenizer, the word-count files (by their
-    sha256, recorded at commit) and the step range."""
-    h = hashlib.sha256()
+    sha256, recorded at commit; grouped ones when the run has bootstrap groups) and the step
+    range."""
+    h = hashlib.sha256(manifest["dataset"].encode())
     for entry in sorted(manifest["files"], key=lambda e: e["path"]):
         h.update(f"{entry['path']}\0{entry['sha256']}\0".encode())
     return {
@@ -78,6 +99,131 @@ def replay_inputs_from_manifest(
         "word_counts": h.hexdigest(),
         "range": json.dumps([first, last]),
     }
+
+
+def group_trajectories_name(tokenizer: str) -> str:
+    return f"group_trajectories/tokenizer={tokenizer}"
+
+
+def group_totals_name(tokenizer: str) -> str:
+    return f"group_totals/tokenizer={tokenizer}"
+
+
+GroupBytes = dict[tuple[str, int], int]
+
+
+def _replay_source(out: str, tokenizer: LoadedTokenizer) -> tuple[str, GroupBytes | None]:
+    """The word counts to replay: the per-group ones when the count stage committed them
+    with the same inputs as ``word_counts`` (then also ``(category, group) -> bytes``)."""
+    pretok = tokenizer.pretokenizer
+    words = word_counts_name(pretok)
+    try:
+        grouped = read_manifest(out, group_word_counts_name(pretok))
+        samples = read_manifest(out, sample_groups_name(pretok))
+    except DatasetError:
+        return words, None
+    inputs = read_manifest(out, words)["input_hashes"]
+    if grouped["input_hashes"] != inputs or samples["input_hashes"] != inputs:
+        return words, None
+    rows = read_dataset(out, sample_groups_name(pretok), SAMPLE_GROUPS).to_pylist()
+    return group_word_counts_name(pretok), {(r["category"], r["group"]): r["bytes"] for r in rows}
+
+
+def commit_group_replay(
+    tokenizer: str,
+    group_trajs: dict[str, dict[int, PairTrajectory]],
+    group_bytes: dict[tuple[str, int], int],
+    out: str,
+    inputs: dict[str, str],
+) -> None:
+    """Commit the per-group trajectories and the groups' pair counts and bytes: what the
+    bootstrap of the solve stage resamples."""
+    provenance = {"stage": "replay", "tokenizer_name": tokenizer, **inputs}
+    tables, totals = [], []
+    for category, by_group in group_trajs.items():
+        for g, traj in by_group.items():
+            n = len(traj)
+            tables.append(
+                pa.table(
+                    {
+                        "category": pa.array([category] * n, pa.string()),
+                        "group": pa.array(np.full(n, g, dtype=np.int32)),
+                        "step": traj.step,
+                        "left": traj.left,
+                        "right": traj.right,
+                        "delta": traj.delta,
+                    },
+                    schema=GROUP_TRAJECTORIES,
+                )
+            )
+            totals.append(
+                {
+                    "category": category,
+                    "group": g,
+                    "pairs": traj.pairs,
+                    "bytes": group_bytes[(category, g)],
+                }
+            )
+    write_dataset(
+        pa.concat_tables(tables),
+        out,
+        group_trajectories_name(tokenizer),
+        schema=GROUP_TRAJECTORIES,
+        partition_cols=("category",),
+        provenance=provenance,
+        input_hashes=inputs,
+    )
+    write_dataset(
+        pa.Table.from_pylist(totals, schema=GROUP_TOTALS),
+        out,
+        group_totals_name(tokenizer),
+        schema=GROUP_TOTALS,
+        partition_cols=(),
+        provenance=provenance,
+        input_hashes=inputs,
+    )
+
+
+def read_group_trajectories(
+    out: str, tokenizer: str
+) -> tuple[dict[str, list[PairTrajectory]], dict[str, list[int]]] | None:
+    """The committed per-group trajectories and bytes per category, or None when the run has
+    no bootstrap groups (or they are stale)."""
+    try:
+        groups = read_manifest(out, group_trajectories_name(tokenizer))
+        traj = read_manifest(out, trajectories_name(tokenizer))
+    except DatasetError:
+        return None
+    if groups["input_hashes"] != traj["input_hashes"]:
+        return None
+    rows = read_dataset(out, group_trajectories_name(tokenizer), GROUP_TRAJECTORIES)
+    totals = read_dataset(out, group_totals_name(tokenizer), GROUP_TOTALS).to_pylist()
+    first, last = _step_range(out, tokenizer)
+    cats = rows["category"].to_numpy(zero_copy_only=False)
+    grp = rows["group"].to_numpy()
+    trajs: dict[str, list[PairTrajectory]] = {}
+    nbytes: dict[str, list[int]] = {}
+    for t in totals:
+        mask = (cats == t["category"]) & (grp == t["group"])
+        sel = rows.filter(pa.array(mask))
+        trajs.setdefault(t["category"], []).append(
+            _canonical(
+                sel["step"].to_numpy(),
+                sel["left"].to_numpy(),
+                sel["right"].to_numpy(),
+                sel["delta"].to_numpy(),
+                first,
+                last,
+                t["pairs"],
+            )
+        )
+        nbytes.setdefault(t["category"], []).append(int(t["bytes"]))
+    return trajs, nbytes
+
+
+def _step_range(out: str, tokenizer: str) -> tuple[int, int]:
+    row = read_dataset(out, totals_name(tokenizer), REPLAY_TOTALS).to_pylist()[0]
+    return int(row["first_step"]), int(row["last_step"])
 
 
 def run_replay_ray(
@@ -93,13 +239,14 @@ def run_replay_ray(
 ) -> dict[str, int]:
     """Replay on the cluster and commit; rows of trajectory per category. ``pretokenizer``:
     the family override the tokenizer was loaded with (actors load it again)."""
-    words_name = word_counts_name(tokenizer.pretokenizer)
+    words_name, groups = _replay_source(out, tokenizer)
     manifest = read_manifest(out, words_name)
     inputs = replay_inputs_from_manifest(tokenizer, manifest, first, last)
     name = tokenizer.name
-    if not force and all(
-        is_committed(out, n(name), inputs) for n in (trajectories_name, merges_name, totals_name)
-    ):
+    datasets = [trajectories_name, merges_name, totals_name]
+    if groups is not None:
+        datasets += [group_trajectories_name, group_totals_name]
+    if not force and all(is_committed(out, n(name), inputs) for n in datasets):
         log(f"replay {name}: already committed for these word tables; skipped")
         return {}
     task = (resources or StageResources()).ray_options()
@@ -107,17 +254,25 @@ def run_replay_ray(
         (e["partition"]["category"], join(out, words_name, e["path"]), e["rows"])
         for e in manifest["files"]
     ]
-    log(f"replay {name}: steps {first}..{last} over {len(files)} word-table shards")
+    what = f"{len(files)} word-table shards" + (" per bootstrap group" if groups else "")
+    log(f"replay {name}: steps {first}..{last} over {what}")
     replay = ray.remote(_replay_file).options(**task)
     key = ray.put((tokenizer.path, pretokenizer, tokenizer.sha256))
     ordered = sorted(files, key=lambda f: -f[2])  # largest first: a shorter tail
-    refs = [replay.remote(key, url, first, last) for _cat, url, _rows in ordered]
+    grouped = groups is not None
+    refs = [replay.remote(key, url, first, last, grouped) for _cat, url, _rows in ordered]
     results = wait_all(refs, Progress(f"replay {name}", len(files), 0, log))
-    parts: dict[str, list[PairTrajectory]] = {}
-    for (category, _url, _rows), traj in zip(ordered, results, strict=True):
-        parts.setdefault(category, []).append(traj)
+    parts: dict[str, dict[int, list[PairTrajectory]]] = {}
+    for (category, _url, _rows), by_group in zip(ordered, results, strict=True):
+        for g, traj in by_group.items():
+            parts.setdefault(category, {}).setdefault(g, []).append(traj)
     stats = read_dataset(out, corpus_stats_name(tokenizer.pretokenizer), CORPUS_STATS).to_pylist()
     bytes_ = {r["category"]: int(r["bytes"]) for r in stats}  # in the run's category order
-    trajs = {c: PairTrajectory.total(parts[c]) for c in bytes_}
+    group_trajs = {
+        c: {g: PairTrajectory.total(ts) for g, ts in sorted(parts[c].items())} for c in bytes_
+    }
+    trajs = {c: PairTrajectory.total(list(group_trajs[c].values())) for c in bytes_}
     commit_replay(tokenizer, trajs, bytes_, out, first, last, inputs)
+    if groups is not None:
+        commit_group_replay(tokenizer.name, group_trajs, groups, out, inputs)
     return {c: len(t) for c, t in trajs.items()}

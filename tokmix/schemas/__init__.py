@@ -213,6 +213,58 @@ merges makes it) or ``never_produced`` (reachable, produced on no category of th
 ``count``: times the run produced it (0, except unreachable tokens that ``ignore_merges`` emits
 whole)."""
 
+GROUP_WORD_COUNTS = _schema(
+    "group_word_counts",
+    1,
+    [
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("group", pa.int32(), nullable=False),
+        pa.field("word", pa.binary(), nullable=False),
+        pa.field("count", pa.int64(), nullable=False),
+    ],
+)
+"""Word counts per bootstrap group: each document of a category belongs to one of ``K``
+groups by a hash of its text; summed over groups they are ``word_counts``."""
+
+SAMPLE_GROUPS = _schema(
+    "sample_groups",
+    1,
+    [
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("group", pa.int32(), nullable=False),
+        pa.field("documents", pa.int64(), nullable=False),
+        pa.field("bytes", pa.int64(), nullable=False),
+    ],
+)
+"""Documents and bytes of each bootstrap group of a category's sample."""
+
+GROUP_TRAJECTORIES = _schema(
+    "group_trajectories",
+    1,
+    [
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("group", pa.int32(), nullable=False),
+        pa.field("step", pa.int32(), nullable=False),
+        pa.field("left", pa.int32(), nullable=False),
+        pa.field("right", pa.int32(), nullable=False),
+        pa.field("delta", pa.int64(), nullable=False),
+    ],
+)
+"""Trajectory rows per bootstrap group (as ``trajectories``; summed over groups they are the
+category's trajectory). A bootstrap replicate is a weighted sum of them (DESIGN §4)."""
+
+GROUP_TOTALS = _schema(
+    "group_totals",
+    1,
+    [
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("group", pa.int32(), nullable=False),
+        pa.field("pairs", pa.int64(), nullable=False),
+        pa.field("bytes", pa.int64(), nullable=False),
+    ],
+)
+"""Per bootstrap group: its initial pair count (``d``) and sample bytes."""
+
 
 def with_provenance(schema: pa.Schema, provenance: dict[str, Any]) -> pa.Schema:
     """The schema with provenance (hashes, parameters, tokmix version) in its metadata."""

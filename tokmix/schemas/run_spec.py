@@ -108,6 +108,17 @@ class SolverOptions(_Strict):
     threads: int = Field(default=1, ge=1)
 
 
+class BootstrapOptions(_Strict):
+    """Intervals by resampling document groups (DESIGN §5): each category's documents fall
+    into ``groups`` groups by a hash of their text; a replicate redraws groups with
+    replacement and re-solves. ``groups: 1`` turns intervals off."""
+
+    groups: int = Field(default=10, ge=1, le=1000)
+    replicates: int = Field(default=20, ge=2)
+    level: float = Field(default=0.95, gt=0, lt=1)
+    seed: int = 0
+
+
 class RunSpec(_Strict):
     """A whole pipeline run (see the module docstring for the YAML)."""
 
@@ -123,6 +134,7 @@ class RunSpec(_Strict):
     shard_bytes: Size = Field(default=64 * 10**6, gt=0)
     reduce_partitions: int | None = Field(default=None, ge=1)
     solver: SolverOptions = Field(default_factory=SolverOptions)
+    bootstrap: BootstrapOptions = Field(default_factory=BootstrapOptions)
 
     @field_validator("categories")
     @classmethod
