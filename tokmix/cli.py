@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--groups", type=int, default=8, help="document groups per sample (bootstrap)")
     p.add_argument("--replicates", type=int, default=20, help="bootstrap replicates")
     p.add_argument("--level", type=float, default=0.95, help="interval level")
+    p.add_argument(
+        "--weighted-power", type=float, default=-1.0, help="weighted-lp: rows scaled by σ_t^P"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--curve-steps", default="", help="extra T values, e.g. 250,500,1000")
     p.add_argument("--curve-sample-bytes", default="", help="extra sample sizes, e.g. 500KB,1MB")
@@ -266,6 +269,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         groups=args.groups,
         replicates=args.replicates,
         level=args.level,
+        weighted_power=args.weighted_power,
         seed=args.seed,
         curve_sample_bytes=tuple(_size(x) for x in args.curve_sample_bytes.split(",") if x),
         curve_steps=ints(args.curve_steps),

@@ -10,6 +10,8 @@ scores, on the same tokenizer and samples:
   unchanged;
 - ``bagged-lp``: the mean byte share of the document-group bootstrap replicates
   (:mod:`tokmix.solvers.bootstrap`) — bootstrap aggregation of the same LP;
+- ``weighted-lp``: the noise-aware LP of :mod:`tokmix.solvers.weighted_lp` (step rows scaled
+  by ``σ_t ** weighted_power``; -1 = violations in standard errors);
 - the baselines of :mod:`tokmix.solvers.baselines` (uniform, random, TC, TEE);
 
 plus the 95 % bootstrap interval of every category (its coverage of the truth is measured),
@@ -42,8 +44,9 @@ from tokmix.bpe.replay import PairTrajectory, replay_merges
 from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.bpe.training import train_bytelevel_bpe
 from tokmix.bpe.words import WordTable, count_words
-from tokmix.errors import CorpusReadError, SolverError, TokmixError
-from tokmix.io.datasets import is_committed, read_dataset, write_dataset
+from tokmix.errors import CorpusReadError, DatasetError, SolverError, TokmixError
+from tokmix.io.datasets import is_committed, read_dataset, read_manifest, write_dataset
+from tokmix.io.fs import filesystem_for, join
 from tokmix.schemas import EVAL_RESULTS
 from tokmix.solvers.baselines import (
     encoding_efficiency_shares,
@@ -55,9 +58,10 @@ from tokmix.solvers.baselines import (
 from tokmix.solvers.bootstrap import bootstrap_mixture, document_groups
 from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
 from tokmix.solvers.problem import build_problem
+from tokmix.solvers.weighted_lp import solve_mixture_weighted
 
 SETTINGS = ("languages", "code", "domains")
-ESTIMATORS = ("paper-lp", "bagged-lp", "uniform", "random", "tc", "tee")
+ESTIMATORS = ("paper-lp", "bagged-lp", "weighted-lp", "uniform", "random", "tc", "tee")
 
 Log = Callable[[str], None]
 
@@ -76,6 +80,7 @@ class EvalConfig:
     steps: int | None = None
     groups: int = 8
     replicates: int = 20
+    weighted_power: float = -1.0
     level: float = 0.95
     seed: int = 0
     curve_sample_bytes: tuple[int, ...] = ()
@@ -372,9 +377,27 @@ def run_trial(
             f"{prep_seconds:.1f} s)"
         )
         if variant == "base":
-            t0 = time.perf_counter()
             boot = None
+            t_w = time.perf_counter()
+            weighted = solve_mixture_weighted(
+                build_problem(totals, merge_ids, nbytes),
+                reference=sol,
+                power=config.weighted_power,
+            )
+            rows += _rows(
+                meta,
+                "weighted-lp",
+                chosen,
+                truth,
+                weighted.byte_share,
+                diag=_diag(weighted),
+                seconds=paper_seconds + time.perf_counter() - t_w,
+            )
+            log(f"  weighted-lp {log10_mse(weighted.byte_share, truth):.2f}")
+            t0 = time.perf_counter()
             try:
+                if config.replicates < 2:
+                    raise SolverError("bootstrap off (replicates < 2)")
                 boot = bootstrap_mixture(
                     {c: grouped[c].trajectories for c in chosen},
                     {c: grouped[c].group_bytes for c in chosen},
@@ -533,10 +556,29 @@ def trial_name(setting: str, n: int, trial: int) -> str:
     return f"trials/setting={setting}/n={n}/trial={trial}"
 
 
+def committed_trials(out: str, params: dict[str, Any]) -> dict[tuple[str, int, int], pa.Table]:
+    """Every committed trial under ``out`` run with ``params`` (whatever settings, n and
+    trial counts each invocation asked for): the report covers all of them."""
+    fs, base = filesystem_for(join(out, "trials"))
+    found: dict[tuple[str, int, int], pa.Table] = {}
+    for manifest_path in sorted(fs.glob(posixpath.join(base, "setting=*/n=*/trial=*/_SUCCESS"))):
+        rel = posixpath.relpath(posixpath.dirname(manifest_path), base)
+        name = f"trials/{rel}"
+        try:
+            hashes = read_manifest(out, name).get("input_hashes", {})
+        except DatasetError:
+            continue
+        if hashes.get("params") != json.loads(json.dumps(params)):
+            continue
+        table = read_dataset(out, name, EVAL_RESULTS)
+        found[(hashes["setting"], int(hashes["n"]), int(hashes["trial"]))] = table
+    return found
+
+
 def run_evaluate(config: EvalConfig, out: str, log: Log = lambda _m: None) -> pa.Table:
     """Run (or resume) every trial, then write ``results``, ``report.md`` and the plot."""
     params = config.params()
-    tables = []
+    collected: dict[tuple[str, int, int], pa.Table] = {}
     for setting in config.settings:
         available = len(setting_categories(config.corpora, setting))
         for n in config.ns:
@@ -560,7 +602,10 @@ def run_evaluate(config: EvalConfig, out: str, log: Log = lambda _m: None) -> pa
                     )
                 else:
                     log(f"{name}: committed, skipped")
-                tables.append(read_dataset(out, name, EVAL_RESULTS))
+                collected[(setting, n_eff, trial)] = read_dataset(out, name, EVAL_RESULTS)
+    for key, table in committed_trials(out, params).items():
+        collected.setdefault(key, table)
+    tables = list(collected.values())
     results = pa.concat_tables(tables) if tables else EVAL_RESULTS.empty_table()
     write_dataset(
         results,
