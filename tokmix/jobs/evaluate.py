@@ -142,20 +142,23 @@ def _stable_hash(text: str) -> int:
 def split_documents(
     docs: Sequence[Document], sample_bytes: int, *, shift: bool
 ) -> tuple[list[Document], list[Document]]:
-    """(attacker sample, training pool), disjoint. The sample takes documents in corpus
-    order up to ``sample_bytes``; with ``shift`` it takes whole source directories (ordered
-    by a hash of their name), so training text comes from other sources than the sample."""
+    """(attacker sample, training pool), disjoint. The sample takes documents in the order
+    of a hash of ``source#index`` (independent of how the corpus file is ordered) up to
+    ``sample_bytes``; with ``shift`` it takes whole source directories (ordered by a hash of
+    their name), so training text comes from other sources than the sample."""
     if not shift:
+        order = sorted(range(len(docs)), key=lambda i: _stable_hash(f"{docs[i].source}#{i}"))
         sample, used = [], 0
-        for k, d in enumerate(docs):
+        for k, i in enumerate(order):
+            d = docs[i]
             if used + d.bytes_ > sample_bytes and sample:
-                return sample, list(docs[k:])
+                return sample, [docs[j] for j in order[k:]]
             sample.append(d)
             used += d.bytes_
         return sample, []
     by_dir: dict[str, list[Document]] = {}
     for d in docs:
-        by_dir.setdefault(posixpath.dirname(d.source), []).append(d)
+        by_dir.setdefault(posixpath.dirname(d.source) or d.source, []).append(d)
     sample, pool, used = [], [], 0
     for name in sorted(by_dir, key=_stable_hash):
         group = by_dir[name]
@@ -320,7 +323,8 @@ def run_trial(
     names = setting_categories(config.corpora, setting)
     if n > len(names):
         raise TokmixError(f"{setting} has {len(names)} categories, cannot draw n={n}")
-    rng = np.random.default_rng([config.seed, SETTINGS.index(setting), n, trial])
+    setting_key = SETTINGS.index(setting) if setting in SETTINGS else _stable_hash(setting) % 2**32
+    rng = np.random.default_rng([config.seed, setting_key, n, trial])
     chosen = sorted(rng.choice(names, size=n, replace=False).tolist())
     weights = rng.dirichlet(np.ones(n))
     base_meta = {"setting": setting, "n": n, "trial": trial, "train_merges": config.merges}
