@@ -148,7 +148,8 @@ def split_documents(
     their name), so training text comes from other sources than the sample."""
     if not shift:
         order = sorted(range(len(docs)), key=lambda i: _stable_hash(f"{docs[i].source}#{i}"))
-        sample, used = [], 0
+        sample: list[Document] = []
+        used = 0
         for k, i in enumerate(order):
             d = docs[i]
             if used + d.bytes_ > sample_bytes and sample:
@@ -219,7 +220,7 @@ def _grouped_sample(
     keys = [d.source + f"#{i}" for i, d in enumerate(docs)]
     g = document_groups(keys, groups)
     tables = [
-        count_words([docs[i].text for i in np.flatnonzero(g == j)], tokenizer.pretokenizer)
+        count_words([docs[int(i)].text for i in np.flatnonzero(g == j)], tokenizer.pretokenizer)
         for j in range(groups)
     ]
     tables = [t for t in tables if t.documents] or tables[:1]
@@ -228,7 +229,8 @@ def _grouped_sample(
 
 
 def _prefix_sample(docs: Sequence[Document], max_bytes: int) -> list[Document]:
-    out, used = [], 0
+    out: list[Document] = []
+    used = 0
     for d in docs:
         if used + d.bytes_ > max_bytes and out:
             break

@@ -30,7 +30,7 @@ from tokmix.solvers.problem import MixtureProblem, build_problem
 Solver = Callable[[MixtureProblem], MixtureSolution]
 
 
-def document_groups(keys: Sequence[str] | Sequence[bytes], n_groups: int) -> np.ndarray:
+def document_groups(keys: Sequence[str | bytes], n_groups: int) -> np.ndarray:
     """Group index in ``0 .. n_groups-1`` per document, from a hash of its key (its source
     path, or its index as text): deterministic, independent of reading order and of the
     other documents, so a category's groups are the same in every run."""
@@ -38,7 +38,7 @@ def document_groups(keys: Sequence[str] | Sequence[bytes], n_groups: int) -> np.
         raise ValueError(f"n_groups must be >= 1, got {n_groups}")
     out = np.empty(len(keys), dtype=np.int64)
     for i, key in enumerate(keys):
-        raw = key.encode() if isinstance(key, str) else key
+        raw: bytes = key.encode() if isinstance(key, str) else key
         out[i] = int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little") % n_groups
     return out
 

@@ -110,7 +110,7 @@ def _solve_rows(
     vs = np.zeros(problem.n_steps)
     vp = np.zeros(problem.n_pairs)
     if objective == "linf":
-        vs[:] = float(u.value)
+        vs[:] = float(np.asarray(u.value))
     else:
         vs[step_ids] = np.asarray(v_t.value)
         vp[pair_ids] = np.asarray(v_p.value)
