@@ -4,6 +4,7 @@
     tokmix count TOKENIZER --category NAME=PATH ... --out DIR      (word tables only)
     tokmix replay TOKENIZER --out DIR                               (from committed word tables)
     tokmix solve --tokenizer NAME --out DIR                         (from committed trajectories)
+    tokmix evaluate --corpora DIR [--settings ...] [--n 5,10] ...   (the accuracy experiment)
 
 Where the code lives: stages in ``tokmix/jobs/``, the replay engine in ``tokmix/bpe/replay.py``,
 the LP in ``tokmix/solvers/mixture_lp.py``, Parquet schemas in ``tokmix/schemas``.
