@@ -411,6 +411,7 @@ def run_trial(
                     replicates=config.replicates,
                     level=config.level,
                     seed=config.seed + trial,
+                    center=sol,
                 )
             except SolverError as exc:
                 log(f"bootstrap failed: {exc}")
