@@ -13,7 +13,12 @@ from tokmix.bpe.pretokenizers import named
 from tokmix.bpe.replay import PairTrajectory, replay_merges
 from tokmix.bpe.training import train_bytelevel_bpe
 from tokmix.bpe.words import count_words
-from tokmix.solvers.bootstrap import bootstrap_mixture, document_groups, weighted_trajectory
+from tokmix.solvers.bootstrap import (
+    bootstrap_mixture,
+    document_groups,
+    weighted_trajectory,
+    widen_for_training_noise,
+)
 from tokmix.solvers.mixture_lp import solve_mixture
 from tokmix.solvers.problem import build_problem
 
@@ -103,3 +108,14 @@ def test_intervals_of_distinct_groups_have_width_and_hold_replicates(setup: dict
     assert (boot.byte_share_high - boot.byte_share_low).max() > 0
     inside = (s >= boot.byte_share_low - 1e-12) & (s <= boot.byte_share_high + 1e-12)
     assert inside.mean() >= 0.8
+
+
+def test_training_noise_widening() -> None:
+    est = np.array([0.5, 0.01])
+    low, high = est - 0.01, est + 0.01
+    lo, hi = widen_for_training_noise(est, low, high, 1e6, 1e12)  # paper-sized training text
+    np.testing.assert_allclose([lo, hi], [low, high], atol=1e-6)
+    lo, hi = widen_for_training_noise(est, low, high, 1e6, 1e6)
+    # factor sqrt(1 + 1/0.5) = 1.73 for the big share, sqrt(1 + 100) for the small one
+    np.testing.assert_allclose(hi[0] - est[0], 0.01 * np.sqrt(3.0))
+    assert lo[1] == 0.0 and hi[1] == pytest.approx(0.01 + 0.01 * np.sqrt(101.0))
