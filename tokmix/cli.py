@@ -6,6 +6,7 @@
     tokmix solve --tokenizer NAME --out DIR                         (from committed trajectories)
     tokmix report RUN_DIR [--out DIR]                               (HTML report of a run)
     tokmix stats TOKENIZER... --category NAME=PATH ... --out DIR   (token statistics)
+    tokmix evaluate --corpora DIR [--settings ...] [--n 5,10] ...   (the accuracy experiment)
 
 Where the code lives: stages in ``tokmix/jobs/``, the replay engine in ``tokmix/bpe/replay.py``,
 the LP in ``tokmix/solvers/mixture_lp.py``, Parquet schemas in ``tokmix/schemas``.
@@ -176,6 +177,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="a self-contained HTML report (and PNG figures) of a run")
     p.add_argument("run_dir", help="a run's output root (local or s3://)")
     p.add_argument("--out", "-o", default=None, help="report directory (default RUN_DIR/report)")
+    p = sub.add_parser(
+        "evaluate",
+        help="controlled experiment: train tokenizers on known mixtures, infer, score",
+    )
+    p.add_argument("--corpora", required=True, help="directory holding languages/, code/, domains/")
+    p.add_argument("--settings", default="languages,code,domains", help="comma-separated")
+    p.add_argument("--n", default="5,10", help="categories per trial, comma-separated; 0 = all")
+    p.add_argument("--trials", type=int, default=5, help="trials per setting and n")
+    p.add_argument(
+        "--train-bytes", type=_size, default=3_000_000, help="training text per tokenizer"
+    )
+    p.add_argument(
+        "--sample-bytes", type=_size, default=2_500_000, help="attacker sample per category"
+    )
+    p.add_argument("--vocab-merges", type=int, default=2000, help="merges each tokenizer learns")
+    p.add_argument("--merges", "-T", type=int, help="merges replayed (default: all)")
+    p.add_argument("--groups", type=int, default=8, help="document groups per sample (bootstrap)")
+    p.add_argument("--replicates", type=int, default=20, help="bootstrap replicates")
+    p.add_argument("--level", type=float, default=0.95, help="interval level")
+    p.add_argument(
+        "--weighted-power", type=float, default=-1.0, help="weighted-lp: rows scaled by σ_t^P"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--curve-steps", default="", help="extra T values, e.g. 250,500,1000")
+    p.add_argument("--curve-sample-bytes", default="", help="extra sample sizes, e.g. 500KB,1MB")
+    p.add_argument("--leave-out", action="store_true", help="also: one category unknown")
+    p.add_argument("--shift", action="store_true", help="also: samples from other sources")
+    p.add_argument("--out", "-o", default="tokmix-eval")
     return parser
 
 
@@ -322,6 +351,35 @@ def _cmd_stats(args: argparse.Namespace) -> None:
         print(f"parity tokens {label}: {shown}")
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from tokmix.jobs.evaluate import EvalConfig, run_evaluate
+
+    def ints(text: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+
+    config = EvalConfig(
+        corpora=args.corpora,
+        settings=tuple(s.strip() for s in args.settings.split(",") if s.strip()),
+        ns=ints(args.n),
+        trials=args.trials,
+        train_bytes=args.train_bytes,
+        sample_bytes=args.sample_bytes,
+        merges=args.vocab_merges,
+        steps=args.merges,
+        groups=args.groups,
+        replicates=args.replicates,
+        level=args.level,
+        weighted_power=args.weighted_power,
+        seed=args.seed,
+        curve_sample_bytes=tuple(_size(x) for x in args.curve_sample_bytes.split(",") if x),
+        curve_steps=ints(args.curve_steps),
+        leave_out=args.leave_out,
+        shift=args.shift,
+    )
+    run_evaluate(config, args.out, log=_log)
+    print(f"report: {args.out}/report.md, results: {args.out}/results/")
+
+
 COMMANDS = {
     "run": _cmd_run,
     "infer": _cmd_infer,
@@ -330,6 +388,7 @@ COMMANDS = {
     "solve": _cmd_solve,
     "report": _cmd_report,
     "stats": _cmd_stats,
+    "evaluate": _cmd_evaluate,
 }
 
 

@@ -264,6 +264,36 @@ GROUP_TOTALS = _schema(
     ],
 )
 """Per bootstrap group: its initial pair count (``d``) and sample bytes."""
+EVAL_RESULTS = _schema(
+    "eval_results",
+    1,
+    [
+        pa.field("setting", pa.string(), nullable=False),
+        pa.field("n", pa.int32(), nullable=False),
+        pa.field("trial", pa.int32(), nullable=False),
+        pa.field("variant", pa.string(), nullable=False),
+        pa.field("estimator", pa.string(), nullable=False),
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("truth", pa.float64(), nullable=False),
+        pa.field("estimate", pa.float64(), nullable=False),
+        pa.field("low", pa.float64()),
+        pa.field("high", pa.float64()),
+        pa.field("log10_mse", pa.float64(), nullable=False),
+        pa.field("train_merges", pa.int32(), nullable=False),
+        pa.field("steps", pa.int32(), nullable=False),
+        pa.field("train_bytes", pa.int64(), nullable=False),
+        pa.field("sample_bytes", pa.int64(), nullable=False),
+        pa.field("objective", pa.float64()),
+        pa.field("constraints", pa.int64()),
+        pa.field("missing_merges", pa.int64()),
+        pa.field("slack_steps", pa.int64()),
+        pa.field("seconds", pa.float64(), nullable=False),
+    ],
+)
+"""``tokmix evaluate``: one row per trial, variant, estimator and category. ``truth`` and
+``estimate`` are byte shares; ``low``/``high`` the bootstrap interval (LP estimators);
+``log10_mse`` the trial's score (repeated on its rows); ``variant`` is ``base`` or a curve /
+robustness point (``steps=T``, ``sample=BYTES``, ``shift``, ``leave-out=CATEGORY``)."""
 
 
 def with_provenance(schema: pa.Schema, provenance: dict[str, Any]) -> pa.Schema:

@@ -1,0 +1,121 @@
+"""Document-group bootstrap: linearity of group trajectories, weighted sums, intervals."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers import sample_documents
+from tokmix.bpe.pretokenizers import named
+from tokmix.bpe.replay import PairTrajectory, replay_merges
+from tokmix.bpe.training import train_bytelevel_bpe
+from tokmix.bpe.words import count_words
+from tokmix.solvers.bootstrap import (
+    bootstrap_mixture,
+    document_groups,
+    weighted_trajectory,
+    widen_for_training_noise,
+)
+from tokmix.solvers.mixture_lp import solve_mixture
+from tokmix.solvers.problem import build_problem
+
+CATS = ("books", "python", "legal")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    docs = {c: sample_documents(c, 120_000) for c in CATS}
+    train = [d for c in CATS for d in sample_documents(c)[-40:]]
+    tok = train_bytelevel_bpe(train, 120, Path(tmp_path_factory.mktemp("tok")))
+    pre = named("gpt2")
+    groups, tables = {}, {}
+    for c in CATS:
+        g = document_groups([f"{c}:{i}" for i in range(len(docs[c]))], 4)
+        tables[c] = [
+            count_words([docs[c][i] for i in np.flatnonzero(g == k)], pre) for k in range(4)
+        ]
+        groups[c] = [replay_merges(t.counts, tok.merge_list) for t in tables[c]]
+    return {"tok": tok, "docs": docs, "tables": tables, "groups": groups, "pre": pre}
+
+
+def _same(a: PairTrajectory, b: PairTrajectory) -> None:
+    assert (a.first_step, a.last_step, a.pairs) == (b.first_step, b.last_step, b.pairs)
+    for f in ("step", "left", "right", "delta"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+
+
+def test_document_groups_are_deterministic_and_order_free() -> None:
+    keys = [f"doc{i}" for i in range(200)]
+    g = document_groups(keys, 7)
+    assert g.min() >= 0 and g.max() < 7 and len(set(g.tolist())) == 7
+    rev = document_groups(keys[::-1], 7)[::-1]
+    np.testing.assert_array_equal(g, rev)
+
+
+def test_group_trajectories_add_up_to_the_whole_sample(setup: dict) -> None:
+    for c in CATS:
+        whole = replay_merges(
+            count_words(setup["docs"][c], setup["pre"]).counts, setup["tok"].merge_list
+        )
+        parts = setup["groups"][c]
+        _same(weighted_trajectory(parts, np.ones(len(parts), dtype=np.int64)), whole)
+
+
+def test_weighted_sum_is_the_trajectory_of_the_resampled_table(setup: dict) -> None:
+    c = "python"
+    w = np.array([2, 0, 1, 1])
+    resampled: Counter[bytes] = Counter()
+    for table, k in zip(setup["tables"][c], w, strict=True):
+        for word, n in table.counts.items():
+            resampled[word] += int(k) * n
+    _same(
+        weighted_trajectory(setup["groups"][c], w),
+        replay_merges(resampled, setup["tok"].merge_list),
+    )
+
+
+def test_identical_groups_give_a_zero_width_interval_at_the_point_estimate(setup: dict) -> None:
+    # every group is the same text: any resample is the sample scaled, which the LP ignores
+    tok = setup["tok"]
+    groups = {c: [setup["groups"][c][0]] * 3 for c in CATS}
+    nbytes = {c: [setup["tables"][c][0].bytes_] * 3 for c in CATS}
+    point = solve_mixture(
+        build_problem(
+            {c: groups[c][0] for c in CATS},
+            tok.merge_list.merge_ids,
+            {c: b[0] for c, b in nbytes.items()},
+        )
+    )
+    boot = bootstrap_mixture(groups, nbytes, tok.merge_list.merge_ids, replicates=3, seed=1)
+    np.testing.assert_allclose(boot.byte_share_low, point.byte_share, atol=1e-6)
+    np.testing.assert_allclose(boot.byte_share_high, point.byte_share, atol=1e-6)
+    assert not boot.covers(point.byte_share + 1e-3).any()
+
+
+def test_intervals_of_distinct_groups_have_width_and_hold_replicates(setup: dict) -> None:
+    tok = setup["tok"]
+    nbytes = {c: [t.bytes_ for t in setup["tables"][c]] for c in CATS}
+    boot = bootstrap_mixture(
+        setup["groups"], nbytes, tok.merge_list.merge_ids, replicates=12, seed=0
+    )
+    s = boot.replicate_byte_shares
+    assert s.shape == (12 - boot.failed, 3)
+    np.testing.assert_allclose(s.sum(axis=1), 1.0, atol=1e-9)
+    assert (boot.byte_share_low <= boot.byte_share_high).all()
+    assert (boot.byte_share_high - boot.byte_share_low).max() > 0
+    inside = (s >= boot.byte_share_low - 1e-12) & (s <= boot.byte_share_high + 1e-12)
+    assert inside.mean() >= 0.8
+
+
+def test_training_noise_widening() -> None:
+    est = np.array([0.5, 0.01])
+    low, high = est - 0.01, est + 0.01
+    lo, hi = widen_for_training_noise(est, low, high, 1e6, 1e12)  # paper-sized training text
+    np.testing.assert_allclose([lo, hi], [low, high], atol=1e-6)
+    lo, hi = widen_for_training_noise(est, low, high, 1e6, 1e6)
+    # factor sqrt(1 + 1/0.5) = 1.73 for the big share, sqrt(1 + 100) for the small one
+    np.testing.assert_allclose(hi[0] - est[0], 0.01 * np.sqrt(3.0))
+    assert lo[1] == 0.0 and hi[1] == pytest.approx(0.01 + 0.01 * np.sqrt(101.0))

@@ -1,0 +1,629 @@
+"""The controlled experiment (DESIGN §8): train tokenizers on known mixtures, infer, score.
+
+One *trial* draws ``n`` categories of a setting (languages, code, domains) and weights
+uniformly from the simplex, trains a byte-level BPE (GPT-2 regex, digits split) with the
+``tokenizers`` BpeTrainer on that mixture of training text, and infers the mixture from
+attacker samples of each category that share no document with the training text. Each trial
+scores, on the same tokenizer and samples:
+
+- ``paper-lp``: the paper's estimator, :func:`tokmix.solvers.mixture_lp.solve_mixture`
+  unchanged;
+- ``bagged-lp``: the mean byte share of the document-group bootstrap replicates
+  (:mod:`tokmix.solvers.bootstrap`) — bootstrap aggregation of the same LP;
+- ``weighted-lp``: the noise-aware LP of :mod:`tokmix.solvers.weighted_lp` (step rows scaled
+  by ``σ_t ** weighted_power``; -1 = violations in standard errors);
+- the baselines of :mod:`tokmix.solvers.baselines` (uniform, random, TC, TEE);
+
+plus the 95 % bootstrap interval of every category (its coverage of the truth is measured),
+curve points (smaller samples, fewer merges T) and robustness variants (a training category
+unknown to the attacker; attacker text from other sources than the training text).
+
+Each trial commits its rows as one dataset ``trials/<trial id>`` (DESIGN §7); a re-run skips
+committed trials, so an interrupted evaluation resumes. :func:`run_evaluate` then writes the
+``results`` dataset (all trials), ``report.md`` and ``accuracy.png`` under the output root.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import posixpath
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from tokmix.bpe.replay import PairTrajectory, replay_merges
+from tokmix.bpe.tokenizer import LoadedTokenizer
+from tokmix.bpe.training import train_bytelevel_bpe
+from tokmix.bpe.words import WordTable, count_words
+from tokmix.errors import CorpusReadError, DatasetError, SolverError, TokmixError
+from tokmix.io.datasets import is_committed, read_dataset, read_manifest, write_dataset
+from tokmix.io.fs import filesystem_for, join
+from tokmix.schemas import EVAL_RESULTS
+from tokmix.solvers.baselines import (
+    encoding_efficiency_shares,
+    log10_mse,
+    random_simplex_shares,
+    token_classification_shares,
+    uniform_shares,
+)
+from tokmix.solvers.bootstrap import bootstrap_mixture, document_groups
+from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
+from tokmix.solvers.problem import build_problem
+from tokmix.solvers.weighted_lp import solve_mixture_weighted
+
+SETTINGS = ("languages", "code", "domains")
+ESTIMATORS = ("paper-lp", "bagged-lp", "weighted-lp", "uniform", "random", "tc", "tee")
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Parameters of an evaluation; every one is a ``tokmix evaluate`` flag."""
+
+    corpora: str
+    settings: tuple[str, ...] = ("languages", "code", "domains")
+    ns: tuple[int, ...] = (5, 10)
+    trials: int = 5
+    train_bytes: int = 3_000_000
+    sample_bytes: int = 2_500_000
+    merges: int = 2000
+    steps: int | None = None
+    groups: int = 8
+    replicates: int = 20
+    weighted_power: float = -1.0
+    level: float = 0.95
+    seed: int = 0
+    curve_sample_bytes: tuple[int, ...] = ()
+    curve_steps: tuple[int, ...] = ()
+    leave_out: bool = False
+    shift: bool = False
+
+    def params(self) -> dict[str, Any]:
+        """What decides a trial's rows (the resume key), without the output-only fields."""
+        d = asdict(self)
+        for key in ("settings", "ns", "trials"):
+            d.pop(key)
+        d["corpora"] = str(Path(self.corpora).resolve())
+        return d
+
+
+@dataclass
+class Document:
+    text: str
+    source: str
+    bytes_: int
+
+
+# --- corpus side (I/O) ---------------------------------------------------------------------
+
+
+@lru_cache(maxsize=64)
+def _documents(path: str) -> tuple[Document, ...]:
+    docs: list[Document] = []
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            for i, line in enumerate(f):
+                rec = json.loads(line)
+                text = rec["text"]
+                docs.append(Document(text, str(rec.get("source", i)), len(text.encode())))
+    except (OSError, ValueError, KeyError) as exc:
+        raise CorpusReadError(
+            f"{path}: not a readable docs.jsonl.gz with a 'text' field ({exc})"
+        ) from exc
+    return tuple(docs)
+
+
+def setting_categories(corpora: str, setting: str) -> list[str]:
+    """Categories of a setting: directories ``corpora/SETTING/NAME/docs.jsonl.gz``."""
+    root = Path(corpora) / setting
+    names = sorted(p.parent.name for p in root.glob("*/docs.jsonl.gz"))
+    if not names:
+        raise CorpusReadError(
+            f"{root}: no NAME/docs.jsonl.gz under it; pass --corpora pointing at the directory "
+            "holding languages/, code/, domains/"
+        )
+    return names
+
+
+def _stable_hash(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+def split_documents(
+    docs: Sequence[Document], sample_bytes: int, *, shift: bool
+) -> tuple[list[Document], list[Document]]:
+    """(attacker sample, training pool), disjoint. The sample takes documents in the order
+    of a hash of ``source#index`` (independent of how the corpus file is ordered) up to
+    ``sample_bytes``; with ``shift`` it takes whole source directories (ordered by a hash of
+    their name), so training text comes from other sources than the sample."""
+    if not shift:
+        order = sorted(range(len(docs)), key=lambda i: _stable_hash(f"{docs[i].source}#{i}"))
+        sample: list[Document] = []
+        used = 0
+        for k, i in enumerate(order):
+            d = docs[i]
+            if used + d.bytes_ > sample_bytes and sample:
+                return sample, [docs[j] for j in order[k:]]
+            sample.append(d)
+            used += d.bytes_
+        return sample, []
+    by_dir: dict[str, list[Document]] = {}
+    for d in docs:
+        by_dir.setdefault(posixpath.dirname(d.source) or d.source, []).append(d)
+    sample, pool, used = [], [], 0
+    for name in sorted(by_dir, key=_stable_hash):
+        group = by_dir[name]
+        if used < sample_bytes:
+            sample += group
+            used += sum(d.bytes_ for d in group)
+        else:
+            pool += group
+    return sample, pool
+
+
+def training_text(pool: Sequence[Document], budget: float, rng: np.random.Generator) -> list[str]:
+    """Whole documents of ``pool`` in a random order, skipping those that overshoot, up to
+    ``budget`` bytes: close to the target share while never splitting a document."""
+    chosen, used = [], 0
+    for k in rng.permutation(len(pool)):
+        d = pool[int(k)]
+        if used + d.bytes_ <= budget:
+            chosen.append(d.text)
+            used += d.bytes_
+    return chosen
+
+
+# --- one trial ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Sample:
+    """An attacker sample split into document groups: word tables and their trajectories."""
+
+    tables: list[WordTable]
+    trajectories: list[PairTrajectory] = field(default_factory=list)
+
+    @property
+    def group_bytes(self) -> list[int]:
+        return [t.bytes_ for t in self.tables]
+
+    @property
+    def bytes_(self) -> int:
+        return sum(self.group_bytes)
+
+    def total(self) -> PairTrajectory:
+        out = self.trajectories[0]
+        for t in self.trajectories[1:]:
+            out = out + t
+        return out
+
+    def table(self) -> WordTable:
+        out = self.tables[0]
+        for t in self.tables[1:]:
+            out = out + t
+        return out
+
+
+def _grouped_sample(
+    docs: Sequence[Document], groups: int, tokenizer: LoadedTokenizer, steps: int
+) -> _Sample:
+    keys = [d.source + f"#{i}" for i, d in enumerate(docs)]
+    g = document_groups(keys, groups)
+    tables = [
+        count_words([docs[int(i)].text for i in np.flatnonzero(g == j)], tokenizer.pretokenizer)
+        for j in range(groups)
+    ]
+    tables = [t for t in tables if t.documents] or tables[:1]
+    trajs = [replay_merges(t.counts, tokenizer.merge_list, last_step=steps) for t in tables]
+    return _Sample(tables, trajs)
+
+
+def _prefix_sample(docs: Sequence[Document], max_bytes: int) -> list[Document]:
+    out: list[Document] = []
+    used = 0
+    for d in docs:
+        if used + d.bytes_ > max_bytes and out:
+            break
+        out.append(d)
+        used += d.bytes_
+    return out
+
+
+def truncate(traj: PairTrajectory, steps: int) -> PairTrajectory:
+    """The trajectory of the first ``steps`` merges (rows after them dropped)."""
+    keep = traj.step <= steps
+    return PairTrajectory(
+        traj.step[keep],
+        traj.left[keep],
+        traj.right[keep],
+        traj.delta[keep],
+        traj.first_step,
+        steps,
+        traj.pairs,
+    )
+
+
+def token_counts(table: WordTable, tokenizer_json: Path, vocab_size: int) -> tuple[np.ndarray, int]:
+    """How often the sample uses each token id (encoding each distinct word once, weighted by
+    its count, with the tokenizer's own encoder), and the total token count."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tokenizer_json))
+    words, counts = table.sorted_items()
+    texts = [w.decode("utf-8", errors="replace") for w in words]
+    enc = tok.encode(texts, is_pretokenized=True)
+    ids = np.asarray(enc.ids, dtype=np.int64)
+    word_ids = np.asarray([-1 if w is None else w for w in enc.word_ids], dtype=np.int64)
+    ok = word_ids >= 0
+    weights = counts[word_ids[ok]].astype(np.float64)
+    out = np.bincount(ids[ok], weights=weights, minlength=vocab_size)[:vocab_size]
+    return out, int(out.sum())
+
+
+def _diag(sol: MixtureSolution | None) -> dict[str, Any]:
+    if sol is None:
+        return {}
+    d = sol.diagnostics
+    return {
+        "objective": float(sol.objective),
+        "constraints": int(d.get("constraints", 0)),
+        "missing_merges": int(d.get("missing_merges", 0)),
+        "slack_steps": int(d.get("slack_steps", 0)),
+    }
+
+
+def _rows(
+    meta: dict[str, Any],
+    estimator: str,
+    categories: Sequence[str],
+    truth: np.ndarray,
+    estimate: np.ndarray,
+    *,
+    low: np.ndarray | None = None,
+    high: np.ndarray | None = None,
+    diag: dict[str, Any] | None = None,
+    seconds: float = 0.0,
+) -> list[dict[str, Any]]:
+    score = log10_mse(estimate, truth)
+    out = []
+    for i, cat in enumerate(categories):
+        out.append(
+            {
+                **meta,
+                "estimator": estimator,
+                "category": cat,
+                "truth": float(truth[i]),
+                "estimate": float(estimate[i]),
+                "low": None if low is None else float(low[i]),
+                "high": None if high is None else float(high[i]),
+                "log10_mse": score,
+                "objective": None,
+                "constraints": None,
+                "missing_merges": None,
+                "slack_steps": None,
+                "seconds": seconds,
+                **(diag or {}),
+            }
+        )
+    return out
+
+
+def run_trial(
+    config: EvalConfig, setting: str, n: int, trial: int, log: Log = lambda _m: None
+) -> pa.Table:
+    """One trial's rows (every estimator, variant and category), schema ``EVAL_RESULTS``."""
+    names = setting_categories(config.corpora, setting)
+    if n > len(names):
+        raise TokmixError(f"{setting} has {len(names)} categories, cannot draw n={n}")
+    setting_key = SETTINGS.index(setting) if setting in SETTINGS else _stable_hash(setting) % 2**32
+    rng = np.random.default_rng([config.seed, setting_key, n, trial])
+    chosen = sorted(rng.choice(names, size=n, replace=False).tolist())
+    weights = rng.dirichlet(np.ones(n))
+    base_meta = {"setting": setting, "n": n, "trial": trial, "train_merges": config.merges}
+    rows: list[dict[str, Any]] = []
+
+    variants = [("base", False)] + ([("shift", True)] if config.shift else [])
+    for variant, shift in variants:
+        t_start = time.perf_counter()
+        samples: dict[str, list[Document]] = {}
+        train: list[str] = []
+        train_bytes = np.zeros(n)
+        for k, (cat, w) in enumerate(zip(chosen, weights, strict=True)):
+            docs = _documents(str(Path(config.corpora) / setting / cat / "docs.jsonl.gz"))
+            sample, pool = split_documents(docs, config.sample_bytes, shift=shift)
+            text = training_text(pool, w * config.train_bytes, rng)
+            samples[cat] = sample
+            train += text
+            train_bytes[k] = sum(len(t.encode()) for t in text)
+        if (train_bytes == 0).all():
+            raise TokmixError(f"trial {setting} n={n} #{trial}: no training text left")
+        truth = train_bytes / train_bytes.sum()
+        with tempfile.TemporaryDirectory() as tmp:
+            order = np.random.default_rng(trial).permutation(len(train))
+            tok = train_bytelevel_bpe(
+                [train[i] for i in order], config.merges, Path(tmp), split_digits=True
+            )
+            steps = min(config.steps or tok.n_merges, tok.n_merges)
+            grouped = {
+                cat: _grouped_sample(samples[cat], config.groups, tok, steps) for cat in chosen
+            }
+            vocab = 256 + tok.n_merges
+            counts = {
+                cat: token_counts(grouped[cat].table(), Path(tmp) / "tokenizer.json", vocab)
+                for cat in chosen
+            }
+        prep_seconds = time.perf_counter() - t_start
+        meta = {
+            **base_meta,
+            "variant": variant,
+            "steps": steps,
+            "train_bytes": int(train_bytes.sum()),
+            "sample_bytes": int(np.mean([grouped[c].bytes_ for c in chosen])),
+        }
+        merge_ids = tok.merge_list.merge_ids
+        totals = {c: grouped[c].total() for c in chosen}
+        nbytes = {c: grouped[c].bytes_ for c in chosen}
+
+        t0 = time.perf_counter()
+        sol = solve_mixture(build_problem(totals, merge_ids, nbytes))
+        paper_seconds = time.perf_counter() - t0
+        log(
+            f"{setting} n={n} #{trial} {variant}: paper-lp log10 MSE "
+            f"{log10_mse(sol.byte_share, truth):.2f} ({paper_seconds:.1f} s, prep "
+            f"{prep_seconds:.1f} s)"
+        )
+        if variant == "base":
+            boot = None
+            t_w = time.perf_counter()
+            weighted = solve_mixture_weighted(
+                build_problem(totals, merge_ids, nbytes),
+                reference=sol,
+                power=config.weighted_power,
+            )
+            rows += _rows(
+                meta,
+                "weighted-lp",
+                chosen,
+                truth,
+                weighted.byte_share,
+                diag=_diag(weighted),
+                seconds=paper_seconds + time.perf_counter() - t_w,
+            )
+            log(f"  weighted-lp {log10_mse(weighted.byte_share, truth):.2f}")
+            t0 = time.perf_counter()
+            try:
+                if config.replicates < 2:
+                    raise SolverError("bootstrap off (replicates < 2)")
+                boot = bootstrap_mixture(
+                    {c: grouped[c].trajectories for c in chosen},
+                    {c: grouped[c].group_bytes for c in chosen},
+                    merge_ids,
+                    replicates=config.replicates,
+                    level=config.level,
+                    seed=config.seed + trial,
+                    center=sol,
+                )
+            except SolverError as exc:
+                log(f"bootstrap failed: {exc}")
+            boot_seconds = time.perf_counter() - t0
+            rows += _rows(
+                meta,
+                "paper-lp",
+                chosen,
+                truth,
+                sol.byte_share,
+                low=None if boot is None else boot.byte_share_low,
+                high=None if boot is None else boot.byte_share_high,
+                diag=_diag(sol),
+                seconds=paper_seconds,
+            )
+            if boot is not None:
+                rows += _rows(
+                    meta,
+                    "bagged-lp",
+                    chosen,
+                    truth,
+                    boot.mean_byte_share,
+                    low=boot.byte_share_low,
+                    high=boot.byte_share_high,
+                    seconds=paper_seconds + boot_seconds,
+                )
+                log(
+                    f"  bagged-lp {log10_mse(boot.mean_byte_share, truth):.2f}, interval "
+                    f"coverage {boot.covers(truth).mean():.2f} ({boot_seconds:.1f} s)"
+                )
+            tok_counts = np.array([counts[c][0][256:] for c in chosen])
+            n_tokens = np.array([counts[c][1] for c in chosen])
+            rows += _rows(meta, "uniform", chosen, truth, uniform_shares(n))
+            rows += _rows(meta, "random", chosen, truth, random_simplex_shares(n, rng))
+            rows += _rows(meta, "tc", chosen, truth, token_classification_shares(tok_counts))
+            rows += _rows(
+                meta,
+                "tee",
+                chosen,
+                truth,
+                encoding_efficiency_shares(np.array([nbytes[c] for c in chosen]), n_tokens),
+            )
+            rows += _curve_rows(config, meta, chosen, truth, grouped, merge_ids, samples, tok)
+            if config.leave_out and n > 2:
+                rows += _leave_out_rows(meta, chosen, truth, totals, merge_ids, nbytes, trial)
+        else:
+            rows += _rows(
+                meta,
+                "paper-lp",
+                chosen,
+                truth,
+                sol.byte_share,
+                diag=_diag(sol),
+                seconds=paper_seconds,
+            )
+    return pa.Table.from_pylist(rows, schema=EVAL_RESULTS)
+
+
+def _curve_rows(
+    config: EvalConfig,
+    meta: dict[str, Any],
+    chosen: list[str],
+    truth: np.ndarray,
+    grouped: dict[str, _Sample],
+    merge_ids: np.ndarray,
+    samples: dict[str, list[Document]],
+    tok: LoadedTokenizer,
+) -> list[dict[str, Any]]:
+    """Paper-LP points of the accuracy curve on the same tokenizer: fewer merges T (the same
+    samples, trajectories truncated) and smaller samples (prefixes of the same samples)."""
+    rows: list[dict[str, Any]] = []
+    totals = {c: grouped[c].total() for c in chosen}
+    nbytes = {c: grouped[c].bytes_ for c in chosen}
+    for t in config.curve_steps:
+        if t >= meta["steps"]:
+            continue
+        t0 = time.perf_counter()
+        sol = solve_mixture(
+            build_problem({c: truncate(totals[c], t) for c in chosen}, merge_ids, nbytes)
+        )
+        rows += _rows(
+            {**meta, "variant": f"steps={t}", "steps": t},
+            "paper-lp",
+            chosen,
+            truth,
+            sol.byte_share,
+            diag=_diag(sol),
+            seconds=time.perf_counter() - t0,
+        )
+    for size in config.curve_sample_bytes:
+        if size >= config.sample_bytes:
+            continue
+        t0 = time.perf_counter()
+        trajs, sizes = {}, {}
+        for c in chosen:
+            docs = _prefix_sample(samples[c], size)
+            table = count_words([d.text for d in docs], tok.pretokenizer)
+            trajs[c] = replay_merges(table.counts, tok.merge_list, last_step=meta["steps"])
+            sizes[c] = table.bytes_
+        sol = solve_mixture(build_problem(trajs, merge_ids, sizes))
+        rows += _rows(
+            {
+                **meta,
+                "variant": f"sample={size}",
+                "sample_bytes": int(np.mean(list(sizes.values()))),
+            },
+            "paper-lp",
+            chosen,
+            truth,
+            sol.byte_share,
+            diag=_diag(sol),
+            seconds=time.perf_counter() - t0,
+        )
+    return rows
+
+
+def _leave_out_rows(
+    meta: dict[str, Any],
+    chosen: list[str],
+    truth: np.ndarray,
+    totals: dict[str, PairTrajectory],
+    merge_ids: np.ndarray,
+    nbytes: dict[str, int],
+    trial: int,
+) -> list[dict[str, Any]]:
+    """The attacker misses one training category (the trial picks which): the estimate over
+    the others is scored against their renormalized true shares; slack grows (diagnostic)."""
+    drop = trial % len(chosen)
+    kept = [c for k, c in enumerate(chosen) if k != drop]
+    t0 = time.perf_counter()
+    sol = solve_mixture(build_problem({c: totals[c] for c in kept}, merge_ids, nbytes))
+    kept_truth = np.delete(truth, drop)
+    kept_truth = kept_truth / kept_truth.sum()
+    return _rows(
+        {**meta, "variant": f"leave-out={chosen[drop]}"},
+        "paper-lp",
+        kept,
+        kept_truth,
+        sol.byte_share,
+        diag=_diag(sol),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+# --- the whole evaluation -------------------------------------------------------------------
+
+
+def trial_name(setting: str, n: int, trial: int) -> str:
+    return f"trials/setting={setting}/n={n}/trial={trial}"
+
+
+def committed_trials(out: str, params: dict[str, Any]) -> dict[tuple[str, int, int], pa.Table]:
+    """Every committed trial under ``out`` run with ``params`` (whatever settings, n and
+    trial counts each invocation asked for): the report covers all of them."""
+    fs, base = filesystem_for(join(out, "trials"))
+    found: dict[tuple[str, int, int], pa.Table] = {}
+    for manifest_path in sorted(fs.glob(posixpath.join(base, "setting=*/n=*/trial=*/_SUCCESS"))):
+        rel = posixpath.relpath(posixpath.dirname(manifest_path), base)
+        name = f"trials/{rel}"
+        try:
+            hashes = read_manifest(out, name).get("input_hashes", {})
+        except DatasetError:
+            continue
+        if hashes.get("params") != json.loads(json.dumps(params)):
+            continue
+        table = read_dataset(out, name, EVAL_RESULTS)
+        found[(hashes["setting"], int(hashes["n"]), int(hashes["trial"]))] = table
+    return found
+
+
+def run_evaluate(config: EvalConfig, out: str, log: Log = lambda _m: None) -> pa.Table:
+    """Run (or resume) every trial, then write ``results``, ``report.md`` and the plot."""
+    params = config.params()
+    collected: dict[tuple[str, int, int], pa.Table] = {}
+    for setting in config.settings:
+        available = len(setting_categories(config.corpora, setting))
+        for n in config.ns:
+            n_eff = available if n <= 0 else n
+            if n_eff > available:
+                log(f"{setting}: only {available} categories, skipping n={n}")
+                continue
+            for trial in range(config.trials):
+                name = trial_name(setting, n_eff, trial)
+                hashes = {"params": params, "setting": setting, "n": n_eff, "trial": trial}
+                if not is_committed(out, name, hashes, schema=EVAL_RESULTS):
+                    table = run_trial(config, setting, n_eff, trial, log)
+                    write_dataset(
+                        table,
+                        out,
+                        name,
+                        schema=EVAL_RESULTS,
+                        partition_cols=(),
+                        provenance={"params": params},
+                        input_hashes=hashes,
+                    )
+                else:
+                    log(f"{name}: committed, skipped")
+                collected[(setting, n_eff, trial)] = read_dataset(out, name, EVAL_RESULTS)
+    for key, table in committed_trials(out, params).items():
+        collected.setdefault(key, table)
+    tables = list(collected.values())
+    results = pa.concat_tables(tables) if tables else EVAL_RESULTS.empty_table()
+    write_dataset(
+        results,
+        out,
+        "results",
+        schema=EVAL_RESULTS,
+        partition_cols=(),
+        provenance={"params": params},
+        input_hashes={"params": params, "rows": results.num_rows},
+    )
+    from tokmix.analytics.accuracy_report import write_report
+
+    write_report(results, out, params)
+    return results
