@@ -22,11 +22,12 @@ import pytest
 import ray
 
 from tokmix.bpe.loaders import load_tokenizer
+from tokmix.bpe.replay import PairTrajectory
 from tokmix.errors import CorpusReadError, DatasetError, TokmixError
 from tokmix.io.datasets import read_dataset, read_manifest
 from tokmix.jobs.count import corpus_stats_name, run_count, word_counts_name
 from tokmix.jobs.count_ray import run_count_ray
-from tokmix.jobs.replay import read_trajectories, run_replay
+from tokmix.jobs.replay import read_group_trajectories, read_trajectories, run_replay
 from tokmix.jobs.replay_ray import run_replay_ray
 from tokmix.jobs.run import run_pipeline
 from tokmix.jobs.spec import CategorySpec, SampleOptions
@@ -94,7 +95,9 @@ def test_ray_count_and_replay_equal_in_process(
         out = f"{local}/{spec.name}"
         tables.update(run_count([spec], tok.pretokenizer, out, OPTIONS[spec.name]))
 
-    totals = run_count_ray(specs, OPTIONS, tok.pretokenizer, dist, shard_bytes=40_000, partitions=3)
+    totals = run_count_ray(
+        specs, OPTIONS, tok.pretokenizer, dist, shard_bytes=40_000, partitions=3, groups=4
+    )
     manifest = read_manifest(dist, word_counts_name(tok.pretokenizer))
     assert len(manifest["files"]) > len(specs)  # several partitions per category
     words = read_dataset(dist, word_counts_name(tok.pretokenizer), WORD_COUNTS)
@@ -119,6 +122,17 @@ def test_ray_count_and_replay_equal_in_process(
             assert (getattr(got[name], field) == getattr(want[name], field)).all(), (name, field)
         assert got[name].pairs == want[name].pairs
 
+    # The bootstrap groups partition each sample: their word counts, bytes and trajectories
+    # add up to the category's.
+    groups = read_group_trajectories(dist, tok.name)
+    assert groups is not None
+    group_trajs, group_bytes = groups
+    for name in want:
+        assert len(group_trajs[name]) >= 2
+        total = PairTrajectory.total(group_trajs[name])
+        assert (total.delta == want[name].delta).all() and total.pairs == want[name].pairs
+        assert sum(group_bytes[name]) == tables[name].bytes_
+
 
 def _spec(corpus: dict[str, str], out: Path, **extra: object) -> RunSpec:
     return RunSpec.model_validate(
@@ -128,6 +142,7 @@ def _spec(corpus: dict[str, str], out: Path, **extra: object) -> RunSpec:
             "categories": {n: {"paths": [p]} for n, p in corpus.items()},
             "merges": 600,
             "shard_bytes": "50KB",
+            "bootstrap": {"groups": 1},
             **extra,
         }
     )
@@ -137,10 +152,12 @@ def test_pipeline_is_idempotent_and_resumes(
     embedded_ray: None, corpus: dict[str, str], tmp_path: Path
 ) -> None:
     lines: list[str] = []
-    spec = _spec(corpus, tmp_path / "out")
+    spec = _spec(corpus, tmp_path / "out", bootstrap={"groups": 6, "replicates": 4})
     first = run_pipeline(spec, log=lines.append)
-    shares = {r["name"]: r["byte_share"] for r in first["tokenizers"]["demo"]["categories"]}
+    rows = first["tokenizers"]["demo"]["categories"]
+    shares = {r["name"]: r["byte_share"] for r in rows}
     assert abs(sum(shares.values()) - 1) < 1e-9 and all(v > 0.02 for v in shares.values())
+    assert all(r["byte_share_low"] <= r["byte_share"] <= r["byte_share_high"] for r in rows)
     assert any("count: " in line and "ETA" not in line for line in lines)
     summary = json.loads((tmp_path / "out" / "runs" / f"{spec.effective_run_id}.json").read_text())
     assert summary["tokenizers"]["demo"]["categories"] == first["tokenizers"]["demo"]["categories"]

@@ -225,16 +225,28 @@ def _options(args: argparse.Namespace) -> SampleOptions:
 def _print_mixture(doc: dict[str, Any]) -> None:
     rows = sorted(doc["categories"], key=lambda r: -r["byte_share"])
     width = max(len(r["name"]) for r in rows)
-    print(f"Inferred training mixture of {doc['tokenizer']}")
-    print(f"  {'category':<{width}}  byte share   weight (pair units)")
-    for r in rows:
-        print(f"  {r['name']:<{width}}  {r['byte_share']:>9.2%}   {r['weight']:.4f}")
     d = doc["diagnostics"]
+    interval = d.get("interval")
+    print(f"Inferred training mixture of {doc['tokenizer']}")
+    head = f"  {'category':<{width}}  byte share"
+    if interval:
+        head += f"   {interval['level']:.0%} interval"
+    print(head + "   weight (pair units)")
+    for r in rows:
+        line = f"  {r['name']:<{width}}  {r['byte_share']:>9.2%}"
+        if interval:
+            line += f"   {r['byte_share_low']:>6.1%} – {r['byte_share_high']:<6.1%}"
+        print(f"{line}   {r['weight']:.4f}")
     print(
         f"  steps {d['first_step']}..{d['last_step']}, {d['constraints']} constraints in "
         f"{d['rounds']} rounds, objective {d['objective']:.4g}, "
         f"{d['missing_merges']} merges absent from every category"
     )
+    if interval:
+        print(
+            f"  intervals: {interval['method']}, {interval['replicates']} replicates over "
+            f"{min(interval['groups'].values())}+ document groups per category"
+        )
     if "stage_seconds" in d:
         print("  seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in d["stage_seconds"].items()))
 
@@ -287,8 +299,7 @@ def _cmd_replay(args: argparse.Namespace) -> None:
 def _cmd_solve(args: argparse.Namespace) -> None:
     from tokmix.jobs.solve import run_solve
 
-    sol = run_solve(args.out, args.tokenizer)
-    doc = {"tokenizer": args.tokenizer, **sol.as_dict()}
+    doc = run_solve(args.out, args.tokenizer)
     if args.json:
         print(json.dumps(doc, indent=1))
     else:

@@ -56,9 +56,8 @@ def run_infer(
     seconds["replay"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    sol = run_solve(out, tokenizer.name)
+    doc = run_solve(out, tokenizer.name)
     seconds["solve"] = time.perf_counter() - t0
-    doc = {"tokenizer": tokenizer.name, **sol.as_dict()}
     doc["diagnostics"]["stage_seconds"] = {k: round(v, 3) for k, v in seconds.items()}
     doc["diagnostics"]["out"] = out
     return doc

@@ -10,11 +10,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tokmix.bpe.merges import MergeList
-from tokmix.bpe.replay import PairTrajectory, replay_merges
+from tokmix.bpe.replay import PairTrajectory, _canonical, replay_merges
 from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.bpe.words import WordTable
-from tokmix.io.datasets import is_committed, read_dataset, write_dataset
-from tokmix.schemas import MERGES, REPLAY_TOTALS, TRAJECTORIES
+from tokmix.errors import DatasetError
+from tokmix.io.datasets import is_committed, read_dataset, read_manifest, write_dataset
+from tokmix.schemas import GROUP_TOTALS, GROUP_TRAJECTORIES, MERGES, REPLAY_TOTALS, TRAJECTORIES
 
 
 def trajectories_name(tokenizer: str) -> str:
@@ -186,3 +187,108 @@ def read_trajectories(
     merge_ids[steps - 1, 1] = merges["right"].to_numpy()
     merge_ids[steps - 1, 2] = merges["product"].to_numpy()
     return trajs, merge_ids, {r["category"]: r["bytes"] for r in totals}
+
+
+def group_trajectories_name(tokenizer: str) -> str:
+    return f"group_trajectories/tokenizer={tokenizer}"
+
+
+def group_totals_name(tokenizer: str) -> str:
+    return f"group_totals/tokenizer={tokenizer}"
+
+
+def commit_group_replay(
+    tokenizer: str,
+    group_trajs: dict[str, dict[int, PairTrajectory]],
+    group_bytes: dict[tuple[str, int], int],
+    out: str,
+    inputs: dict[str, str],
+) -> None:
+    """Commit the per-group trajectories and the groups' pair counts and bytes: what the
+    bootstrap of the solve stage resamples."""
+    provenance = {"stage": "replay", "tokenizer_name": tokenizer, **inputs}
+    tables, totals = [], []
+    for category, by_group in group_trajs.items():
+        for g, traj in by_group.items():
+            n = len(traj)
+            tables.append(
+                pa.table(
+                    {
+                        "category": pa.array([category] * n, pa.string()),
+                        "group": pa.array(np.full(n, g, dtype=np.int32)),
+                        "step": traj.step,
+                        "left": traj.left,
+                        "right": traj.right,
+                        "delta": traj.delta,
+                    },
+                    schema=GROUP_TRAJECTORIES,
+                )
+            )
+            totals.append(
+                {
+                    "category": category,
+                    "group": g,
+                    "pairs": traj.pairs,
+                    "bytes": group_bytes[(category, g)],
+                }
+            )
+    write_dataset(
+        pa.concat_tables(tables),
+        out,
+        group_trajectories_name(tokenizer),
+        schema=GROUP_TRAJECTORIES,
+        partition_cols=("category",),
+        provenance=provenance,
+        input_hashes=inputs,
+    )
+    write_dataset(
+        pa.Table.from_pylist(totals, schema=GROUP_TOTALS),
+        out,
+        group_totals_name(tokenizer),
+        schema=GROUP_TOTALS,
+        partition_cols=(),
+        provenance=provenance,
+        input_hashes=inputs,
+    )
+
+
+def read_group_trajectories(
+    out: str, tokenizer: str
+) -> tuple[dict[str, list[PairTrajectory]], dict[str, list[int]]] | None:
+    """The committed per-group trajectories and bytes per category, or None when the run has
+    no bootstrap groups (or they are stale)."""
+    try:
+        groups = read_manifest(out, group_trajectories_name(tokenizer))
+        traj = read_manifest(out, trajectories_name(tokenizer))
+    except DatasetError:
+        return None
+    if groups["input_hashes"] != traj["input_hashes"]:
+        return None
+    rows = read_dataset(out, group_trajectories_name(tokenizer), GROUP_TRAJECTORIES)
+    totals = read_dataset(out, group_totals_name(tokenizer), GROUP_TOTALS).to_pylist()
+    first, last = _step_range(out, tokenizer)
+    cats = rows["category"].to_numpy(zero_copy_only=False)
+    grp = rows["group"].to_numpy()
+    trajs: dict[str, list[PairTrajectory]] = {}
+    nbytes: dict[str, list[int]] = {}
+    for t in totals:
+        mask = (cats == t["category"]) & (grp == t["group"])
+        sel = rows.filter(pa.array(mask))
+        trajs.setdefault(t["category"], []).append(
+            _canonical(
+                sel["step"].to_numpy(),
+                sel["left"].to_numpy(),
+                sel["right"].to_numpy(),
+                sel["delta"].to_numpy(),
+                first,
+                last,
+                t["pairs"],
+            )
+        )
+        nbytes.setdefault(t["category"], []).append(int(t["bytes"]))
+    return trajs, nbytes
+
+
+def _step_range(out: str, tokenizer: str) -> tuple[int, int]:
+    row = read_dataset(out, totals_name(tokenizer), REPLAY_TOTALS).to_pylist()[0]
+    return int(row["first_step"]), int(row["last_step"])

@@ -55,9 +55,10 @@ def _category_specs(spec: RunSpec) -> tuple[list[CategorySpec], dict[str, Sample
     return cats, options
 
 
-def _solve_remote(out: str, tokenizer: str, options: dict[str, Any]) -> dict[str, Any]:
-    sol = run_solve(out, tokenizer, **options)
-    return {"tokenizer": tokenizer, **sol.as_dict()}
+def _solve_remote(
+    out: str, tokenizer: str, options: dict[str, Any], bootstrap: dict[str, Any] | None
+) -> dict[str, Any]:
+    return run_solve(out, tokenizer, bootstrap=bootstrap, **options)
 
 
 def _stats_remote(
@@ -183,21 +184,27 @@ def run_pipeline(spec: RunSpec, *, force: bool = False, log: Log | None = None) 
     if "solve" in spec.stages:
         t0 = time.perf_counter()
         solver = spec.solver.model_dump()
+        boot = spec.bootstrap
+        bootstrap = (
+            {"replicates": boot.replicates, "level": boot.level, "seed": boot.seed}
+            if boot.groups > 1
+            else None
+        )
         solve = ray.remote(_solve_remote).options(
             **spec.resources_for("solve").ray_options(), max_retries=2
         )
         pending = {}
         for tok in tokenizers:
-            inputs = solve_inputs(spec.out, tok.name, solver)
+            inputs = solve_inputs(spec.out, tok.name, {**solver, "bootstrap": bootstrap})
             if not force and is_committed(
                 spec.out, mixtures_name(tok.name), inputs, schema=MIXTURES
             ):
                 log(f"solve {tok.name}: already committed for these trajectories; skipped")
                 summary["tokenizers"][tok.name] = read_mixture_json(spec.out, tok.name)
             else:
-                pending[tok.name] = solve.remote(spec.out, tok.name, solver)
+                pending[tok.name] = solve.remote(spec.out, tok.name, solver, bootstrap)
         for name, ref in pending.items():
-            summary["tokenizers"][name] = ray.get(ref)
+            summary["tokenizers"][name] = get(ref)
             d = summary["tokenizers"][name]["diagnostics"]
             log(
                 f"solve {name}: {d['constraints']} constraints, {d['rounds']} rounds, "

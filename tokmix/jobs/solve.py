@@ -10,8 +10,9 @@ import pyarrow as pa
 
 from tokmix.io.datasets import read_manifest, write_dataset
 from tokmix.io.fs import filesystem_for, join, write_bytes_atomic
-from tokmix.jobs.replay import read_trajectories, trajectories_name
+from tokmix.jobs.replay import read_group_trajectories, read_trajectories, trajectories_name
 from tokmix.schemas import MIXTURES
+from tokmix.solvers.bootstrap import BootstrapResult, bootstrap_mixture
 from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
 from tokmix.solvers.problem import build_problem
 
@@ -26,17 +27,22 @@ def mixture_json_path(out: str, tokenizer: str) -> str:
 
 
 def mixture_table(
-    tokenizer: str, sol: MixtureSolution, pairs: list[int], bytes_: list[int]
+    tokenizer: str,
+    sol: MixtureSolution,
+    pairs: list[int],
+    bytes_: list[int],
+    interval: BootstrapResult | None = None,
 ) -> pa.Table:
     n = len(sol.categories)
+    none = pa.nulls(n, pa.float64())
     return pa.table(
         {
             "tokenizer": [tokenizer] * n,
             "category": list(sol.categories),
             "weight": sol.alpha,
             "byte_share": sol.byte_share,
-            "byte_share_low": pa.nulls(n, pa.float64()),
-            "byte_share_high": pa.nulls(n, pa.float64()),
+            "byte_share_low": none if interval is None else interval.byte_share_low,
+            "byte_share_high": none if interval is None else interval.byte_share_high,
             "pairs": pairs,
             "bytes": bytes_,
         },
@@ -60,17 +66,49 @@ def read_mixture_json(out: str, tokenizer: str) -> dict[str, Any]:
     return doc
 
 
-def run_solve(out: str, tokenizer: str, **solver_options: Any) -> MixtureSolution:
-    """Solve from a run's committed trajectories; write the JSON, then commit ``mixtures/``."""
+def run_solve(
+    out: str, tokenizer: str, *, bootstrap: dict[str, Any] | None = None, **solver_options: Any
+) -> dict[str, Any]:
+    """Solve from a run's committed trajectories; write the JSON, then commit ``mixtures/``.
+
+    With ``bootstrap`` (``replicates``, ``level``, ``seed``) and committed per-group
+    trajectories (a ``tokmix run`` with bootstrap groups), every byte share gets a
+    document-group bootstrap interval (tokmix.solvers.bootstrap). Returns the JSON document.
+    """
     trajs, merge_ids, bytes_ = read_trajectories(out, tokenizer)
     problem = build_problem(trajs, merge_ids, bytes_)
     sol = solve_mixture(problem, **solver_options)
-    inputs = solve_inputs(out, tokenizer, solver_options)
+    groups = read_group_trajectories(out, tokenizer) if bootstrap else None
+    interval = None
+    if groups is not None and bootstrap is not None:
+        group_trajs, group_bytes = groups
+        interval = bootstrap_mixture(
+            {c: group_trajs[c] for c in sol.categories},
+            {c: group_bytes[c] for c in sol.categories},
+            merge_ids,
+            replicates=bootstrap["replicates"],
+            level=bootstrap["level"],
+            seed=bootstrap["seed"],
+            center=sol,
+            solve=lambda p: solve_mixture(p, **solver_options),
+        )
+    inputs = solve_inputs(out, tokenizer, {**solver_options, "bootstrap": bootstrap})
     doc = {"tokenizer": tokenizer, **sol.as_dict()}
+    if interval is not None:
+        for row, lo, hi in zip(
+            doc["categories"], interval.byte_share_low, interval.byte_share_high, strict=True
+        ):
+            row["byte_share_low"], row["byte_share_high"] = float(lo), float(hi)
+        doc["diagnostics"]["interval"] = {
+            "method": "document-group bootstrap",
+            "level": interval.level,
+            "replicates": bootstrap["replicates"] - interval.failed,  # type: ignore[index]
+            "groups": {c: len(group_bytes[c]) for c in sol.categories},
+        }
     fs, path = filesystem_for(mixture_json_path(out, tokenizer))
     write_bytes_atomic(fs, path, (json.dumps(doc, indent=1) + "\n").encode())
     write_dataset(
-        mixture_table(tokenizer, sol, problem.pairs_.tolist(), problem.bytes_.tolist()),
+        mixture_table(tokenizer, sol, problem.pairs_.tolist(), problem.bytes_.tolist(), interval),
         out,
         mixtures_name(tokenizer),
         schema=MIXTURES,
@@ -78,4 +116,4 @@ def run_solve(out: str, tokenizer: str, **solver_options: Any) -> MixtureSolutio
         provenance={"stage": "solve", "tokenizer_name": tokenizer, "diagnostics": sol.diagnostics},
         input_hashes=inputs,
     )
-    return sol
+    return doc
