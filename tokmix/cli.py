@@ -22,6 +22,7 @@ from typing import Any
 
 from tokmix.errors import TokmixError
 from tokmix.jobs.spec import CategorySpec, SampleOptions, parse_merge_range
+from tokmix.units import parse_size
 
 DEFAULT_OUT = "tokmix-out"
 
@@ -82,25 +83,10 @@ def _add_range(p: argparse.ArgumentParser) -> None:
 
 
 def _size(text: str) -> int:
-    units = {
-        "": 1,
-        "B": 1,
-        "KB": 10**3,
-        "MB": 10**6,
-        "GB": 10**9,
-        "TB": 10**12,
-        "KIB": 2**10,
-        "MIB": 2**20,
-        "GIB": 2**30,
-    }
-    num = text.strip().upper().rstrip()
-    for unit in sorted(units, key=len, reverse=True):
-        if unit and num.endswith(unit):
-            return int(float(num[: -len(unit)]) * units[unit])
     try:
-        return int(float(num))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 500MB)") from None
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:

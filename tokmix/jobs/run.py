@@ -23,6 +23,7 @@ import ray
 
 from tokmix import __version__
 from tokmix.bpe.loaders import load_tokenizer
+from tokmix.bpe.pretokenizers import Pretokenizer
 from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.cli import add_run_arguments
 from tokmix.errors import TokmixError
@@ -61,6 +62,28 @@ def _solve_remote(
     return run_solve(out, tokenizer, bootstrap=bootstrap, **options)
 
 
+def _count(
+    spec: RunSpec,
+    categories: list[CategorySpec],
+    options: dict[str, SampleOptions],
+    pretokenizer: Pretokenizer,
+    force: bool,
+    log: Log,
+) -> dict[str, dict[str, int]]:
+    return run_count_ray(
+        categories,
+        options,
+        pretokenizer,
+        spec.out,
+        shard_bytes=spec.shard_bytes,
+        partitions=spec.reduce_partitions,
+        groups=spec.bootstrap.groups,
+        resources=spec.resources_for("count"),
+        force=force,
+        log=log,
+    )
+
+
 def _stats_remote(
     tokenizer_path: str, pretokenizer: str | None, out: str, inputs: dict[str, str]
 ) -> list[dict[str, Any]]:
@@ -94,18 +117,7 @@ def _run_stats_stage(
             log(f"stats {tok.name}: already committed for these word tables; skipped")
             rows += read_token_stats(spec.out, [tok.name]).to_pylist()
             continue
-        run_count_ray(
-            categories,
-            options,
-            pretok,
-            spec.out,
-            shard_bytes=spec.shard_bytes,
-            partitions=spec.reduce_partitions,
-            groups=spec.bootstrap.groups,
-            resources=spec.resources_for("count"),
-            force=False,
-            log=log,
-        )
+        _count(spec, categories, options, pretok, False, log)
         refs.append(task.remote(tok.path, spec.pretokenizer, spec.out, inputs))
     for ref in refs:
         rows += get(ref)
@@ -151,18 +163,7 @@ def run_pipeline(spec: RunSpec, *, force: bool = False, log: Log | None = None) 
     if "count" in spec.stages:
         t0 = time.perf_counter()
         for key, tok in {t.pretokenizer.key: t for t in tokenizers}.items():
-            summary["corpus"][key] = run_count_ray(
-                categories,
-                options,
-                tok.pretokenizer,
-                spec.out,
-                shard_bytes=spec.shard_bytes,
-                partitions=spec.reduce_partitions,
-                groups=spec.bootstrap.groups,
-                resources=spec.resources_for("count"),
-                force=force,
-                log=log,
-            )
+            summary["corpus"][key] = _count(spec, categories, options, tok.pretokenizer, force, log)
         seconds["count"] = time.perf_counter() - t0
 
     if "replay" in spec.stages:
