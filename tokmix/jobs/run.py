@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -56,10 +56,30 @@ def _category_specs(spec: RunSpec) -> tuple[list[CategorySpec], dict[str, Sample
     return cats, options
 
 
+def _apply(fn: Callable[[Any], Any], item: Any) -> Any:
+    return fn(item)
+
+
+def ray_map(options: dict[str, Any]) -> Callable[[Callable[[Any], Any], Iterable[Any]], list[Any]]:
+    """A ``map`` that runs each call as a Ray task (the function is shipped once)."""
+
+    def mapped(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        fn_ref = ray.put(fn)
+        task = ray.remote(_apply).options(**options)
+        return [get(ref) for ref in [task.remote(fn_ref, item) for item in items]]
+
+    return mapped
+
+
 def _solve_remote(
-    out: str, tokenizer: str, options: dict[str, Any], bootstrap: dict[str, Any] | None
+    out: str,
+    tokenizer: str,
+    options: dict[str, Any],
+    bootstrap: dict[str, Any] | None,
+    task_options: dict[str, Any],
 ) -> dict[str, Any]:
-    return run_solve(out, tokenizer, bootstrap=bootstrap, **options)
+    """The solve stage's task; bootstrap replicates fan out as tasks of their own."""
+    return run_solve(out, tokenizer, bootstrap=bootstrap, map_fn=ray_map(task_options), **options)
 
 
 def _count(
@@ -203,7 +223,9 @@ def run_pipeline(spec: RunSpec, *, force: bool = False, log: Log | None = None) 
                 log(f"solve {tok.name}: already committed for these trajectories; skipped")
                 summary["tokenizers"][tok.name] = read_mixture_json(spec.out, tok.name)
             else:
-                pending[tok.name] = solve.remote(spec.out, tok.name, solver, bootstrap)
+                pending[tok.name] = solve.remote(
+                    spec.out, tok.name, solver, bootstrap, spec.resources_for("solve").ray_options()
+                )
         for name, ref in pending.items():
             summary["tokenizers"][name] = get(ref)
             d = summary["tokenizers"][name]["diagnostics"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from typing import Any
@@ -12,7 +13,7 @@ from tokmix.io.datasets import read_manifest, write_dataset
 from tokmix.io.fs import filesystem_for, join, write_bytes_atomic
 from tokmix.jobs.replay import read_group_trajectories, read_trajectories, trajectories_name
 from tokmix.schemas import MIXTURES
-from tokmix.solvers.bootstrap import BootstrapResult, bootstrap_mixture
+from tokmix.solvers.bootstrap import BootstrapResult, MapFn, bootstrap_mixture
 from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
 from tokmix.solvers.problem import build_problem
 
@@ -67,13 +68,19 @@ def read_mixture_json(out: str, tokenizer: str) -> dict[str, Any]:
 
 
 def run_solve(
-    out: str, tokenizer: str, *, bootstrap: dict[str, Any] | None = None, **solver_options: Any
+    out: str,
+    tokenizer: str,
+    *,
+    bootstrap: dict[str, Any] | None = None,
+    map_fn: MapFn = map,
+    **solver_options: Any,
 ) -> dict[str, Any]:
     """Solve from a run's committed trajectories; write the JSON, then commit ``mixtures/``.
 
     With ``bootstrap`` (``replicates``, ``level``, ``seed``) and committed per-group
     trajectories (a ``tokmix run`` with bootstrap groups), every byte share gets a
-    document-group bootstrap interval (tokmix.solvers.bootstrap). Returns the JSON document.
+    document-group bootstrap interval (tokmix.solvers.bootstrap); ``map_fn`` runs the
+    replicates (a Ray job passes a parallel one). Returns the JSON document.
     """
     trajs, merge_ids, bytes_ = read_trajectories(out, tokenizer)
     problem = build_problem(trajs, merge_ids, bytes_)
@@ -90,7 +97,8 @@ def run_solve(
             level=bootstrap["level"],
             seed=bootstrap["seed"],
             center=sol,
-            solve=lambda p: solve_mixture(p, **solver_options),
+            solve=functools.partial(solve_mixture, **solver_options),
+            map_fn=map_fn,
         )
     inputs = solve_inputs(out, tokenizer, {**solver_options, "bootstrap": bootstrap})
     doc = {"tokenizer": tokenizer, **sol.as_dict()}

@@ -17,8 +17,9 @@ same replicates serve any estimator that maps a :class:`MixtureProblem` to a sol
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
 from tokmix.solvers.problem import MixtureProblem, build_problem
 
 Solver = Callable[[MixtureProblem], MixtureSolution]
+MapFn = Callable[..., Iterable[Any]]
 
 
 def document_groups(keys: Sequence[str | bytes], n_groups: int) -> np.ndarray:
@@ -94,6 +96,15 @@ class BootstrapResult:
         return (self.byte_share_low <= truth) & (truth <= self.byte_share_high)
 
 
+def _draw(parts: Sequence[PairTrajectory], rng: np.random.Generator) -> np.ndarray:
+    """Multinomial group weights of one replicate (total = number of groups)."""
+    k = len(parts)
+    w = rng.multinomial(k, np.full(k, 1.0 / k))
+    if not w[np.asarray([p.pairs > 0 for p in parts])].any():
+        w = np.ones(k, dtype=np.int64)  # an all-empty draw: keep the sample as is
+    return w
+
+
 def bootstrap_mixture(
     group_trajectories: Mapping[str, Sequence[PairTrajectory]],
     group_bytes: Mapping[str, Sequence[int]],
@@ -105,6 +116,7 @@ def bootstrap_mixture(
     solve: Solver = solve_mixture,
     center: MixtureSolution | None = None,
     method: str = "auto",
+    map_fn: MapFn = map,
 ) -> BootstrapResult:
     """Document-group bootstrap of the mixture estimate.
 
@@ -119,6 +131,10 @@ def bootstrap_mixture(
     estimate (``center``, the point solution, else the replicates' mean) ± z · the replicates'
     standard deviation, usable with a handful of replicates when each costs an LP solve.
     ``"auto"``: percentile from 40 replicates, normal below.
+
+    ``map_fn`` maps the replicate solve over the draws (the builtin ``map`` by default; a
+    Ray job passes one that solves replicates in parallel tasks). The draws are made first,
+    from ``seed`` alone, so the result does not depend on how replicates are scheduled.
     """
     if replicates < 2:
         raise ValueError(f"need at least 2 replicates, got {replicates}")
@@ -130,27 +146,24 @@ def bootstrap_mixture(
                 f"category {name!r}: {k} group trajectories, {len(group_bytes[name])} byte counts"
             )
     rng = np.random.default_rng(seed)
-    shares: list[np.ndarray] = []
-    weights: list[np.ndarray] = []
-    failed = 0
-    for _ in range(replicates):
-        trajs: dict[str, PairTrajectory] = {}
-        nbytes: dict[str, int] = {}
-        for name in names:
-            parts = group_trajectories[name]
-            k = len(parts)
-            w = rng.multinomial(k, np.full(k, 1.0 / k))
-            if not w[np.asarray([p.pairs > 0 for p in parts])].any():
-                w = np.ones(k, dtype=np.int64)  # an all-empty draw: keep the sample as is
-            trajs[name] = weighted_trajectory(parts, w)
-            nbytes[name] = int(np.dot(w, np.asarray(group_bytes[name], dtype=np.int64)))
+    draws = [
+        {name: _draw(group_trajectories[name], rng) for name in names} for _ in range(replicates)
+    ]
+
+    def one(draw: dict[str, np.ndarray]) -> MixtureSolution | None:
+        trajs = {n: weighted_trajectory(group_trajectories[n], w) for n, w in draw.items()}
+        nbytes = {
+            n: int(np.dot(w, np.asarray(group_bytes[n], dtype=np.int64))) for n, w in draw.items()
+        }
         try:
-            sol = solve(build_problem(trajs, merge_ids, nbytes))
+            return solve(build_problem(trajs, merge_ids, nbytes))
         except SolverError:
-            failed += 1
-            continue
-        shares.append(sol.byte_share)
-        weights.append(sol.alpha)
+            return None
+
+    solved = [sol for sol in map_fn(one, draws) if sol is not None]
+    failed = replicates - len(solved)
+    shares = [sol.byte_share for sol in solved]
+    weights = [sol.alpha for sol in solved]
     if len(shares) < 2:
         raise SolverError(f"only {len(shares)} of {replicates} bootstrap replicates solved")
     s = np.array(shares)
