@@ -202,3 +202,39 @@ def _count_task_running() -> bool:
             if title.startswith(b"ray::_count_shard"):
                 return True
     return False
+
+
+def test_a_killed_run_resumes_from_its_counted_shards(
+    ray_cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    """SIGKILL the driver once some shards are counted; the next attempt counts only the
+    others and commits exactly the local run's result."""
+    local = _local_corpus(tmp_path / "corpus")
+    _infer_locally(local, tmp_path / "oracle", merges=800)
+    cats = {n: str(p) for n, p in local.items()}
+    spec = _write_spec(tmp_path / "spec.yaml", str(tmp_path / "out"), cats, merges=800)
+    text = spec.read_text().replace("shard_bytes: 60KB", "shard_bytes: 15KB")
+    spec.write_text(text)
+    command = [sys.executable, "-m", "tokmix.jobs.run", str(spec)]
+    env = {**ray_cluster.env, "PYTHONPATH": str(REPO)}
+    driver = subprocess.Popen(
+        command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    work = tmp_path / "out" / "_work"
+    deadline = time.monotonic() + 300
+    while len(list(work.glob("count-*/*.json"))) < 3:
+        assert driver.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline, "no shard was counted in time"
+        time.sleep(0.01)
+    driver.kill()
+    driver.wait()
+    counted = len(list(work.glob("count-*/*.json")))
+    assert not (tmp_path / "out" / "mixtures").exists()
+
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert f"count: {counted} of " in done.stderr or "shards were counted by an earlier" in (
+        done.stderr
+    ), done.stderr[-3000:]
+    _assert_same_results(str(tmp_path / "oracle"), str(tmp_path / "out"))
+    assert not list(work.glob("count-*")), "the checkpoints are removed once the stage commits"

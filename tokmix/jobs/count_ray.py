@@ -15,13 +15,16 @@ committed result is the same as an uninterrupted run's.
 from __future__ import annotations
 
 import hashlib
+import json
 import zlib
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import ray
 
 from tokmix.bpe.pretokenizers import Pretokenizer
@@ -29,6 +32,7 @@ from tokmix.bpe.words import WordTable
 from tokmix.errors import CorpusReadError
 from tokmix.io.corpus import _no_text_message
 from tokmix.io.datasets import begin_dataset, commit_dataset, is_committed, write_part
+from tokmix.io.fs import ensure_parent, filesystem_for, join, write_bytes_atomic
 from tokmix.io.shards import ShardSample, plan_shards, sample_plan, shard_documents
 from tokmix.jobs.count import (
     corpus_stats_name,
@@ -80,9 +84,18 @@ def _count_shard(
     options: SampleOptions,
     partitions: int,
     groups: int,
-) -> list[Any]:
-    """Map: the shard's word tables per bootstrap group, as ``partitions`` Arrow tables
-    (``group, word, count``), then its totals."""
+    work: str,
+) -> dict[str, Any]:
+    """Map: count one shard and checkpoint its word tables under ``work``: one Parquet file
+    whose row group ``r`` holds reduce partition ``r`` (``group, word, count``), then a JSON
+    sidecar with the shard's totals, written last. A shard whose sidecar exists (a run that
+    was killed after counting it) is not counted again. Returns the sidecar."""
+    data_url, done_url = _checkpoint_urls(work, sample)
+    fs, done_path = filesystem_for(done_url)
+    if fs.exists(done_path):
+        previous: dict[str, Any] = json.loads(fs.cat_file(done_path))
+        if previous.get("sample") == _sample_key(sample):
+            return {**previous, "resumed": True}
     tables = [WordTable() for _ in range(groups)]
     seen = 0
     sources: set[str] = set()
@@ -114,18 +127,57 @@ def _count_shard(
                     schema=_PARTITION_SCHEMA,
                 )
             )
-    out: list[Any] = [pa.concat_tables(p) for p in pieces]
+    row_groups = _write_checkpoint(data_url, [pa.concat_tables(p) for p in pieces])
     totals: Counter[str] = Counter()
     for table in tables:
         totals.update({k: int(v) for k, v in table.totals().items() if k in _TOTALS})
-    out.append(
-        {
-            "totals": dict(totals),
-            "groups": [(t.documents, t.bytes_) for t in tables],
-            "sources": sorted(sources),
-        }
-    )
-    return out
+    sidecar = {
+        "sample": _sample_key(sample),
+        "data": data_url,
+        "row_groups": row_groups,
+        "totals": dict(totals),
+        "groups": [(t.documents, t.bytes_) for t in tables],
+        "sources": sorted(sources),
+    }
+    write_bytes_atomic(fs, done_path, json.dumps(sidecar).encode())
+    return {**sidecar, "resumed": False}
+
+
+def _sample_key(sample: ShardSample) -> list[Any]:
+    s = sample.shard
+    return [s.category, s.url, s.kind, s.start, s.end, sample.skip, sample.take]
+
+
+def _checkpoint_urls(work: str, sample: ShardSample) -> tuple[str, str]:
+    stem = f"{quote(sample.shard.category, safe='')}-{sample.shard.number:06d}"
+    return join(work, f"{stem}.parquet"), join(work, f"{stem}.json")
+
+
+def _write_checkpoint(url: str, parts: list[pa.Table]) -> list[int | None]:
+    """Write each partition as its own row group; the row group of partition ``r`` (None when
+    the shard has no words there)."""
+    fs, path = filesystem_for(url)
+    ensure_parent(fs, path)
+    index: list[int | None] = []
+    written = 0
+    with fs.open(path, "wb") as sink, pq.ParquetWriter(sink, _PARTITION_SCHEMA) as writer:
+        for part in parts:
+            if part.num_rows:
+                writer.write_table(part, row_group_size=part.num_rows)
+                index.append(written)
+                written += 1
+            else:
+                index.append(None)
+    return index
+
+
+def _read_partition(sidecar: dict[str, Any], partition: int) -> pa.Table:
+    row_group = sidecar["row_groups"][partition]
+    if row_group is None:
+        return _PARTITION_SCHEMA.empty_table()
+    fs, path = filesystem_for(sidecar["data"])
+    with fs.open(path, "rb") as f:
+        return pq.ParquetFile(f).read_row_group(row_group)
 
 
 def _category_table(schema: pa.Schema, category: str, table: pa.Table) -> pa.Table:
@@ -140,11 +192,12 @@ def _reduce_partition(
     out: str,
     names: tuple[str, str | None],
     provenance: dict[str, Any],
-    *parts: pa.Table,
+    sidecars: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """Reduce: sum partition ``number`` of every shard per category and write its files —
     ``word_counts`` and, with bootstrap groups, ``group_word_counts``."""
     words_name, groups_name = names
+    parts = [_read_partition(sidecar, number) for sidecar in sidecars]
     full, grouped = [], []
     for category in sorted(set(categories)):
         mine = [p for c, p in zip(categories, parts, strict=True) if c == category and p.num_rows]
@@ -255,14 +308,18 @@ def run_count_ray(
         f"count: {len(samples)} shards of {len(categories)} categories "
         f"({total_bytes / 1e6:.1f} MB), {partitions} reduce partitions"
     )
-    count_task = ray.remote(_count_shard).options(num_returns=partitions + 1, **task)
+    work = work_dir(out, inputs)
+    count_task = ray.remote(_count_shard).options(**task)
     pretok_ref = ray.put(pretokenizer)
-    mapped: list[Any] = [
-        count_task.remote(sample, pretok_ref, options[name], partitions, groups)
+    mapped = [
+        count_task.remote(sample, pretok_ref, options[name], partitions, groups, work)
         for name, sample in samples
     ]
     progress = Progress("count", len(samples), total_bytes, log)
-    shard_stats = wait_all([m[-1] for m in mapped], progress, lambda i: samples[i][1].shard.size)
+    shard_stats = wait_all(mapped, progress, lambda i: samples[i][1].shard.size)
+    resumed = sum(s["resumed"] for s in shard_stats)
+    if resumed:
+        log(f"count: {resumed} of {len(samples)} shards were counted by an earlier attempt")
 
     names = [name for name, _ in samples]
     totals = _sum_totals(categories, names, shard_stats, [])
@@ -275,9 +332,7 @@ def run_count_ray(
             )
     reduce_task = ray.remote(_reduce_partition).options(**task)
     reduced_refs = [
-        reduce_task.remote(
-            r, names, out, (words_name, groups_name), provenance, *[m[r] for m in mapped]
-        )
+        reduce_task.remote(r, names, out, (words_name, groups_name), provenance, shard_stats)
         for r in range(partitions)
     ]
     reduced = wait_all(reduced_refs, Progress("count/reduce", partitions, 0, log))
@@ -318,7 +373,17 @@ def run_count_ray(
             provenance=provenance,
             input_hashes=inputs,
         )
+    fs, path = filesystem_for(work)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
     return totals
+
+
+def work_dir(out: str, inputs: dict[str, str]) -> str:
+    """Where map tasks checkpoint their shards until the stage commits; keyed by the stage's
+    inputs, so a changed corpus or option never reuses another attempt's shards."""
+    key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+    return join(out, "_work", f"count-{key}")
 
 
 def _sample_groups_table(
