@@ -16,6 +16,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup
 	$(BIN)/tokmix run data/demo.yaml --out $(OUT)
+	$(BIN)/tokmix report $(OUT)
 	@echo "truth (data/tokenizers/demo/truth.json):"; cat data/tokenizers/demo/truth.json
 
 test: setup
