@@ -98,11 +98,23 @@ def _stats_tables(out: Path, sample: dict[str, str]) -> tuple[pa.Table, pa.Table
             for i, n in sorted(counts.items())
         ]
     under = [
-        {"tokenizer": "demo", "token_id": i, "token": token_bytes[i], "reason": "never_produced"}
+        {
+            "tokenizer": "demo",
+            "token_id": i,
+            "token": token_bytes[i],
+            "reason": "never_produced",
+            "count": 0,
+        }
         for i in sorted(set(token_bytes) - produced)
     ]
     under.append(
-        {"tokenizer": "demo", "token_id": 99_999, "token": INVALID_TOKEN, "reason": "unreachable"}
+        {
+            "tokenizer": "demo",
+            "token_id": 99_999,
+            "token": INVALID_TOKEN,
+            "reason": "unreachable",
+            "count": 0,
+        }
     )
     return (
         pa.Table.from_pylist(stats, schema=TOKEN_STATS),
@@ -442,7 +454,15 @@ def test_every_name_and_token_is_escaped(names: list[str], tokenizer: str, token
         schema=MIXTURES,
     )
     under = pa.Table.from_pylist(
-        [{"tokenizer": tokenizer, "token_id": 7, "token": token, "reason": "unreachable"}],
+        [
+            {
+                "tokenizer": tokenizer,
+                "token_id": 7,
+                "token": token,
+                "reason": "unreachable",
+                "count": 0,
+            }
+        ],
         schema=UNDERTRAINED,
     )
     run = RunData(
