@@ -268,10 +268,16 @@ def test_killed_workers_lose_and_duplicate_nothing(
         path.write_bytes(raw[: raw.index(b"\n", 2_000_000) + 1])  # 2 MB of whole lines
         corpus[name] = str(path)
     gpt2 = str(shared_data / "tokenizers" / "gpt2")
-    clean = _spec(corpus, tmp_path / "clean", shard_bytes="250KB", merges=2000, tokenizers=[gpt2])
+    options = {
+        "shard_bytes": "250KB",
+        "merges": 2000,
+        "tokenizers": [gpt2],
+        "stages": ["count", "replay"],  # the stages under test; solving adds nothing
+    }
+    clean = _spec(corpus, tmp_path / "clean", **options)
     run_pipeline(clean, log=lambda _m: None)
 
-    faulty = _spec(corpus, tmp_path / "faulty", shard_bytes="250KB", merges=2000, tokenizers=[gpt2])
+    faulty = _spec(corpus, tmp_path / "faulty", **options)
     killer = _Killer(["ray::_count_shard", "ray::_replay_file"])
     killer.start()
     try:
