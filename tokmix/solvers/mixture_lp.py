@@ -57,60 +57,107 @@ def frequency_scale(problem: MixtureProblem) -> np.ndarray:
 
 
 class _LazyLP:
-    """The HiGHS model with the α columns, the simplex row and lazily added v's and rows."""
+    """The HiGHS model: the α columns, the simplex row, and lazily added v columns and rows.
 
-    def __init__(self, n_categories: int, *, threads: int = 1) -> None:
+    Rows and columns go in as whole CSR batches (one ``addRows``/``addCols`` call per round).
+    Row ``r + 1`` of the model is the constraint ``row_key[r] = local_step * n_pairs + pair``;
+    ``dropped`` holds the keys of rows that were pruned once: a row pruned and needed again
+    stays for good, so pruning cannot cycle.
+    """
+
+    def __init__(
+        self, n_categories: int, n_steps: int, n_pairs: int, *, threads: int, options: dict
+    ) -> None:
         self.h = highspy.Highs()
         self.h.setOptionValue("output_flag", False)
+        for key, val in options.items():
+            self.h.setOptionValue(key, val)
         self.h.setOptionValue("threads", threads)
         self.h.setOptionValue("primal_feasibility_tolerance", 1e-9)
         self.h.setOptionValue("dual_feasibility_tolerance", 1e-9)
         self.n = n_categories
+        self.n_pairs = n_pairs
         self.h.addVars(n_categories, np.zeros(n_categories), np.ones(n_categories))
         idx = np.arange(n_categories, dtype=np.int32)
         self.h.addRow(1.0, 1.0, n_categories, idx, np.ones(n_categories))
-        self.step_col: dict[int, int] = {}
-        self.pair_col: dict[int, int] = {}
-        self.added: set[tuple[int, int]] = set()
+        self.step_col = np.full(n_steps, -1, dtype=np.int64)
+        self.pair_col = np.full(n_pairs, -1, dtype=np.int64)
+        self.row_key = np.zeros(0, dtype=np.int64)
+        self.row_sticky = np.zeros(0, dtype=bool)
+        self.dropped = np.zeros(0, dtype=np.int64)  # sorted
+        self.distinct = 0  # distinct constraints ever added
 
-    def _col(self, table: dict[int, int], key: int) -> int:
-        col = table.get(key)
-        if col is None:
-            col = self.h.getNumCol()
-            self.h.addCol(1.0, 0.0, highspy.kHighsInf, 0, np.zeros(0, np.int32), np.zeros(0))
-            table[key] = col
-        return col
+    def _columns(self, table: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """The v column of each key, creating the missing ones (cost 1, v >= 0) in one call."""
+        new = np.unique(keys[table[keys] < 0])
+        if len(new):
+            first = self.h.getNumCol()
+            m = len(new)
+            self.h.addCols(
+                m,
+                np.ones(m),
+                np.zeros(m),
+                np.full(m, highspy.kHighsInf),
+                0,
+                np.zeros(m, dtype=np.int32),
+                np.zeros(0, dtype=np.int32),
+                np.zeros(0),
+            )
+            table[new] = first + np.arange(m)
+        return table[keys]
 
     def add(self, steps: np.ndarray, pairs: np.ndarray, coefs: np.ndarray) -> int:
-        """Add constraints not yet in the model; returns how many were new."""
-        starts, indices, values = [], [], []
-        nnz = 0
-        for k, p, row in zip(steps.tolist(), pairs.tolist(), coefs, strict=True):
-            if (k, p) in self.added:
-                continue
-            self.added.add((k, p))
-            starts.append(nnz)
-            nz = np.flatnonzero(row)
-            indices.extend(nz.tolist())
-            values.extend(row[nz].tolist())
-            indices.extend((self._col(self.step_col, k), self._col(self.pair_col, p)))
-            values.extend((1.0, 1.0))
-            nnz += len(nz) + 2
-        if not starts:
+        """Add the constraints not in the model; returns how many were new."""
+        keys = steps * self.n_pairs + pairs
+        fresh = ~np.isin(keys, self.row_key)
+        if not fresh.any():
             return 0
-        m = len(starts)
+        keys, steps, pairs, coefs = keys[fresh], steps[fresh], pairs[fresh], coefs[fresh]
+        again = np.isin(keys, self.dropped, assume_unique=True)
+        self.distinct += int((~again).sum())
+        m, n = coefs.shape
+        index = np.empty((m, n + 2), dtype=np.int32)
+        index[:, :n] = np.arange(n, dtype=np.int32)
+        index[:, n] = self._columns(self.step_col, steps)
+        index[:, n + 1] = self._columns(self.pair_col, pairs)
+        value = np.ones((m, n + 2))
+        value[:, :n] = coefs
+        nonzero = value != 0.0
+        starts = np.zeros(m, dtype=np.int32)
+        np.cumsum(nonzero.sum(axis=1)[:-1], out=starts[1:])
         self.h.addRows(
             m,
             np.zeros(m),
             np.full(m, highspy.kHighsInf),
-            nnz,
-            np.array(starts, dtype=np.int32),
-            np.array(indices, dtype=np.int32),
-            np.array(values, dtype=np.float64),
+            int(nonzero.sum()),
+            starts,
+            index[nonzero],
+            value[nonzero],
         )
+        self.row_key = np.concatenate([self.row_key, keys])
+        self.row_sticky = np.concatenate([self.row_sticky, again])
         return m
 
-    def solve(self) -> tuple[np.ndarray, dict[int, float], dict[int, float], float]:
+    def prune(self, slack: float) -> int:
+        """Delete rows whose slack is basic (the basis stays valid and optimal) and that were
+        never pruned before; ``slack < 0``: every basic row, else only rows with activity above
+        ``slack``. Returns how many."""
+        if slack < 0:
+            status = self.h.getBasis().row_status
+            basic = np.fromiter(map(int, status), np.int8, len(status))[1:] == 1
+        else:
+            basic = np.asarray(self.h.getSolution().row_value)[1:] > slack
+        drop = basic & ~self.row_sticky
+        if not drop.any():
+            return 0
+        rows = np.flatnonzero(drop)
+        self.h.deleteRows(len(rows), (rows + 1).astype(np.int32))
+        self.dropped = np.union1d(self.dropped, self.row_key[rows])
+        self.row_key = self.row_key[~drop]
+        self.row_sticky = self.row_sticky[~drop]
+        return len(rows)
+
+    def solve(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         self.h.run()
         status = self.h.getModelStatus()
         if status != highspy.HighsModelStatus.kOptimal:
@@ -120,8 +167,8 @@ class _LazyLP:
         x = np.asarray(self.h.getSolution().col_value)
         alpha = np.clip(x[: self.n], 0.0, None)
         alpha /= alpha.sum()
-        v_step = {k: x[c] for k, c in self.step_col.items()}
-        v_pair = {p: x[c] for p, c in self.pair_col.items()}
+        v_step = np.where(self.step_col >= 0, x[self.step_col], 0.0)
+        v_pair = np.where(self.pair_col >= 0, x[self.pair_col], 0.0)
         return alpha, v_step, v_pair, float(self.h.getInfo().objective_function_value)
 
 
@@ -132,34 +179,66 @@ def solve_mixture(
     max_rounds: int = 100,
     tol: float = 1e-9,
     threads: int = 1,
+    prune_slack: float | None = None,
+    first_per_step: int | None = None,
+    stride: int = 1,
+    grow: int = 1,
+    max_per_step: int = 256,
+    verbose: bool = False,
+    highs_options: dict | None = None,
 ) -> MixtureSolution:
     """Solve the mixture LP with lazily generated constraints; α, β and diagnostics."""
     started = time.perf_counter()
     scale = frequency_scale(problem)
     n = problem.n_categories
-    lp = _LazyLP(n, threads=threads)
+    lp = _LazyLP(n, problem.n_steps, problem.n_pairs, threads=threads, options=highs_options or {})
     alpha = np.full(n, 1.0 / n)
     v_step = np.zeros(problem.n_steps)
     v_pair = np.zeros(problem.n_pairs)
     objective = 0.0
     sweep_seconds = lp_seconds = 0.0
-    rounds = 0
+    rounds = pruned = 0
     missing = np.zeros(problem.n_steps, dtype=bool)
+    limit = np.full(problem.n_steps, first_per_step or per_step, dtype=np.int64)
+    coarse = stride > 1
+    if coarse:
+        limit[np.arange(problem.n_steps) % stride != 0] = 0
     for rounds in range(1, max_rounds + 1):  # noqa: B007 - reported below
         t0 = time.perf_counter()
         steps, pairs, _excess, coefs, missing = find_violations(
-            problem, alpha, v_step, v_pair, scale, per_step=per_step, tol=tol
+            problem, alpha, v_step, v_pair, scale, per_step=limit, tol=tol
         )
         sweep_seconds += time.perf_counter() - t0
-        if lp.add(steps, pairs, coefs) == 0:
-            break
-        t0 = time.perf_counter()
-        alpha, vs, vp, objective = lp.solve()
-        lp_seconds += time.perf_counter() - t0
-        v_step[:] = 0.0
-        v_pair[:] = 0.0
-        v_step[list(vs)] = list(vs.values())
-        v_pair[list(vp)] = list(vp.values())
+        t1 = time.perf_counter()
+        added = lp.add(steps, pairs, coefs)
+        if added == 0:
+            if not coarse:
+                break
+            coarse = False
+            limit[limit == 0] = per_step
+            continue
+        if grow > 1:
+            found = np.bincount(steps, minlength=problem.n_steps)
+            full = found >= limit
+            limit[full] = np.minimum(limit[full] * grow, max_per_step)
+            if not coarse:
+                limit[~full] = np.maximum(per_step, limit[~full])
+        t2 = time.perf_counter()
+        alpha, v_step, v_pair, objective = lp.solve()
+        t3 = time.perf_counter()
+        lp_seconds += t3 - t2
+        iters = lp.h.getInfo().simplex_iteration_count
+        if prune_slack is not None:
+            pruned += lp.prune(prune_slack)
+        if verbose:
+            print(f"cpu {time.process_time():.2f}", end=" ")
+            print(
+                f"round {rounds}: found {len(steps)} added {added} rows {len(lp.row_key)} "
+                f"sweep {t1 - t0:.2f}s add {t2 - t1:.2f}s lp {t3 - t2:.2f}s "
+                f"prune {time.perf_counter() - t3:.2f}s "
+                f"iters {iters} obj {objective:.6g}",
+                flush=True,
+            )
     else:
         raise SolverError(
             f"constraint generation did not converge in {max_rounds} rounds; raise max_rounds"
@@ -168,7 +247,8 @@ def solve_mixture(
     diagnostics = {
         "solver": "highs",
         "rounds": rounds,
-        "constraints": len(lp.added),
+        "constraints": lp.distinct,
+        "constraints_kept": len(lp.row_key),
         "steps": problem.n_steps,
         "first_step": problem.first_step,
         "last_step": problem.last_step,
