@@ -1,4 +1,5 @@
-"""The mixture LP: lazy HiGHS solve vs the full LP in scipy, and exact recovery without noise."""
+"""The mixture LP: lazy HiGHS solve vs the full LP in scipy, the speed-ups (coarse phase,
+pruning, per-step limits) vs plain constraint generation, and exact recovery without noise."""
 
 from __future__ import annotations
 
@@ -8,11 +9,18 @@ import numpy as np
 import pytest
 
 from tests.helpers import sample_documents, train_bytelevel_bpe
+from tokmix.bpe.loaders import load_tokenizer
 from tokmix.bpe.replay import replay_merges
 from tokmix.bpe.words import count_words
 from tokmix.errors import SolverError
-from tokmix.solvers.mixture_lp import solve_mixture, solve_mixture_dense
-from tokmix.solvers.problem import build_problem
+from tokmix.solvers.mixture_lp import (
+    all_constraints,
+    frequency_scale,
+    solve_mixture,
+    solve_mixture_dense,
+)
+from tokmix.solvers.problem import MixtureProblem, build_problem
+from tokmix.solvers.violations import find_violations
 
 CATS = ("books", "python", "rust")
 
@@ -22,6 +30,14 @@ def _problem(tmp_path: Path, texts: dict[str, list[str]], train: list[str], n_me
     tables = {c: count_words(t, tok.pretokenizer) for c, t in texts.items()}
     trajs = {c: replay_merges(dict(tables[c].counts), tok.merge_list) for c in texts}
     return build_problem(trajs, tok.merge_list.merge_ids, {c: t.bytes_ for c, t in tables.items()})
+
+
+# plain constraint generation, and the fast path's options at small sizes
+OPTIONS = [
+    {"per_step": 3, "stride": 1, "prune": False},
+    {"per_step": 3, "stride": 4, "prune": True},
+    {"per_step": 1, "stride": 8, "prune": True},
+]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -34,10 +50,70 @@ def test_lazy_constraints_reach_the_full_lp_optimum(tmp_path: Path, seed: int) -
         train += docs[c][: max(1, int(w * len(docs[c])))]
     attacker = {c: sample_documents(c, 200_000)[len(docs[c]) // 2 :] for c in CATS}
     problem = _problem(tmp_path, attacker, train, 60)
-    lazy = solve_mixture(problem, per_step=3)
     dense = solve_mixture_dense(problem)
-    assert lazy.objective == pytest.approx(dense.objective, rel=1e-6, abs=1e-9)
-    assert lazy.diagnostics["constraints"] < dense.diagnostics["constraints"]
+    for options in OPTIONS:
+        lazy = solve_mixture(problem, **options)
+        assert lazy.objective == pytest.approx(dense.objective, rel=1e-6, abs=1e-9), options
+        assert lazy.diagnostics["constraints"] < dense.diagnostics["constraints"]
+
+
+def _demo_problem(n_merges: int) -> MixtureProblem:
+    repo = Path(__file__).resolve().parents[1]
+    tok = load_tokenizer(repo / "data" / "tokenizers" / "demo")
+    names = ("books", "legal", "python", "rust", "typescript")
+    tables = {c: count_words(sample_documents(c, 200_000), tok.pretokenizer) for c in names}
+    trajs = {
+        c: replay_merges(dict(t.counts), tok.merge_list, last_step=n_merges)
+        for c, t in tables.items()
+    }
+    return build_problem(trajs, tok.merge_list.merge_ids, {c: t.bytes_ for c, t in tables.items()})
+
+
+def test_fast_path_reaches_the_plain_optimum_on_a_mid_size_lp() -> None:
+    """Too many constraints for the dense reference (steps x pairs in the millions): the coarse
+    phase and pruning must end at plain constraint generation's optimum, with a model that
+    keeps only a fraction of the rows it ever saw."""
+    problem = _demo_problem(800)
+    plain = solve_mixture(problem, stride=1, prune=False)
+    fast = solve_mixture(problem)
+    assert fast.objective == pytest.approx(plain.objective, rel=1e-7)
+    np.testing.assert_allclose(fast.byte_share, plain.byte_share, atol=1e-6)
+    assert fast.diagnostics["coarse_rounds"] > 0
+    assert fast.diagnostics["constraints_kept"] < fast.diagnostics["constraints"] / 2
+    assert plain.diagnostics["constraints_kept"] == plain.diagnostics["constraints"]
+
+
+def test_sweep_finds_exactly_the_violated_constraints(tmp_path: Path) -> None:
+    """The compiled sweep against every constraint written out: with a large limit it lists
+    each violated (step, pair) once, with its coefficients; a per-step limit keeps the most
+    violated ones of each step, and a 0 limit skips the step."""
+    docs = {c: sample_documents(c, 60_000) for c in CATS}
+    problem = _problem(tmp_path, docs, [d for c in CATS for d in docs[c]], 40)
+    scale = frequency_scale(problem)
+    steps, pairs, coefs = all_constraints(problem, scale)
+    rng = np.random.default_rng(0)
+    alpha = rng.dirichlet(np.ones(problem.n_categories))
+    v_step = rng.exponential(0.002, problem.n_steps)
+    v_pair = rng.exponential(0.002, problem.n_pairs) * (rng.random(problem.n_pairs) < 0.5)
+    excess = -(coefs @ alpha + v_step[steps] + v_pair[pairs])
+    violated = excess > 1e-9
+    assert 10 < violated.sum() < len(violated)
+
+    got = find_violations(problem, alpha, v_step, v_pair, scale, per_step=10**6, tol=1e-9)
+    order = np.lexsort((got[1], got[0]))
+    want = np.lexsort((pairs[violated], steps[violated]))
+    np.testing.assert_array_equal(got[0][order], steps[violated][want])
+    np.testing.assert_array_equal(got[1][order], pairs[violated][want])
+    np.testing.assert_allclose(got[2][order], excess[violated][want], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got[3][order], coefs[violated][want], rtol=1e-12)
+
+    limit = rng.integers(0, 3, problem.n_steps)
+    got_steps, _, got_excess, _, _ = find_violations(
+        problem, alpha, v_step, v_pair, scale, per_step=limit, tol=1e-9
+    )
+    for k in range(problem.n_steps):
+        at_k = np.sort(excess[violated & (steps == k)])[::-1][: limit[k]]
+        np.testing.assert_allclose(np.sort(got_excess[got_steps == k])[::-1], at_k, rtol=1e-9)
 
 
 def test_noise_free_mixture_is_recovered_exactly(tmp_path: Path) -> None:

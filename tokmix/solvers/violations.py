@@ -77,7 +77,7 @@ def _sweep(
     scale,
     v_step,
     v_pair,
-    per_step,
+    limit,
     tol,
 ):
     weight = alpha * scale
@@ -96,9 +96,12 @@ def _sweep(
     out_excess = np.empty(1024, np.float64)
     out_coef = np.empty((1024, n_cat), np.float64)
     n_out = 0
-    held_p = np.empty(per_step + 1, np.int64)
-    held_v = np.empty(per_step + 1, np.float64)
-    held_ver = np.empty(per_step + 1, np.int64)
+    most = 0
+    for k in range(len(limit)):
+        most = max(most, limit[k])
+    held_p = np.empty(most + 1, np.int64)
+    held_v = np.empty(most + 1, np.float64)
+    held_ver = np.empty(most + 1, np.int64)
 
     n_steps = len(merge_pair)
     missing = np.zeros(n_steps, dtype=np.bool_)
@@ -135,7 +138,7 @@ def _sweep(
         threshold = g[m] + v_step[k] + tol
         n_held = 0
         n_found = 0
-        while size > 0 and hv[0] > threshold and n_found < per_step:
+        while size > 0 and hv[0] > threshold and n_found < limit[k]:
             value, p, ver, size = _heap_pop(hv, hp, hver, size)
             if ver != version[p]:
                 continue  # stale: the pair's count changed since this entry
@@ -170,7 +173,7 @@ def find_violations(
     v_pair: np.ndarray,
     scale: np.ndarray,
     *,
-    per_step: int,
+    per_step: int | np.ndarray,
     tol: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Violated constraints of ``(alpha, v)``: ``(local_step, pair, excess, coefficients)``,
@@ -178,7 +181,7 @@ def find_violations(
     flag of merges absent from every category at their step (they get no constraints).
 
     ``scale[i]`` turns category ``i``'s counts into the LP's normalized frequencies.
-    At most ``per_step`` per step, the most violated first.
+    At most ``per_step`` per step (a number, or one per step), the most violated first.
     """
     return _sweep(
         problem.rows_pair,
@@ -192,6 +195,6 @@ def find_violations(
         np.ascontiguousarray(scale, dtype=np.float64),
         np.ascontiguousarray(v_step, dtype=np.float64),
         np.ascontiguousarray(v_pair, dtype=np.float64),
-        int(per_step),
+        np.broadcast_to(np.asarray(per_step, dtype=np.int64), (problem.n_steps,)).copy(),
         float(tol),
     )
