@@ -195,7 +195,10 @@ def render_markdown(summary: dict[str, pd.DataFrame], params: dict[str, Any]) ->
             "## Improved estimators vs the paper's LP on the same trials (Δ < 0: better)",
             "",
             _md(summary["versus"]),
-            f"## Interval coverage (nominal {level:.0%}, paper-lp percentile intervals)",
+            f"## Interval coverage (nominal {level:.0%}, paper-lp bootstrap intervals)",
+            "",
+            "Percentile intervals from 40 replicates; below that, the point estimate ± z·sd of",
+            "the replicates (tokmix.solvers.bootstrap.bootstrap_mixture, method auto).",
             "",
             "The bootstrap resamples the attacker's documents only; the tokenizer's own training",
             "text is a finite sample too, and that noise is outside the interval, so coverage",
@@ -228,7 +231,7 @@ def plot_png(results: pa.Table) -> bytes:
 
     trials = _trials(results.to_pandas())
     base = trials[trials.variant == "base"]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.5))
     groups = sorted({(s, n) for s, n in zip(base.setting, base.n, strict=True)})
     width = 0.8 / len(ORDER)
     for k, est in enumerate(ORDER):
@@ -254,6 +257,16 @@ def plot_png(results: pa.Table) -> bytes:
     axes[1].set_ylabel("log10 MSE (paper-lp)")
     axes[1].set_title("accuracy against merges T")
     axes[1].legend(fontsize=7)
+    sizes = paper[paper.variant.str.startswith("sample=") | (paper.variant == "base")]
+    for (s, n), sub in sizes.groupby(["setting", "n"]):
+        curve = sub.groupby("variant").agg(x=("sample_bytes", "mean"), y=("log10_mse", "mean"))
+        curve = curve.sort_values("x")
+        axes[2].plot(curve.x / 1e6, curve.y, marker="o", label=f"{s} n={n}")
+    axes[2].set_xscale("log")
+    axes[2].set_xlabel("attacker sample per category (MB)")
+    axes[2].set_ylabel("log10 MSE (paper-lp)")
+    axes[2].set_title("accuracy against sample bytes")
+    axes[2].legend(fontsize=7)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
