@@ -3,13 +3,17 @@
     plan     files -> shards (byte ranges, row groups, whole files; tokmix.io.shards)
     measure  (only with a byte budget or a skip) document sizes per shard, so each shard's
              part of the sample is known before counting: the sample equals the in-process one
-    map      one task per shard: its word table, split into R partitions by a stable word hash
+    map      one task per shard: its word tables (one per bootstrap group of documents), split
+             into R partitions by a stable word hash and checkpointed under ``OUT/_work/``
+             (one Parquet file per shard, a row group per partition, a JSON sidecar last)
     reduce   one task per partition: sums its words over all shards and categories and writes
-             ``word_counts/.../category=C/part-{r}.parquet`` itself; the driver only commits
+             ``word_counts/.../category=C/part-{r}.parquet`` (and ``group_word_counts``)
+             itself; the driver only commits, then deletes the checkpoints
 
-Nothing big passes through the driver. Tasks are pure functions of their inputs and write
-deterministic file names, so Ray may retry any of them (a dead worker, a lost object) and the
-committed result is the same as an uninterrupted run's.
+Nothing big passes through the driver or the object store. Tasks are pure functions of their
+inputs and write deterministic file names, so Ray may retry any of them (a dead worker, a lost
+node) and the committed result is the same as an uninterrupted run's; a run killed mid-count
+skips the shards whose sidecars exist when it is started again.
 """
 
 from __future__ import annotations
@@ -47,8 +51,9 @@ from tokmix.schemas.run_spec import StageResources
 
 _PARTITION_SCHEMA = pa.schema([("group", pa.int32()), ("word", pa.binary()), ("count", pa.int64())])
 MAX_DEFAULT_PARTITIONS = 64
-"""Reduce partitions when the spec names none: one per CPU, up to this many (each map task
-returns one object per partition, so thousands would cost more than they spread)."""
+"""Reduce partitions when the spec names none: one per CPU, up to this many (every reduce task
+reads one row group of every shard's checkpoint, so thousands would cost more than they
+spread)."""
 _TOTALS = ("documents", "bytes", "chars", "pretokens", "invalid_utf8_documents")
 
 
