@@ -192,7 +192,7 @@ def solve_mixture(
     problem: MixtureProblem,
     *,
     per_step: int = 8,
-    max_rounds: int = 1000,
+    max_rounds: int = 10_000,
     tol: float = 1e-9,
     threads: int = 1,
     stride: int = 8,
