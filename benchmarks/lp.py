@@ -1,8 +1,19 @@
-"""LP benchmark: the lazy mixture LP on real tokenizers, before/after ratios (DESIGN §9).
+"""LP benchmark: the mixture LP's fast path vs plain constraint generation (DESIGN §9).
 
-    python -m benchmarks.lp [--case demo|cl100k|many] [--cache DIR]
+    python -m benchmarks.lp [--case demo|cl100k|many30|many30x20k ...] [--cache DIR] [--no-peer]
 
-Problems are built once (count, replay, build_problem) and cached as ``.npz`` (no pickle).
+Each case builds one problem (count, replay, ``build_problem``; cached as ``.npz`` under
+``--cache``, no pickle), then solves it twice in the same run: ``solve_mixture`` as shipped
+(coarse phase on every 8th step, pruning of basic rows, at most 5 000 rows a round) and the
+peer, plain constraint generation (``stride=1, prune=False, max_rows=None``: every step swept
+from the first round, every violated row found added, every row kept).
+Both must reach the same optimum; the ratio is of CPU seconds (HiGHS runs on one thread), which
+stays meaningful on a machine shared with other jobs.
+
+- ``demo``: the shipped demo tokenizer and samples, 5 categories, 1 500 merges
+- ``cl100k``: cl100k_base, languages/en, languages/de, code/python, 2 MB samples, 5 000 merges
+- ``many30``/``many30x20k``: a byte-level BPE trained here (BpeTrainer) on a random mixture of
+  30 categories of the shared corpora, inferred from held-out halves, 5 000 / 20 000 merges
 """
 
 from __future__ import annotations
@@ -10,15 +21,17 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from tokmix.bpe.loaders import load_tokenizer
 from tokmix.bpe.replay import replay_merges
 from tokmix.bpe.tokenizer import LoadedTokenizer
+from tokmix.bpe.words import WordTable, count_words
 from tokmix.io.corpus import read_category
+from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
 from tokmix.solvers.problem import MixtureProblem, build_problem
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,13 +71,24 @@ def load_problem(path: Path) -> MixtureProblem:
         )
 
 
+def problem_from_tables(
+    tokenizer: LoadedTokenizer, tables: dict[str, WordTable], merges: int
+) -> MixtureProblem:
+    last = min(merges, tokenizer.n_merges)
+    merge_list = tokenizer.merge_list
+    trajs = {
+        c: replay_merges(dict(t.counts), merge_list, last_step=last) for c, t in tables.items()
+    }
+    bytes_ = {c: t.bytes_ for c, t in tables.items()}
+    return build_problem(trajs, merge_list.merge_ids, bytes_)
+
+
 def problem_from_paths(
     tokenizer: LoadedTokenizer, paths: dict[str, str], merges: int, max_bytes: int | None
 ) -> MixtureProblem:
-    tables = {c: read_category(p, tokenizer.pretokenizer, max_bytes=max_bytes) for c, p in paths.items()}
-    last = min(merges, tokenizer.n_merges)
-    trajs = {c: replay_merges(dict(t.counts), tokenizer.merge_list, last_step=last) for c, t in tables.items()}
-    return build_problem(trajs, tokenizer.merge_list.merge_ids, {c: t.bytes_ for c, t in tables.items()})
+    pretokenizer = tokenizer.pretokenizer
+    tables = {c: read_category(p, pretokenizer, max_bytes=max_bytes) for c, p in paths.items()}
+    return problem_from_tables(tokenizer, tables, merges)
 
 
 def demo_problem() -> MixtureProblem:
@@ -91,7 +115,9 @@ def all_categories() -> list[str]:
     )
 
 
-def many_problem(n_categories: int, merges: int, seed: int = 0, sample_bytes: int = 1_000_000) -> MixtureProblem:
+def many_problem(
+    n_categories: int, merges: int, seed: int = 0, sample_bytes: int = 1_000_000
+) -> MixtureProblem:
     """A byte-level BPE trained here on a random mixture of ``n_categories`` shared corpora
     (their first halves), inferred from the second halves."""
     from tests.helpers import read_jsonl_gz, train_bytelevel_bpe
@@ -111,32 +137,60 @@ def many_problem(n_categories: int, merges: int, seed: int = 0, sample_bytes: in
             train.append(d)
             used += len(d.encode())
         held[c] = docs[half:]
-    from tokmix.bpe.words import count_words
-
     with tempfile.TemporaryDirectory() as tmp:
         tok = train_bytelevel_bpe(train, merges, Path(tmp))
     tables = {c: count_words(d, tok.pretokenizer) for c, d in held.items()}
-    trajs = {c: replay_merges(dict(t.counts), tok.merge_list) for c, t in tables.items()}
-    return build_problem(trajs, tok.merge_list.merge_ids, {c: t.bytes_ for c, t in tables.items()})
+    return problem_from_tables(tok, tables, merges)
 
 
-CASES: dict[str, Any] = {
+CASES: dict[str, Callable[[], MixtureProblem]] = {
     "demo": demo_problem,
     "cl100k": cl100k_problem,
     "many30": lambda: many_problem(30, 5000),
+    "many30x20k": lambda: many_problem(30, 20000),
 }
 
 
-def cached(name: str, cache: Path) -> MixtureProblem:
-    path = cache / f"{name}.npz"
-    if path.exists():
+def cached(name: str, cache: Path | None) -> MixtureProblem:
+    """Case ``name``'s problem, from ``cache`` when built before."""
+    path = None if cache is None else cache / f"{name}.npz"
+    if path is not None and path.exists():
         return load_problem(path)
-    t0 = time.perf_counter()
     problem = CASES[name]()
-    print(f"built {name} in {time.perf_counter() - t0:.1f} s")
-    cache.mkdir(parents=True, exist_ok=True)
-    save_problem(problem, path)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_problem(problem, path)
     return problem
+
+
+def _timed(problem: MixtureProblem, **options: int | bool | None) -> tuple[float, MixtureSolution]:
+    cpu = time.process_time()
+    sol = solve_mixture(problem, **options)  # type: ignore[arg-type]
+    return time.process_time() - cpu, sol
+
+
+def _describe(cpu: float, sol: MixtureSolution) -> str:
+    d = sol.diagnostics
+    return (
+        f"{cpu:.1f} s CPU ({d['seconds']:.1f} s wall), {d['rounds']} rounds,"
+        f" {d['constraints']:,} constraints, {d['constraints_kept']:,} kept"
+    )
+
+
+def bench_lp(name: str, problem: MixtureProblem, *, peer: bool = True) -> None:
+    """Solve ``problem`` as shipped and (``peer``) by plain constraint generation."""
+    solve_mixture(truncated(problem, min(problem.n_steps, 20)))  # compile outside the timing
+    size = f"{problem.n_categories} categories x {problem.n_steps:,} merges"
+    cpu, fast = _timed(problem)
+    print(f"lp {name:10} {size}: tokmix {_describe(cpu, fast)}")
+    if not peer:
+        return
+    cpu_plain, plain = _timed(problem, stride=1, prune=False, max_rows=None)
+    gap = abs(fast.objective - plain.objective) / max(abs(plain.objective), 1e-12)
+    print(
+        f"lp {name:10} {size}: plain constraint generation {_describe(cpu_plain, plain)};"
+        f" ratio {cpu_plain / cpu:.1f}x, objectives differ by {gap:.1e} (relative)"
+    )
 
 
 def truncated(problem: MixtureProblem, n_steps: int) -> MixtureProblem:
@@ -156,3 +210,17 @@ def truncated(problem: MixtureProblem, n_steps: int) -> MixtureProblem:
         step_start=problem.step_start[: n_steps + 2],
         merge_pair=problem.merge_pair[:n_steps],
     )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--case", action="append", choices=sorted(CASES))
+    ap.add_argument("--cache", type=Path, default=None)
+    ap.add_argument("--no-peer", dest="peer", action="store_false")
+    args = ap.parse_args()
+    for name in args.case or ["demo"]:
+        bench_lp(name, cached(name, args.cache), peer=args.peer)
+
+
+if __name__ == "__main__":
+    main()

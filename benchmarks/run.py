@@ -1,13 +1,14 @@
 """Benchmarks of the core stages, each as a ratio against a peer measured in the same run.
 
-    python -m benchmarks.run [--category PATH.jsonl.gz] [--merges 30000]
+    python -m benchmarks.run [--category PATH.jsonl.gz] [--merges 30000] [--lp-case demo ...]
 
 - counting: tokmix word tables vs Python ``regex.findall`` + ``Counter`` (the usual baseline)
 - replay: tokmix replay of T merges over a word table vs the ``tokenizers`` BpeTrainer learning
   T merges from the same text (training does strictly more work: it also searches for maxima)
-- solve: the mixture LP on five categories, lazy constraints vs the constraint count of the full LP
 - token statistics: from the word table vs the tokenizer library encoding the sample
   (``benchmarks/stats.py``; needs the released tokenizers in ``../shared/data``)
+- lp: the mixture LP as shipped vs plain constraint generation on the same problem
+  (``benchmarks/lp.py``; the demo by default, ``--lp-case cl100k`` etc. for the larger cases)
 
 Reads ``../shared/data`` when present, else the shipped samples in ``data/``.
 """
@@ -23,6 +24,7 @@ import regex
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 from benchmarks import stats
+from benchmarks.lp import CASES, bench_lp
 from tests.helpers import read_jsonl_gz
 from tokmix.bpe.pretokenizers import GPT2, GPT2_PATTERN
 from tokmix.bpe.replay import replay_merges
@@ -96,6 +98,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--category", type=Path, default=_default_category())
     ap.add_argument("--merges", type=int, default=5000)
+    ap.add_argument("--lp-case", action="append", choices=sorted(CASES))
     args = ap.parse_args()
     texts = read_jsonl_gz(args.category)
     print(f"data: {args.category} ({sum(len(t.encode()) for t in texts) / 1e6:.1f} MB)")
@@ -103,6 +106,8 @@ def main() -> None:
     bench_replay(texts, args.merges)
     if stats.TOKENIZERS.is_dir():
         stats.bench_stats(texts, args.category.parent.name)
+    for name in args.lp_case or ["demo"]:
+        bench_lp(name, CASES[name]())
 
 
 if __name__ == "__main__":

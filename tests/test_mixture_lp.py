@@ -34,9 +34,9 @@ def _problem(tmp_path: Path, texts: dict[str, list[str]], train: list[str], n_me
 
 # plain constraint generation, and the fast path's options at small sizes
 OPTIONS = [
-    {"per_step": 3, "stride": 1, "prune": False},
+    {"per_step": 3, "stride": 1, "prune": False, "max_rows": None},
     {"per_step": 3, "stride": 4, "prune": True},
-    {"per_step": 1, "stride": 8, "prune": True},
+    {"per_step": 1, "stride": 8, "prune": True, "max_rows": 10},
 ]
 
 
@@ -74,8 +74,8 @@ def test_fast_path_reaches_the_plain_optimum_on_a_mid_size_lp() -> None:
     phase and pruning must end at plain constraint generation's optimum, with a model that
     keeps only a fraction of the rows it ever saw."""
     problem = _demo_problem(800)
-    plain = solve_mixture(problem, stride=1, prune=False)
-    fast = solve_mixture(problem)
+    plain = solve_mixture(problem, stride=1, prune=False, max_rows=None)
+    fast = solve_mixture(problem, max_rows=2000)
     assert fast.objective == pytest.approx(plain.objective, rel=1e-7)
     np.testing.assert_allclose(fast.byte_share, plain.byte_share, atol=1e-6)
     assert fast.diagnostics["coarse_rounds"] > 0
