@@ -345,10 +345,10 @@ def _strip_eol(line: bytes) -> bytes:
 
 
 def _txt_documents(
-    lines: Lines, url: str, paragraphs: bool, on_invalid: OnInvalidUtf8, *, first_index: int = 0
+    lines: Lines, url: str, paragraphs: bool, on_invalid: OnInvalidUtf8
 ) -> Iterator[Document]:
     """Line documents, or paragraph documents (runs of non-blank lines)."""
-    index = first_index
+    index = 0
     block: list[bytes] = []
     start: tuple[int | None, int] = (0, 0)  # (line, offset) of the block's first line
     for number, offset, line in lines:
@@ -389,9 +389,9 @@ def _block_document(
 
 
 def _jsonl_documents(
-    lines: Lines, url: str, text_field: str, on_invalid: OnInvalidUtf8, *, first_index: int = 0
+    lines: Lines, url: str, text_field: str, on_invalid: OnInvalidUtf8
 ) -> Iterator[Document]:
-    index = first_index
+    index = 0
     for number, offset, line in lines:
         if not line.strip():
             continue

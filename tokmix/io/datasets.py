@@ -319,6 +319,15 @@ def read_manifest(root_url: str, dataset_name: str) -> dict[str, Any]:
     return manifest
 
 
+def content_digest(manifest: dict[str, Any]) -> str:
+    """A hash of what a committed dataset holds (its name and every file's path and sha256,
+    from the manifest): what a later stage records as its input, without reading the data."""
+    h = hashlib.sha256(manifest["dataset"].encode())
+    for entry in sorted(manifest["files"], key=lambda e: e["path"]):
+        h.update(f"{entry['path']}\0{entry['sha256']}\0".encode())
+    return h.hexdigest()
+
+
 def _load_manifest(fs: fsspec.AbstractFileSystem, base: str) -> dict[str, Any] | None:
     try:
         raw = fs.cat_file(posixpath.join(base, MANIFEST))

@@ -17,7 +17,7 @@ each shard contributes.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -134,20 +134,15 @@ def _byte_range_documents(
     shard: Shard, text_field: str, txt_mode: TxtMode, on_invalid: OnInvalidUtf8
 ) -> Iterator[Document]:
     fs, path = filesystem_for(shard.url)
-    first_index = 0 if shard.start == 0 else -(1 << 62)
     try:
         with fs.open(path, "rb", block_size=_READ_AHEAD) as stream:
             lines = _range_lines(stream, shard.start, shard.end)
             if shard.url.lower().endswith(".txt"):
-                docs = _txt_documents(lines, shard.url, False, on_invalid, first_index=first_index)
+                docs = _txt_documents(lines, shard.url, False, on_invalid)
             else:
-                docs = _jsonl_documents(
-                    lines, shard.url, text_field, on_invalid, first_index=first_index
-                )
+                docs = _jsonl_documents(lines, shard.url, text_field, on_invalid)
             for doc in docs:
-                if doc.index < 0:
-                    doc = Document(doc.text, doc.source, -1, doc.invalid_utf8)
-                yield doc
+                yield doc if shard.start == 0 else replace(doc, index=-1)
     except (OSError, EOFError) as exc:
         raise CorpusReadError(_unreadable_message(shard.url, None, exc)) from exc
 

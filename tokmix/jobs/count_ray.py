@@ -35,7 +35,13 @@ from tokmix.bpe.pretokenizers import Pretokenizer
 from tokmix.bpe.words import WordTable
 from tokmix.errors import CorpusReadError
 from tokmix.io.corpus import _no_text_message
-from tokmix.io.datasets import begin_dataset, commit_dataset, is_committed, write_part
+from tokmix.io.datasets import (
+    begin_dataset,
+    commit_dataset,
+    is_committed,
+    read_dataset,
+    write_part,
+)
 from tokmix.io.fs import ensure_parent, filesystem_for, join, write_bytes_atomic
 from tokmix.io.shards import ShardSample, plan_shards, sample_plan, shard_documents
 from tokmix.jobs.count import (
@@ -465,7 +471,5 @@ def _sum_totals(
 
 
 def _committed_totals(out: str, stats_name: str) -> dict[str, dict[str, int]]:
-    from tokmix.io.datasets import read_dataset
-
     rows = read_dataset(out, stats_name, CORPUS_STATS).to_pylist()
     return {r.pop("category"): {k: v for k, v in r.items() if k != "pretokenizer"} for r in rows}

@@ -267,19 +267,24 @@ def read_group_trajectories(
     rows = read_dataset(out, group_trajectories_name(tokenizer), GROUP_TRAJECTORIES)
     totals = read_dataset(out, group_totals_name(tokenizer), GROUP_TOTALS).to_pylist()
     first, last = _step_range(out, tokenizer)
-    cats = rows["category"].to_numpy(zero_copy_only=False)
-    grp = rows["group"].to_numpy()
+    # One sort by (category, group), then slices: not a scan of every row per group.
+    names = rows["category"].combine_chunks().dictionary_encode()
+    code = {name: i for i, name in enumerate(names.dictionary.to_pylist())}
+    key = names.indices.to_numpy().astype(np.int64) * (1 << 32) + rows["group"].to_numpy()
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    columns = {c: rows[c].to_numpy()[order] for c in ("step", "left", "right", "delta")}
     trajs: dict[str, list[PairTrajectory]] = {}
     nbytes: dict[str, list[int]] = {}
     for t in totals:
-        mask = (cats == t["category"]) & (grp == t["group"])
-        sel = rows.filter(pa.array(mask))
+        k = code.get(t["category"], -1) * (1 << 32) + t["group"]
+        lo, hi = np.searchsorted(key, k, "left"), np.searchsorted(key, k, "right")
         trajs.setdefault(t["category"], []).append(
             _canonical(
-                sel["step"].to_numpy(),
-                sel["left"].to_numpy(),
-                sel["right"].to_numpy(),
-                sel["delta"].to_numpy(),
+                columns["step"][lo:hi],
+                columns["left"][lo:hi],
+                columns["right"][lo:hi],
+                columns["delta"][lo:hi],
                 first,
                 last,
                 t["pairs"],

@@ -12,7 +12,6 @@ in-process stage does, so the result is bit for bit the same.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from typing import Any
 
@@ -26,7 +25,7 @@ from tokmix.bpe.merges import MergeList
 from tokmix.bpe.replay import PairTrajectory, replay_merges
 from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.errors import DatasetError
-from tokmix.io.datasets import is_committed, read_dataset, read_manifest
+from tokmix.io.datasets import content_digest, is_committed, read_dataset, read_manifest
 from tokmix.io.fs import filesystem_for, join
 from tokmix.jobs.count import corpus_stats_name, word_counts_name
 from tokmix.jobs.count_ray import group_word_counts_name, sample_groups_name
@@ -96,12 +95,9 @@ def replay_inputs_from_manifest(
     """What a committed replay depends on: the tokenizer, the word-count files (by their
     sha256, recorded at commit; grouped ones when the run has bootstrap groups) and the step
     range."""
-    h = hashlib.sha256(manifest["dataset"].encode())
-    for entry in sorted(manifest["files"], key=lambda e: e["path"]):
-        h.update(f"{entry['path']}\0{entry['sha256']}\0".encode())
     return {
         "tokenizer": tokenizer.sha256,
-        "word_counts": h.hexdigest(),
+        "word_counts": content_digest(manifest),
         "range": json.dumps([first, last]),
     }
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from typing import Any
 
 import pyarrow as pa
 
-from tokmix.io.datasets import read_manifest, write_dataset
+from tokmix.io.datasets import content_digest, read_manifest, write_dataset
 from tokmix.io.fs import filesystem_for, join, write_bytes_atomic
 from tokmix.jobs.replay import read_group_trajectories, read_trajectories, trajectories_name
 from tokmix.schemas import MIXTURES
@@ -55,10 +54,10 @@ def solve_inputs(out: str, tokenizer: str, solver_options: dict[str, Any]) -> di
     """What a committed solve depends on: the committed trajectories (their files' sha256,
     through the manifest) and the solver options."""
     manifest = read_manifest(out, trajectories_name(tokenizer))
-    h = hashlib.sha256()
-    for entry in sorted(manifest["files"], key=lambda e: e["path"]):
-        h.update(f"{entry['path']}\0{entry['sha256']}\0".encode())
-    return {"trajectories": h.hexdigest(), "options": json.dumps(solver_options, sort_keys=True)}
+    return {
+        "trajectories": content_digest(manifest),
+        "options": json.dumps(solver_options, sort_keys=True),
+    }
 
 
 def read_mixture_json(out: str, tokenizer: str) -> dict[str, Any]:
