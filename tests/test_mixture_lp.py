@@ -134,3 +134,52 @@ def test_a_category_without_pairs_is_rejected(tmp_path: Path) -> None:
     docs = {"books": sample_documents("books", 50_000), "empty": ["a"]}
     with pytest.raises(SolverError, match="empty"):
         _problem(tmp_path, docs, docs["books"], 20)
+
+
+def _dense_multiset_objective(problem: MixtureProblem, weight: np.ndarray) -> float:
+    """The LP of a multiset of steps written out literally: step ``k``'s rows repeated
+    ``weight[k]`` times, each copy with its own slack column."""
+    from scipy.optimize import linprog
+    from scipy.sparse import coo_matrix, hstack
+
+    steps, pairs, coefs = all_constraints(problem, frequency_scale(problem))
+    copies = weight[steps].astype(np.int64)
+    rows = np.repeat(np.arange(len(steps)), copies)
+    copy_of = np.concatenate([np.arange(c) for c in copies]) if len(rows) else rows
+    # one slack column per (step, copy)
+    first = np.concatenate([[0], np.cumsum(weight.astype(np.int64))])
+    step_cols = first[steps[rows]] + copy_of
+    m, n = len(rows), problem.n_categories
+    n_step_cols, n_pairs = int(first[-1]), problem.n_pairs
+    v_t = coo_matrix((np.ones(m), (np.arange(m), step_cols)), shape=(m, n_step_cols))
+    v_p = coo_matrix((np.ones(m), (np.arange(m), pairs[rows])), shape=(m, n_pairs))
+    a_ub = -hstack([coo_matrix(coefs[rows]), v_t, v_p]).tocsr()
+    cost = np.concatenate([np.zeros(n), np.ones(n_step_cols + n_pairs)])
+    a_eq = np.concatenate([np.ones(n), np.zeros(n_step_cols + n_pairs)])[None, :]
+    bounds = [(0, 1)] * n + [(0, None)] * (n_step_cols + n_pairs)
+    res = linprog(cost, A_ub=a_ub, b_ub=np.zeros(m), A_eq=a_eq, b_eq=[1.0], bounds=bounds)
+    assert res.status == 0, res.message
+    return float(res.fun)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_step_weights_solve_the_lp_of_a_multiset_of_steps(tmp_path: Path, seed: int) -> None:
+    """A bootstrap over merges draws steps with repeats; the weighted LP must equal the LP
+    with every drawn step's rows written out once per draw (and undrawn steps absent)."""
+    rng = np.random.default_rng(seed)
+    docs = {c: sample_documents(c, 120_000) for c in CATS}
+    weights = rng.dirichlet(np.ones(len(CATS)))
+    train: list[str] = []
+    for c, w in zip(CATS, weights, strict=True):
+        train += docs[c][: max(1, int(w * len(docs[c])))]
+    attacker = {c: sample_documents(c, 200_000)[len(docs[c]) // 2 :] for c in CATS}
+    problem = _problem(tmp_path, attacker, train, 50)
+    draw = rng.multinomial(problem.n_steps, np.ones(problem.n_steps) / problem.n_steps)
+    expected = _dense_multiset_objective(problem, draw)
+    for options in OPTIONS:
+        got = solve_mixture(problem, step_weight=draw.astype(float), **options)
+        assert got.objective == pytest.approx(expected, rel=1e-6, abs=1e-9), options
+    ones = solve_mixture(problem, step_weight=np.ones(problem.n_steps))
+    assert ones.objective == pytest.approx(solve_mixture(problem).objective, rel=1e-9)
+    with pytest.raises(SolverError, match="step_weight"):
+        solve_mixture(problem, step_weight=-np.ones(problem.n_steps))

@@ -70,7 +70,15 @@ class _LazyLP:
     cannot cycle.
     """
 
-    def __init__(self, n_categories: int, n_steps: int, n_pairs: int, *, threads: int) -> None:
+    def __init__(
+        self,
+        n_categories: int,
+        n_steps: int,
+        n_pairs: int,
+        *,
+        threads: int,
+        step_cost: np.ndarray | None = None,
+    ) -> None:
         self.h = highspy.Highs()
         self.h.setOptionValue("output_flag", False)
         self.h.setOptionValue("threads", threads)
@@ -84,6 +92,8 @@ class _LazyLP:
         self.h.addVars(n_categories, np.zeros(n_categories), np.ones(n_categories))
         idx = np.arange(n_categories, dtype=np.int32)
         self.h.addRow(1.0, 1.0, n_categories, idx, np.ones(n_categories))
+        self.step_cost = np.ones(n_steps) if step_cost is None else step_cost
+        self.pair_cost = np.ones(n_pairs)
         self.step_col = np.full(n_steps, -1, dtype=np.int64)
         self.pair_col = np.full(n_pairs, -1, dtype=np.int64)
         self.row_key = np.zeros(0, dtype=np.int64)
@@ -92,15 +102,15 @@ class _LazyLP:
         self.distinct = 0  # distinct constraints ever added
         self.pruned = 0
 
-    def _columns(self, table: np.ndarray, keys: np.ndarray) -> np.ndarray:
-        """The v column of each key, creating the missing ones (cost 1, v >= 0) in one call."""
+    def _columns(self, table: np.ndarray, keys: np.ndarray, cost: np.ndarray) -> np.ndarray:
+        """The v column of each key, creating the missing ones (``v >= 0``) in one call."""
         new = np.unique(keys[table[keys] < 0])
         if len(new):
             m = len(new)
             first = self.h.getNumCol()
             self.h.addCols(
                 m,
-                np.ones(m),
+                cost[new],
                 np.zeros(m),
                 np.full(m, highspy.kHighsInf),
                 0,
@@ -127,8 +137,8 @@ class _LazyLP:
         m, n = coefs.shape
         index = np.empty((m, n + 2), dtype=np.int32)
         index[:, :n] = np.arange(n, dtype=np.int32)
-        index[:, n] = self._columns(self.step_col, steps)
-        index[:, n + 1] = self._columns(self.pair_col, pairs)
+        index[:, n] = self._columns(self.step_col, steps, self.step_cost)
+        index[:, n + 1] = self._columns(self.pair_col, pairs, self.pair_cost)
         value = np.ones((m, n + 2))
         value[:, :n] = coefs
         nonzero = value != 0.0
@@ -198,6 +208,7 @@ def solve_mixture(
     stride: int = 8,
     prune: bool = True,
     max_rows: int | None = 5000,
+    step_weight: np.ndarray | None = None,
 ) -> MixtureSolution:
     """Solve the mixture LP with lazily generated constraints; α, β and diagnostics.
 
@@ -209,6 +220,11 @@ def solve_mixture(
     the model small (their dual is 0; the ones that matter again come back).
     None of these changes the optimum: the loop ends only when a sweep over every step
     finds no violated constraint.
+
+    ``step_weight`` (one per local step, >= 0) solves the LP of a multiset of merge steps:
+    step ``t`` counted ``w_t`` times, i.e. its slack costs ``w_t`` (copies of a step's rows
+    share their optimal slack) and a step drawn 0 times has no rows. This is what a
+    bootstrap over merges resamples (:mod:`tokmix.solvers.bootstrap`).
     """
     if per_step < 1 or stride < 1 or (max_rows is not None and max_rows < 1):
         raise SolverError(
@@ -217,7 +233,13 @@ def solve_mixture(
     started = time.perf_counter()
     scale = frequency_scale(problem)
     n = problem.n_categories
-    lp = _LazyLP(n, problem.n_steps, problem.n_pairs, threads=threads)
+    if step_weight is not None and (
+        len(step_weight) != problem.n_steps or (np.asarray(step_weight) < 0).any()
+    ):
+        raise SolverError(f"step_weight needs {problem.n_steps} non-negative weights")
+    cost = None if step_weight is None else np.asarray(step_weight, dtype=np.float64)
+    unused = np.zeros(problem.n_steps, dtype=bool) if cost is None else cost == 0
+    lp = _LazyLP(n, problem.n_steps, problem.n_pairs, threads=threads, step_cost=cost)
     alpha = np.full(n, 1.0 / n)
     v_step = np.zeros(problem.n_steps)
     v_pair = np.zeros(problem.n_pairs)
@@ -226,7 +248,7 @@ def solve_mixture(
     rounds = coarse_rounds = 0
     missing = np.zeros(problem.n_steps, dtype=bool)
     coarse = np.arange(problem.n_steps) % stride != 0
-    limit = np.where(coarse, 0, per_step).astype(np.int64)
+    limit = np.where(coarse | unused, 0, per_step).astype(np.int64)
     for rounds in range(1, max_rounds + 1):
         t0 = time.perf_counter()
         steps, pairs, excess, coefs, missing = find_violations(
@@ -240,7 +262,7 @@ def solve_mixture(
             if coarse_rounds or not coarse.any():
                 break
             coarse_rounds = rounds  # the coarse steps are satisfied: now every step
-            limit[:] = per_step
+            limit = np.where(unused, 0, per_step).astype(np.int64)
             continue
         t0 = time.perf_counter()
         alpha, v_step, v_pair, objective = lp.solve()
