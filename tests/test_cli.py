@@ -32,7 +32,7 @@ def _infer(out: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> dict: 
 def test_infer_json_on_the_demo_is_close_to_the_truth(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    doc = _infer(tmp_path, capsys)
+    doc = _infer(tmp_path, capsys, "--replicates", "6")  # 20 by default; each is an LP solve
     assert doc["tokenizer"] == "demo"
     shares = {c["name"]: c["byte_share"] for c in doc["categories"]}
     assert set(shares) == set(TRUTH)
@@ -46,12 +46,21 @@ def test_infer_json_on_the_demo_is_close_to_the_truth(
     assert dict(
         zip(table["category"].to_pylist(), table["byte_share"].to_pylist(), strict=True)
     ) == (pytest.approx(shares))
+    # by default every share has its bootstrap interval, around the estimate
+    assert doc["diagnostics"]["interval"]["replicates"] == 6
+    for row in doc["categories"]:
+        assert row["byte_share_low"] < row["byte_share"] < row["byte_share_high"], row
+    assert table["byte_share_low"].to_pylist() == [
+        next(r["byte_share_low"] for r in doc["categories"] if r["name"] == c)
+        for c in table["category"].to_pylist()
+    ]
 
 
 def test_stages_alone_equal_infer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = _infer(tmp_path / "a", capsys, "--merges", "300")
     out = str(tmp_path / "b")
-    assert main(["count", str(DEMO_TOKENIZER), *CATEGORY_ARGS, "--out", out]) == 0
+    count = ["count", str(DEMO_TOKENIZER), *CATEGORY_ARGS, "--groups", "10", "--out", out]
+    assert main(count) == 0  # infer's default bootstrap groups, so the intervals agree too
     assert main(["replay", str(DEMO_TOKENIZER), "--merges", "300", "--out", out]) == 0
     capsys.readouterr()
     assert main(["solve", "--tokenizer", "demo", "--out", out, "--json"]) == 0
@@ -62,7 +71,7 @@ def test_stages_alone_equal_infer(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_merge_range_replays_only_the_extension(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    doc = _infer(tmp_path, capsys, "--merge-range", "1000:1500")
+    doc = _infer(tmp_path, capsys, "--merge-range", "1000:1500", "--groups", "0")
     assert (doc["diagnostics"]["first_step"], doc["diagnostics"]["last_step"]) == (1001, 1500)
     steps = pq.read_table(tmp_path / "trajectories" / "tokenizer=demo")["step"].to_numpy()
     assert steps.min() == 1000 and steps.max() <= 1500  # snapshot at 1000, deltas 1001..1500

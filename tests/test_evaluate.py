@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pyarrow.compute as pc
 import pytest
 
+from tests.helpers import synthetic_eval_results
 from tokmix.cli import main
 from tokmix.io.datasets import read_dataset
 from tokmix.jobs.evaluate import EvalConfig, _documents, split_documents
@@ -67,6 +70,7 @@ def test_ci_sized_experiment_beats_baselines_and_resumes(
     assert {r["variant"].split("=")[0] for r in lp} == {"base", "steps", "leave-out"}
     assert (tmp_path / "eval" / "report.md").read_text().count("paper-lp") >= 2
     assert (tmp_path / "eval" / "accuracy.png").stat().st_size > 1000
+    assert "paper-lp" in (tmp_path / "eval" / "report.html").read_text()
 
     capsys.readouterr()
     assert main(args) == 0  # resumes: every trial is committed, nothing recomputed
@@ -82,3 +86,73 @@ def test_run_evaluate_rejects_too_many_categories(corpora: Path, tmp_path: Path)
         from tokmix.jobs.evaluate import run_trial
 
         run_trial(EvalConfig(corpora=str(corpora), settings=("demo",)), "demo", 9, 0)
+
+
+HOSTILE = '<script>alert("x")</script>&amp;'
+
+
+class _Page(HTMLParser):
+    """Table rows (cell texts), sources and whether every element is closed in order."""
+
+    VOID = frozenset({"meta", "link", "img", "br", "hr", "input"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.rows: list[list[str]] = []
+        self.sources: list[str] = []
+        self.text: list[str] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.sources += [v or "" for k, v in attrs if k in ("src", "href")]
+        if tag in self.VOID:
+            return
+        self.stack.append(tag)
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack.pop() != tag:
+            self.errors.append(f"unbalanced </{tag}>")
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append("".join(self._cell))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_report_html_holds_the_markdown_tables_escaped(tmp_path: Path) -> None:
+    from tokmix.analytics.accuracy_report import write_report
+
+    params = {"settings": [HOSTILE], "level": 0.9}
+    markdown = write_report(synthetic_eval_results(setting=HOSTILE), str(tmp_path), params)
+    page_html = (tmp_path / "report.html").read_text()
+    page = _Page()
+    page.feed(page_html)
+    page.close()
+    assert page.errors == [] and page.stack == []
+    md_rows = [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in markdown.splitlines()
+        if line.startswith("| ")
+    ]
+    assert len(md_rows) > 10
+    for row in md_rows:  # header and body rows alike
+        assert row in page.rows, row
+    headings = [line.lstrip("# ") for line in markdown.splitlines() if line.startswith("#")]
+    assert all(h in "".join(page.text) for h in headings)
+    # the hostile setting name is text, never markup
+    assert HOSTILE not in page_html and "<script" not in page_html
+    assert any(HOSTILE in row for row in page.rows) and HOSTILE in "".join(page.text)
+    # self-contained: the plot is the PNG written beside it, nothing is loaded from elsewhere
+    assert all(s.startswith("data:") for s in page.sources)
+    png = (tmp_path / "accuracy.png").read_bytes()
+    assert f"data:image/png;base64,{base64.b64encode(png).decode()}" in page.sources
+    assert "default-src 'none'" in page_html

@@ -49,6 +49,7 @@ def _local_corpus(root: Path) -> dict[str, Path]:
 
 def _infer_locally(cats: dict[str, Path], out: Path, merges: int) -> None:
     args = [sys.executable, "-m", "tokmix.cli", "infer", str(DEMO_TOKENIZER), "-T", str(merges)]
+    args += ["--groups", "0"]  # the oracle of counts and trajectories: no intervals needed
     for name, path in cats.items():
         args += ["-c", f"{name}={path}"]
     done = subprocess.run([*args, "--out", str(out)], capture_output=True, text=True, cwd=REPO)

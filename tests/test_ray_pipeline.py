@@ -27,11 +27,12 @@ from tokmix.errors import CorpusReadError, DatasetError, TokmixError
 from tokmix.io.datasets import read_dataset, read_manifest
 from tokmix.jobs.count import corpus_stats_name, run_count, word_counts_name
 from tokmix.jobs.count_ray import run_count_ray
+from tokmix.jobs.infer import run_infer
 from tokmix.jobs.replay import read_group_trajectories, read_trajectories, run_replay
 from tokmix.jobs.replay_ray import run_replay_ray
 from tokmix.jobs.run import run_pipeline
 from tokmix.jobs.spec import CategorySpec, SampleOptions
-from tokmix.schemas import CORPUS_STATS, WORD_COUNTS
+from tokmix.schemas import CORPUS_STATS, MIXTURES, WORD_COUNTS
 from tokmix.schemas.run_spec import RunSpec, load_run_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,6 +162,27 @@ def test_pipeline_is_idempotent_and_resumes(
     assert any("count: " in line and "ETA" not in line for line in lines)
     summary = json.loads((tmp_path / "out" / "runs" / f"{spec.effective_run_id}.json").read_text())
     assert summary["tokenizers"]["demo"]["categories"] == first["tokenizers"]["demo"]["categories"]
+
+    # `tokmix infer` (one process) on the same inputs and seed: the same estimate and the
+    # same intervals, bit for bit, in the JSON and in the committed mixtures.
+    local = run_infer(
+        str(DEMO_TOKENIZER),
+        [CategorySpec(n, p) for n, p in corpus.items()],
+        str(tmp_path / "local"),
+        SampleOptions(),
+        merges=spec.merges,
+        bootstrap=spec.bootstrap,
+        solver_options=spec.solver.model_dump(),
+    )
+    assert local["categories"] == rows
+    assert (
+        local["diagnostics"]["interval"] == first["tokenizers"]["demo"]["diagnostics"]["interval"]
+    )
+    mixtures = [
+        read_dataset(str(root), "mixtures/tokenizer=demo", MIXTURES).to_pylist()
+        for root in (tmp_path / "out", tmp_path / "local")
+    ]
+    assert mixtures[0] == mixtures[1]
 
     lines.clear()
     again = run_pipeline(spec, log=lines.append)

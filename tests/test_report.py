@@ -666,3 +666,27 @@ def test_report_renders_in_a_real_browser(run_dir: Path, tmp_path: Path, browser
     assert _pixels(shot).size == (1100, 1400) or _pixels(shot).size[0] >= 1000
     assert _is_drawn(shot)
     assert _console_errors(browser) == []
+
+
+def test_accuracy_report_renders_in_a_real_browser(tmp_path: Path, browser: Any) -> None:
+    """`tokmix evaluate`'s report.html: its plot shows, its tables are there, nothing runs."""
+    from tests.helpers import synthetic_eval_results
+    from tokmix.analytics.accuracy_report import write_report
+
+    write_report(synthetic_eval_results(setting=HOSTILE), str(tmp_path), {"level": 0.9})
+    browser.get_log("browser")
+    browser.get((tmp_path / "report.html").as_uri())
+    state = browser.execute_script(
+        """
+        const imgs = [...document.images];
+        return {
+          loaded: imgs.filter(i => i.complete && i.naturalWidth > 100).length,
+          tables: document.querySelectorAll('table').length,
+          scripts: document.scripts.length,
+          text: document.body.innerText,
+        };
+        """
+    )
+    assert state["loaded"] == 1 and state["tables"] == 5 and state["scripts"] == 0
+    assert HOSTILE in state["text"]
+    assert _console_errors(browser) == []

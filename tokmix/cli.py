@@ -82,6 +82,27 @@ def _add_range(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_bootstrap(p: argparse.ArgumentParser, *, groups: bool = True) -> None:
+    """Interval options (as a run spec's ``bootstrap:``); ``--seed`` is the file shuffle's."""
+    if groups:
+        p.add_argument(
+            "--groups",
+            type=int,
+            default=10,
+            help="bootstrap document groups per category (default 10; 0 or 1: no intervals)",
+        )
+    p.add_argument(
+        "--replicates",
+        type=int,
+        default=20,
+        help="bootstrap replicates, each one LP solve (default 20"
+        + ("" if groups else "; 0: no intervals")
+        + ")",
+    )
+    p.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resampling")
+
+
 def _size(text: str) -> int:
     try:
         return parse_size(text)
@@ -111,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tokenizer(p)
     _add_corpus(p)
     _add_range(p)
+    _add_bootstrap(p)
     p.add_argument("--out", "-o", default=DEFAULT_OUT, help="output root (local or s3://)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--force", action="store_true", help="recompute committed stages")
@@ -127,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("count", help="word tables of each category (Parquet)")
     _add_tokenizer(p)
     _add_corpus(p)
+    p.add_argument(
+        "--groups", type=int, default=1, help="also count per bootstrap document group (10)"
+    )
     p.add_argument("--out", "-o", default=DEFAULT_OUT)
     p.add_argument("--force", action="store_true")
 
@@ -157,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tokenizer", required=True, help="tokenizer name as in trajectories/tokenizer=NAME"
     )
+    _add_bootstrap(p, groups=False)
     p.add_argument("--out", "-o", default=DEFAULT_OUT)
     p.add_argument("--json", action="store_true")
 
@@ -208,6 +234,30 @@ def _options(args: argparse.Namespace) -> SampleOptions:
     )
 
 
+def _bootstrap(args: argparse.Namespace) -> Any:
+    """The run-spec bootstrap options of ``--groups/--replicates/--level/--bootstrap-seed``;
+    None without groups."""
+    from pydantic import ValidationError
+
+    from tokmix.schemas.run_spec import BootstrapOptions
+
+    if args.groups <= 1:
+        return None
+    try:
+        return BootstrapOptions(
+            groups=args.groups,
+            replicates=args.replicates,
+            level=args.level,
+            seed=args.bootstrap_seed,
+        )
+    except ValidationError as exc:
+        flag = {"seed": "bootstrap-seed"}
+        bad = "; ".join(
+            f"--{flag.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors()
+        )
+        raise TokmixError(f"bad interval options: {bad}") from None
+
+
 def _print_mixture(doc: dict[str, Any]) -> None:
     rows = sorted(doc["categories"], key=lambda r: -r["byte_share"])
     width = max(len(r["name"]) for r in rows)
@@ -248,6 +298,7 @@ def _cmd_infer(args: argparse.Namespace) -> None:
         merges=args.merges,
         merge_range=args.merge_range,
         pretokenizer=args.pretokenizer,
+        bootstrap=_bootstrap(args),
         force=args.force,
         log=_log,
     )
@@ -263,7 +314,12 @@ def _cmd_count(args: argparse.Namespace) -> None:
 
     tok = load_tokenizer(args.tokenizer, pretokenizer=args.pretokenizer)
     tables = run_count(
-        _categories(args), tok.pretokenizer, args.out, _options(args), force=args.force
+        _categories(args),
+        tok.pretokenizer,
+        args.out,
+        _options(args),
+        groups=args.groups,
+        force=args.force,
     )
     for name, t in tables.items():
         print(f"{name}: {t.documents} documents, {t.bytes_:,} bytes, {len(t):,} distinct words")
@@ -271,13 +327,14 @@ def _cmd_count(args: argparse.Namespace) -> None:
 
 def _cmd_replay(args: argparse.Namespace) -> None:
     from tokmix.bpe.loaders import load_tokenizer
-    from tokmix.jobs.count import read_word_tables
+    from tokmix.jobs.count import read_group_word_tables, read_word_tables
     from tokmix.jobs.replay import run_replay
 
     tok = load_tokenizer(args.tokenizer, pretokenizer=args.pretokenizer)
     first, last = parse_merge_range(args.merge_range, args.merges, tok.n_merges)
     tables = read_word_tables(args.out, tok.pretokenizer)
-    trajs = run_replay(tok, tables, args.out, first, last, force=args.force)
+    groups = read_group_word_tables(args.out, tok.pretokenizer)
+    trajs = run_replay(tok, tables, args.out, first, last, group_tables=groups, force=args.force)
     for name, t in trajs.items():
         print(f"{name}: steps {first}..{last}, {len(t):,} trajectory rows, {t.pairs:,} pairs")
 
@@ -285,7 +342,16 @@ def _cmd_replay(args: argparse.Namespace) -> None:
 def _cmd_solve(args: argparse.Namespace) -> None:
     from tokmix.jobs.solve import run_solve
 
-    doc = run_solve(args.out, args.tokenizer)
+    bootstrap = None
+    if args.replicates:  # intervals when the run has bootstrap groups
+        if args.replicates < 2 or not 0 < args.level < 1:
+            raise TokmixError("--replicates must be 0 or at least 2, --level in (0, 1)")
+        bootstrap = {
+            "replicates": args.replicates,
+            "level": args.level,
+            "seed": args.bootstrap_seed,
+        }
+    doc = run_solve(args.out, args.tokenizer, bootstrap=bootstrap)
     if args.json:
         print(json.dumps(doc, indent=1))
     else:

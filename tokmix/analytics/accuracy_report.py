@@ -1,20 +1,27 @@
 """The accuracy report of ``tokmix evaluate``: tables beside the paper's, and one plot.
 
-:func:`summarize` is pure (results rows in, summary frames out); :func:`render_markdown`
-turns them into text; :func:`write_report` writes ``report.md`` and ``accuracy.png`` under
-the output root.
+:func:`summarize` is pure (results rows in, summary frames out); :func:`report_blocks` lays
+the report out once, as headings, paragraphs, the plot and tables; :func:`render_markdown`
+and :func:`render_html` write those same blocks as Markdown and as one self-contained HTML
+page (the run report's page style and Content-Security-Policy, the plot inline as a
+``data:`` PNG, every value escaped). :func:`write_report` writes ``report.md``,
+``report.html`` and ``accuracy.png`` under the output root.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from tokmix import __version__
+from tokmix.analytics.report import CSP, STYLE, _e, _table
 from tokmix.io.fs import filesystem_for, join, write_bytes_atomic
 from tokmix.solvers.bootstrap import widen_for_training_noise
 
@@ -175,51 +182,113 @@ def _md(frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_markdown(summary: dict[str, pd.DataFrame], params: dict[str, Any]) -> str:
+Block = tuple[str, Any]
+"""One piece of the report: ``("h1" | "h2" | "p", text)``, ``("img", (alt, file))`` or
+``("table", frame)``. Text may hold Markdown inline code (backquotes)."""
+
+
+def report_blocks(summary: dict[str, pd.DataFrame], params: dict[str, Any]) -> list[Block]:
+    """The report's content, in reading order, for every output format."""
     level = params.get("level", 0.95)
-    return "\n".join(
-        [
-            "# tokmix evaluate: accuracy of mixture inference",
-            "",
-            "Mean ± std over trials of log10 MSE of byte shares (lower is better). `paper-lp` is",
-            "the paper's LP unchanged; `bagged-lp` the mean of its document-group bootstrap",
+    return [
+        ("h1", "tokmix evaluate: accuracy of mixture inference"),
+        (
+            "p",
+            "Mean ± std over trials of log10 MSE of byte shares (lower is better). `paper-lp` is\n"
+            "the paper's LP unchanged; `bagged-lp` the mean of its document-group bootstrap\n"
             "replicates; TC, TEE, uniform and random are the baselines (tokmix.solvers.baselines).",
-            "",
-            "Parameters: `" + json.dumps(params, sort_keys=True) + "`",
-            "",
-            "![accuracy](accuracy.png)",
-            "",
-            "## Accuracy beside the paper",
-            "",
-            _md(summary["main"]),
-            "## Improved estimators vs the paper's LP on the same trials (Δ < 0: better)",
-            "",
-            _md(summary["versus"]),
-            f"## Interval coverage (nominal {level:.0%}, paper-lp bootstrap intervals)",
-            "",
-            "Percentile intervals from 40 replicates; below that, the point estimate ± z·sd of",
+        ),
+        ("p", "Parameters: `" + json.dumps(params, sort_keys=True) + "`"),
+        ("img", ("accuracy", "accuracy.png")),
+        ("h2", "Accuracy beside the paper"),
+        ("table", summary["main"]),
+        ("h2", "Improved estimators vs the paper's LP on the same trials (Δ < 0: better)"),
+        ("table", summary["versus"]),
+        ("h2", f"Interval coverage (nominal {level:.0%}, paper-lp bootstrap intervals)"),
+        (
+            "p",
+            "Percentile intervals from 40 replicates; below that, the point estimate ± z·sd of\n"
             "the replicates (tokmix.solvers.bootstrap.bootstrap_mixture, method auto).",
-            "",
-            "The bootstrap resamples the attacker's documents only; the tokenizer's own training",
-            "text is a finite sample too, and that noise is outside the interval, so coverage",
-            "falls below nominal where the training text is small (here: megabytes). The",
-            "`with_training_noise` columns stretch each interval by",
-            "sqrt(1 + sample_bytes / (share x train_bytes))",
-            "(tokmix.solvers.bootstrap.widen_for_training_noise; an analyst supplies the",
+        ),
+        (
+            "p",
+            "The bootstrap resamples the attacker's documents only; the tokenizer's own training\n"
+            "text is a finite sample too, and that noise is outside the interval, so coverage\n"
+            "falls below nominal where the training text is small (here: megabytes). The\n"
+            "`with_training_noise` columns stretch each interval by\n"
+            "sqrt(1 + sample_bytes / (share x train_bytes))\n"
+            "(tokmix.solvers.bootstrap.widen_for_training_noise; an analyst supplies the\n"
             "training size as an assumption, the experiment knows it).",
-            "",
-            _md(summary["coverage"]),
-            "## Accuracy against merges T and sample bytes (paper-lp)",
-            "",
-            _md(summary["curve"]),
-            "## Robustness (paper-lp) and the diagnostics that flag it",
-            "",
-            "`shift`: attacker text from other source directories than the training text;",
-            "`leave-out`: one training category unknown to the attacker (scored on the others,",
+        ),
+        ("table", summary["coverage"]),
+        ("h2", "Accuracy against merges T and sample bytes (paper-lp)"),
+        ("table", summary["curve"]),
+        ("h2", "Robustness (paper-lp) and the diagnostics that flag it"),
+        (
+            "p",
+            "`shift`: attacker text from other source directories than the training text;\n"
+            "`leave-out`: one training category unknown to the attacker (scored on the others,\n"
             "renormalized). `slack_steps`: merge steps whose constraint needed slack.",
-            "",
-            _md(summary["robustness"]),
-        ]
+        ),
+        ("table", summary["robustness"]),
+    ]
+
+
+def render_markdown(summary: dict[str, pd.DataFrame], params: dict[str, Any]) -> str:
+    lines: list[str] = []
+    for kind, value in report_blocks(summary, params):
+        if kind == "table":
+            lines.append(_md(value))  # ends with a newline: the blank line after it
+        elif kind == "img":
+            lines += [f"![{value[0]}]({value[1]})", ""]
+        else:
+            lines += [{"h1": "# ", "h2": "## ", "p": ""}[kind] + value, ""]
+    return "\n".join(lines)
+
+
+def _inline_html(text: str) -> str:
+    """Escaped text with Markdown's inline code as ``<code>``."""
+    return re.sub(r"`([^`]*)`", r"<code>\1</code>", _e(text))
+
+
+def _html_table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "<p>(none)</p>"
+    flat = frame.reset_index()
+    rows = [[_e(v) for v in row] for row in flat.itertuples(index=False)]
+    return _table([str(c) for c in flat.columns], rows, numeric=frame.index.nlevels)
+
+
+def render_html(summary: dict[str, pd.DataFrame], params: dict[str, Any], png: bytes) -> str:
+    """The report as one page that loads nothing (see the run report, tokmix.analytics.report):
+    the same blocks as the Markdown, the plot embedded."""
+    parts: list[str] = []
+    title = "tokmix evaluate"
+    for kind, value in report_blocks(summary, params):
+        if kind == "h1":
+            title = value
+            parts.append(f"<h1>{_e(value)}</h1>")
+        elif kind == "h2":
+            parts.append(f"<h2>{_e(value)}</h2>")
+        elif kind == "p":
+            parts.append(f"<p>{_inline_html(value)}</p>")
+        elif kind == "img":
+            data = base64.b64encode(png).decode("ascii")
+            parts.append(
+                f'<figure><img src="data:image/png;base64,{data}" alt="{_e(value[0])}" '
+                f'data-file="{_e(value[1])}"><figcaption><code>{_e(value[1])}</code>'
+                "</figcaption></figure>"
+            )
+        else:
+            parts.append(_html_table(value))
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="data:,">'
+        f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>"
+        f"<main>{''.join(parts)}</main>"
+        f"<footer>tokmix {_e(__version__)}</footer></body></html>\n"
     )
 
 
@@ -275,10 +344,14 @@ def plot_png(results: pa.Table) -> bytes:
 
 
 def write_report(results: pa.Table, out: str, params: dict[str, Any]) -> str:
-    """Write ``report.md`` and ``accuracy.png`` under ``out``; returns the Markdown."""
-    text = render_markdown(summarize(results), params)
+    """Write ``report.md``, ``report.html`` and ``accuracy.png`` under ``out``; returns the
+    Markdown."""
+    summary = summarize(results)
+    text = render_markdown(summary, params)
+    png = plot_png(results)
     fs, base = filesystem_for(out)
     fs.makedirs(base, exist_ok=True)
     write_bytes_atomic(fs, join(base, "report.md"), text.encode())
-    write_bytes_atomic(fs, join(base, "accuracy.png"), plot_png(results))
+    write_bytes_atomic(fs, join(base, "report.html"), render_html(summary, params, png).encode())
+    write_bytes_atomic(fs, join(base, "accuracy.png"), png)
     return text

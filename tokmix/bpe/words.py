@@ -6,6 +6,7 @@ disjoint shards add up (``a + b``), and the result does not depend on the order 
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -55,6 +56,20 @@ class WordTable:
     def __len__(self) -> int:
         return len(self.counts)
 
+    @classmethod
+    def total(cls, parts: Iterable[WordTable]) -> WordTable:
+        """The sum of many tables in one pass (``a + b + ...`` copies the counts per term)."""
+        out = cls()
+        for t in parts:
+            out.counts.update(t.counts)
+            out.documents += t.documents
+            out.bytes_ += t.bytes_
+            out.chars += t.chars
+            out.pretokens += t.pretokens
+            out.invalid_utf8_documents += t.invalid_utf8_documents
+            out.files += t.files
+        return out
+
     def sorted_items(self) -> tuple[list[bytes], np.ndarray]:
         """Words in byte order with their counts: the canonical order every writer uses, so
         equal tables give equal files whatever order they were counted in."""
@@ -99,3 +114,14 @@ def count_words(texts: Iterable[str], pretokenizer: Pretokenizer) -> WordTable:
     for text in texts:
         table.add_text(text, pretokenizer)
     return table
+
+
+def document_group(text: bytes, groups: int) -> int:
+    """The bootstrap group (``0 .. groups-1``) of a document, from a hash of its text alone.
+
+    Intervals resample document groups (DESIGN §5). Hashing the text makes a document's group
+    the same however the corpus is sharded, ordered or read (one process or Ray), so both
+    pipelines split a sample into the same groups."""
+    if groups < 1:
+        raise ValueError(f"groups must be >= 1, got {groups}")
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") % groups

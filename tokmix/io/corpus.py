@@ -34,7 +34,7 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any, Literal
@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tokmix.bpe.pretokenizers import Pretokenizer
-from tokmix.bpe.words import WordTable
+from tokmix.bpe.words import WordTable, document_group
 from tokmix.errors import CorpusReadError
 from tokmix.io.fs import common_root, describe_missing, expand, filesystem_for, relative_to
 
@@ -160,9 +160,34 @@ def read_category(
     text at all is an error rather than an empty table: an empty category would silently drop
     out of the mixture.
     """
-    table = WordTable()
-    sources: set[str] = set()
-    for doc in iter_documents(
+    return read_category_groups(
+        paths,
+        pretokenizer,
+        1,
+        text_field=text_field,
+        txt_mode=txt_mode,
+        max_bytes=max_bytes,
+        seed=seed,
+        skip_documents=skip_documents,
+        on_invalid_utf8=on_invalid_utf8,
+    )[0]
+
+
+def read_category_groups(
+    paths: str | Sequence[str],
+    pretokenizer: Pretokenizer,
+    groups: int,
+    *,
+    text_field: str = "text",
+    txt_mode: TxtMode = "file",
+    max_bytes: int | None = None,
+    seed: int | None = None,
+    skip_documents: int = 0,
+    on_invalid_utf8: OnInvalidUtf8 = "replace",
+) -> tuple[WordTable, list[WordTable]]:
+    """:func:`read_category`'s table and the same sample split into ``groups`` bootstrap
+    groups of documents (:func:`count_documents`); the groups add up to the table."""
+    docs = iter_documents(
         paths,
         text_field=text_field,
         txt_mode=txt_mode,
@@ -170,14 +195,32 @@ def read_category(
         seed=seed,
         skip_documents=skip_documents,
         on_invalid_utf8=on_invalid_utf8,
-    ):
-        table.add_text(doc.text, pretokenizer)
-        table.invalid_utf8_documents += doc.invalid_utf8
-        sources.add(doc.source)
+    )
+    tables, sources = count_documents(docs, pretokenizer, groups)
+    table = tables[0] if len(tables) == 1 else WordTable.total(tables)
     table.files = len(sources)
     if table.bytes_ == 0:
         raise CorpusReadError(_no_text_message(paths, table.documents, max_bytes, skip_documents))
-    return table
+    return table, tables
+
+
+def count_documents(
+    docs: Iterable[Document], pretokenizer: Pretokenizer, groups: int = 1
+) -> tuple[list[WordTable], set[str]]:
+    """Word tables of some documents, one per bootstrap group (one table when ``groups`` is
+    1), and the files they came from.
+
+    A document's group is :func:`tokmix.bpe.words.document_group` of its text. This is the
+    one counter of both pipelines (``tokmix infer`` per category, ``tokmix run`` per shard),
+    so they split a sample into the same groups and their intervals agree."""
+    tables = [WordTable() for _ in range(max(groups, 1))]
+    sources: set[str] = set()
+    for doc in docs:
+        table = tables[document_group(doc.text.encode("utf-8"), groups) if groups > 1 else 0]
+        table.add_text(doc.text, pretokenizer)
+        table.invalid_utf8_documents += doc.invalid_utf8
+        sources.add(doc.source)
+    return tables, sources
 
 
 def _no_text_message(

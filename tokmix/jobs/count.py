@@ -8,15 +8,21 @@ from __future__ import annotations
 import hashlib
 import json
 
+import numpy as np
 import pyarrow as pa
 
 from tokmix.bpe.pretokenizers import Pretokenizer
 from tokmix.bpe.words import WordTable
-from tokmix.io.corpus import read_category
-from tokmix.io.datasets import is_committed, read_dataset, write_dataset
+from tokmix.errors import DatasetError
+from tokmix.io.corpus import read_category_groups
+from tokmix.io.datasets import is_committed, read_dataset, read_manifest, write_dataset
 from tokmix.io.fs import expand, filesystem_for
 from tokmix.jobs.spec import CategorySpec, SampleOptions
-from tokmix.schemas import CORPUS_STATS, WORD_COUNTS
+from tokmix.schemas import CORPUS_STATS, GROUP_WORD_COUNTS, SAMPLE_GROUPS, WORD_COUNTS
+
+GroupTables = dict[str, dict[int, WordTable]]
+"""Per category, the word table of each bootstrap group of its sample (groups with no words
+left out, as the Ray count leaves them out)."""
 
 
 def word_counts_name(pretokenizer: Pretokenizer) -> str:
@@ -25,6 +31,14 @@ def word_counts_name(pretokenizer: Pretokenizer) -> str:
 
 def corpus_stats_name(pretokenizer: Pretokenizer) -> str:
     return f"corpus_stats/pretokenizer={pretokenizer.key}"
+
+
+def group_word_counts_name(pretokenizer: Pretokenizer) -> str:
+    return f"group_word_counts/pretokenizer={pretokenizer.key}"
+
+
+def sample_groups_name(pretokenizer: Pretokenizer) -> str:
+    return f"sample_groups/pretokenizer={pretokenizer.key}"
 
 
 def corpus_fingerprint(categories: list[CategorySpec]) -> str:
@@ -60,11 +74,13 @@ def count_inputs(
 
 
 def count_category(
-    spec: CategorySpec, pretokenizer: Pretokenizer, options: SampleOptions
-) -> WordTable:
-    return read_category(
+    spec: CategorySpec, pretokenizer: Pretokenizer, options: SampleOptions, groups: int = 1
+) -> tuple[WordTable, list[WordTable]]:
+    """A category's word table and its ``groups`` bootstrap groups' tables."""
+    return read_category_groups(
         spec.path,
         pretokenizer,
+        groups,
         text_field=options.text_field,
         max_bytes=options.max_bytes,
         seed=options.seed,
@@ -93,39 +109,118 @@ def run_count(
     out: str,
     options: SampleOptions,
     *,
+    groups: int = 1,
     force: bool = False,
 ) -> dict[str, WordTable]:
-    """Count every category and commit ``word_counts/`` and ``corpus_stats/``; skipped when
+    """Count every category and commit ``word_counts/`` and ``corpus_stats/`` (and with
+    ``groups > 1`` the bootstrap groups' datasets, see :func:`run_count_groups`); skipped when
     already committed for the same inputs."""
-    inputs = count_inputs(categories, pretokenizer, options)
-    name = word_counts_name(pretokenizer)
-    if (
-        not force
-        and is_committed(out, name, inputs)
-        and is_committed(out, corpus_stats_name(pretokenizer), inputs)
-    ):
-        return read_word_tables(out, pretokenizer)
-    tables = {spec.name: count_category(spec, pretokenizer, options) for spec in categories}
+    return run_count_groups(categories, pretokenizer, out, options, groups=groups, force=force)[0]
+
+
+def run_count_groups(
+    categories: list[CategorySpec],
+    pretokenizer: Pretokenizer,
+    out: str,
+    options: SampleOptions,
+    *,
+    groups: int = 1,
+    force: bool = False,
+) -> tuple[dict[str, WordTable], GroupTables | None]:
+    """:func:`run_count`, also returning each category's bootstrap groups (None when
+    ``groups <= 1``).
+
+    With ``groups > 1`` the documents of each category fall into groups by a hash of their
+    text, as in the Ray count, and ``group_word_counts/`` and ``sample_groups/`` are committed
+    too. The input hashes are those of the Ray count, so either pipeline reuses the other's
+    commit. Without groups, word tables committed with any number of groups are reused."""
+    groups = max(groups, 1)
+    inputs = {**count_inputs(categories, pretokenizer, options), "groups": str(groups)}
+    names = [word_counts_name(pretokenizer), corpus_stats_name(pretokenizer)]
+    if groups > 1:
+        names += [group_word_counts_name(pretokenizer), sample_groups_name(pretokenizer)]
+    elif not force:
+        reuse = _committed_groups(out, names[0], inputs)
+        inputs = reuse if all(is_committed(out, n, reuse) for n in names) else inputs
+    if not force and all(is_committed(out, n, inputs) for n in names):
+        tables = read_word_tables(out, pretokenizer)
+        return tables, read_group_word_tables(out, pretokenizer) if groups > 1 else None
+    tables, grouped = {}, {}
+    for spec in categories:
+        tables[spec.name], grouped[spec.name] = count_category(spec, pretokenizer, options, groups)
     provenance = {"stage": "count", "pretokenizer": pretokenizer.key, **inputs}
+    commit = {"provenance": provenance, "input_hashes": inputs}
     write_dataset(
         pa.concat_tables([t.to_arrow(n) for n, t in tables.items()]),
         out,
-        name,
+        names[0],
         schema=WORD_COUNTS,
         partition_cols=("category",),
-        provenance=provenance,
-        input_hashes=inputs,
+        **commit,
     )
     write_dataset(
         stats_table(tables, pretokenizer),
         out,
-        corpus_stats_name(pretokenizer),
+        names[1],
         schema=CORPUS_STATS,
         partition_cols=(),
-        provenance=provenance,
-        input_hashes=inputs,
+        **commit,
     )
-    return tables
+    if groups == 1:
+        return tables, None
+    write_dataset(
+        pa.concat_tables(_group_word_counts(n, ts) for n, ts in grouped.items()),
+        out,
+        names[2],
+        schema=GROUP_WORD_COUNTS,
+        partition_cols=("category",),
+        **commit,
+    )
+    rows = [
+        {"category": n, "group": g, "documents": t.documents, "bytes": t.bytes_}
+        for n, ts in grouped.items()
+        for g, t in enumerate(ts)
+    ]
+    write_dataset(
+        pa.Table.from_pylist(rows, schema=SAMPLE_GROUPS),
+        out,
+        names[3],
+        schema=SAMPLE_GROUPS,
+        partition_cols=(),
+        **commit,
+    )
+    return tables, {n: {g: t for g, t in enumerate(ts) if len(t)} for n, ts in grouped.items()}
+
+
+def _committed_groups(out: str, name: str, inputs: dict[str, str]) -> dict[str, str]:
+    """``inputs`` with the number of groups of the committed ``name`` when the rest agrees:
+    word tables do not depend on how the documents were grouped."""
+    try:
+        committed = read_manifest(out, name)["input_hashes"]
+    except DatasetError:
+        return inputs
+    same = {k: v for k, v in committed.items() if k != "groups"} == {
+        k: v for k, v in inputs.items() if k != "groups"
+    }
+    return {**inputs, "groups": committed.get("groups", "1")} if same else inputs
+
+
+def _group_word_counts(category: str, tables: list[WordTable]) -> pa.Table:
+    parts = []
+    for g, table in enumerate(tables):
+        words, counts = table.sorted_items()
+        parts.append(
+            pa.table(
+                {
+                    "category": pa.array([category] * len(words), pa.string()),
+                    "group": pa.array([g] * len(words), pa.int32()),
+                    "word": pa.array(words, pa.binary()),
+                    "count": pa.array(counts, pa.int64()),
+                },
+                schema=GROUP_WORD_COUNTS,
+            )
+        )
+    return pa.concat_tables(parts)
 
 
 def read_word_tables(out: str, pretokenizer: Pretokenizer) -> dict[str, WordTable]:
@@ -147,3 +242,41 @@ def read_word_tables(out: str, pretokenizer: Pretokenizer) -> dict[str, WordTabl
             files=row["files"],
         )
     return by_cat
+
+
+def group_word_counts_current(out: str, pretokenizer: Pretokenizer) -> bool:
+    """Whether the run's bootstrap groups were committed by the same count as its word
+    tables (a later count without groups leaves stale ones behind)."""
+    try:
+        inputs = read_manifest(out, word_counts_name(pretokenizer))["input_hashes"]
+        grouped = read_manifest(out, group_word_counts_name(pretokenizer))["input_hashes"]
+        samples = read_manifest(out, sample_groups_name(pretokenizer))["input_hashes"]
+    except DatasetError:
+        return False
+    return bool(grouped == inputs and samples == inputs)
+
+
+def read_group_word_tables(out: str, pretokenizer: Pretokenizer) -> GroupTables | None:
+    """The committed word tables of each bootstrap group, or None when the run has none
+    current (see :func:`group_word_counts_current`). Only ``documents`` and ``bytes`` of a
+    group's totals are stored."""
+    if not group_word_counts_current(out, pretokenizer):
+        return None
+    rows = read_dataset(out, group_word_counts_name(pretokenizer), GROUP_WORD_COUNTS)
+    sizes = read_dataset(out, sample_groups_name(pretokenizer), SAMPLE_GROUPS).to_pylist()
+    out_tables: GroupTables = {}
+    for category in dict.fromkeys(r["category"] for r in sizes):
+        sel = rows.filter(pa.compute.equal(rows["category"], category)).sort_by("group")
+        group = sel["group"].to_numpy()
+        by_group = out_tables.setdefault(category, {})
+        for r in (r for r in sizes if r["category"] == category):
+            lo, hi = np.searchsorted(group, [r["group"], r["group"] + 1])
+            if hi > lo:
+                part = sel.slice(lo, hi - lo)
+                by_group[r["group"]] = WordTable.from_arrays(
+                    part["word"].to_pylist(),
+                    part["count"].to_numpy(),
+                    documents=r["documents"],
+                    bytes_=r["bytes"],
+                )
+    return out_tables

@@ -19,6 +19,7 @@ skips the shards whose sidecars exist when it is started again.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import zlib
 from collections import Counter
@@ -32,9 +33,8 @@ import pyarrow.parquet as pq
 import ray
 
 from tokmix.bpe.pretokenizers import Pretokenizer
-from tokmix.bpe.words import WordTable
 from tokmix.errors import CorpusReadError
-from tokmix.io.corpus import _no_text_message
+from tokmix.io.corpus import _no_text_message, count_documents
 from tokmix.io.datasets import (
     begin_dataset,
     commit_dataset,
@@ -47,6 +47,8 @@ from tokmix.io.shards import ShardSample, plan_shards, sample_plan, shard_docume
 from tokmix.jobs.count import (
     corpus_stats_name,
     count_inputs,
+    group_word_counts_name,
+    sample_groups_name,
     stats_table_from_totals,
     word_counts_name,
 )
@@ -83,12 +85,6 @@ def _measure_shard(sample: ShardSample, options: SampleOptions) -> np.ndarray:
     return np.asarray(sizes, dtype=np.int64)
 
 
-def document_group(text: bytes, groups: int) -> int:
-    """The bootstrap group of a document: a hash of its text, so it is the same however the
-    corpus is sharded or ordered (DESIGN §5: intervals resample document groups)."""
-    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") % groups
-
-
 def _count_shard(
     sample: ShardSample,
     pretokenizer: Pretokenizer,
@@ -107,19 +103,11 @@ def _count_shard(
         previous: dict[str, Any] = json.loads(fs.cat_file(done_path))
         if previous.get("sample") == _sample_key(sample):
             return {**previous, "resumed": True}
-    tables = [WordTable() for _ in range(groups)]
-    seen = 0
-    sources: set[str] = set()
-    for doc in shard_documents(sample.shard, **_options_dict(options)):
-        seen += 1
-        if seen <= sample.skip:
-            continue
-        if sample.take is not None and seen > sample.skip + sample.take:
-            break
-        table = tables[document_group(doc.text.encode("utf-8"), groups) if groups > 1 else 0]
-        table.add_text(doc.text, pretokenizer)
-        table.invalid_utf8_documents += doc.invalid_utf8
-        sources.add(doc.source)
+    stop = None if sample.take is None else sample.skip + sample.take
+    docs = itertools.islice(
+        shard_documents(sample.shard, **_options_dict(options)), sample.skip, stop
+    )
+    tables, sources = count_documents(docs, pretokenizer, groups)
     pieces: list[list[pa.Table]] = [[] for _ in range(partitions)]
     for g, table in enumerate(tables):
         words = list(table.counts)
@@ -250,14 +238,6 @@ def _reduce_partition(
         for row in table.group_by("category").aggregate([([], "count_all")]).to_pylist()
     }
     return {"entries": entries, "group_entries": group_entries, "distinct": distinct}
-
-
-def group_word_counts_name(pretokenizer: Pretokenizer) -> str:
-    return f"group_word_counts/pretokenizer={pretokenizer.key}"
-
-
-def sample_groups_name(pretokenizer: Pretokenizer) -> str:
-    return f"sample_groups/pretokenizer={pretokenizer.key}"
 
 
 def run_count_ray(

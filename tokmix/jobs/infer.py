@@ -1,7 +1,9 @@
 """The whole inference on one machine: count -> replay -> solve, each stage committed.
 
 ``tokmix infer`` calls :func:`run_infer`; a stage whose inputs are unchanged since its last
-commit is skipped, so an interrupted run resumes where it stopped.
+commit is skipped, so an interrupted run resumes where it stopped. With bootstrap groups the
+stages write the datasets ``tokmix run`` writes (group word counts, group trajectories) and the
+byte shares get the same intervals, from the same functions.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 from tokmix.bpe.loaders import load_tokenizer
-from tokmix.jobs.count import run_count
+from tokmix.jobs.count import run_count_groups
 from tokmix.jobs.replay import run_replay
-from tokmix.jobs.solve import run_solve
+from tokmix.jobs.solve import bootstrap_options, run_solve
 from tokmix.jobs.spec import CategorySpec, SampleOptions, parse_merge_range
+from tokmix.schemas.run_spec import BootstrapOptions
 
 
 def run_infer(
@@ -26,10 +29,16 @@ def run_infer(
     merges: int | None = None,
     merge_range: str | None = None,
     pretokenizer: str | None = None,
+    bootstrap: BootstrapOptions | None = None,
+    solver_options: dict[str, Any] | None = None,
     force: bool = False,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> dict[str, Any]:
-    """Infer the mixture of ``tokenizer_path`` over ``categories``; the JSON document."""
+    """Infer the mixture of ``tokenizer_path`` over ``categories``; the JSON document.
+
+    ``bootstrap``: intervals from document groups (None or ``groups: 1``: point estimates
+    only); ``solver_options`` go to :func:`tokmix.solvers.mixture_lp.solve_mixture`."""
+    groups = bootstrap.groups if bootstrap is not None else 1
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     tokenizer = load_tokenizer(tokenizer_path, pretokenizer=pretokenizer)
@@ -43,7 +52,9 @@ def run_infer(
     )
 
     t0 = time.perf_counter()
-    tables = run_count(categories, tokenizer.pretokenizer, out, options, force=force)
+    tables, group_tables = run_count_groups(
+        categories, tokenizer.pretokenizer, out, options, groups=groups, force=force
+    )
     seconds["count"] = time.perf_counter() - t0
     for name, table in tables.items():
         log(
@@ -52,11 +63,13 @@ def run_infer(
         )
 
     t0 = time.perf_counter()
-    run_replay(tokenizer, tables, out, first, last, force=force)
+    run_replay(tokenizer, tables, out, first, last, group_tables=group_tables, force=force)
     seconds["replay"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    doc = run_solve(out, tokenizer.name)
+    doc = run_solve(
+        out, tokenizer.name, bootstrap=bootstrap_options(bootstrap), **(solver_options or {})
+    )
     seconds["solve"] = time.perf_counter() - t0
     doc["diagnostics"]["stage_seconds"] = {k: round(v, 3) for k, v in seconds.items()}
     doc["diagnostics"]["out"] = out

@@ -15,6 +15,7 @@ from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.bpe.words import WordTable
 from tokmix.errors import DatasetError
 from tokmix.io.datasets import is_committed, read_dataset, read_manifest, write_dataset
+from tokmix.jobs.count import GroupTables
 from tokmix.schemas import GROUP_TOTALS, GROUP_TRAJECTORIES, MERGES, REPLAY_TOTALS, TRAJECTORIES
 
 
@@ -31,19 +32,37 @@ def totals_name(tokenizer: str) -> str:
 
 
 def replay_inputs(
-    tokenizer: LoadedTokenizer, tables: dict[str, WordTable], first: int, last: int
+    tokenizer: LoadedTokenizer,
+    tables: dict[str, WordTable],
+    first: int,
+    last: int,
+    group_tables: GroupTables | None = None,
 ) -> dict[str, str]:
+    """What a committed replay depends on: the tokenizer, the step range and every word
+    count; with bootstrap groups, the groups' (which add up to the tables)."""
     h = hashlib.sha256()
-    for name in sorted(tables):
-        words, counts = tables[name].sorted_items()
-        h.update(name.encode() + b"\0")
+    parts: list[tuple[str, WordTable]] = (
+        [(name, tables[name]) for name in sorted(tables)]
+        if group_tables is None
+        else [
+            (f"{name}\0{g}\0{t.bytes_}", t)
+            for name in sorted(group_tables)
+            for g, t in sorted(group_tables[name].items())
+        ]
+    )
+    for key, table in parts:
+        words, counts = table.sorted_items()
+        h.update(key.encode() + b"\0")
         for w, c in zip(words, counts.tolist(), strict=True):
             h.update(len(w).to_bytes(4, "little") + w + c.to_bytes(8, "little", signed=True))
-    return {
+    inputs = {
         "tokenizer": tokenizer.sha256,
         "word_tables": h.hexdigest(),
         "range": json.dumps([first, last]),
     }
+    if group_tables is not None:
+        inputs["groups"] = json.dumps({c: sorted(ts) for c, ts in sorted(group_tables.items())})
+    return inputs
 
 
 def trajectory_table(category: str, traj: PairTrajectory) -> pa.Table:
@@ -83,25 +102,43 @@ def run_replay(
     first: int,
     last: int,
     *,
+    group_tables: GroupTables | None = None,
     force: bool = False,
 ) -> dict[str, PairTrajectory]:
     """Replay the tokenizer's merges over every category; commit trajectories, the per-step
-    merges and the totals (``pairs`` = d_i, ``bytes``)."""
-    inputs = replay_inputs(tokenizer, tables, first, last)
+    merges and the totals (``pairs`` = d_i, ``bytes``).
+
+    With ``group_tables`` (bootstrap groups, :func:`tokmix.jobs.count.run_count_groups`) each
+    group is replayed instead and a category's trajectory is the sum of its groups' (exact, by
+    linearity, as on Ray); the group trajectories are committed for the solve's bootstrap."""
+    inputs = replay_inputs(tokenizer, tables, first, last, group_tables)
     name = tokenizer.name
-    if not force and all(
-        is_committed(out, n(name), inputs) for n in (trajectories_name, merges_name, totals_name)
-    ):
+    datasets = [trajectories_name, merges_name, totals_name]
+    if group_tables is not None:
+        datasets += [group_trajectories_name, group_totals_name]
+    if not force and all(is_committed(out, n(name), inputs) for n in datasets):
         return read_trajectories(out, name)[0]
-    trajs = {
-        cat: replay_merges(
-            dict(table.counts), tokenizer.merge_list, first_step=first, last_step=last
-        )
-        for cat, table in tables.items()
+    bytes_ = {c: t.bytes_ for c, t in tables.items()}
+    if group_tables is None:
+        trajs = {
+            cat: replay_merges(
+                dict(table.counts), tokenizer.merge_list, first_step=first, last_step=last
+            )
+            for cat, table in tables.items()
+        }
+        commit_replay(tokenizer, trajs, bytes_, out, first, last, inputs)
+        return trajs
+    group_trajs = {
+        cat: {
+            g: replay_merges(dict(t.counts), tokenizer.merge_list, first_step=first, last_step=last)
+            for g, t in sorted(group_tables[cat].items())
+        }
+        for cat in tables
     }
-    commit_replay(
-        tokenizer, trajs, {c: t.bytes_ for c, t in tables.items()}, out, first, last, inputs
-    )
+    trajs = {c: PairTrajectory.total(list(group_trajs[c].values())) for c in tables}
+    group_bytes = {(c, g): t.bytes_ for c, ts in group_tables.items() for g, t in ts.items()}
+    commit_replay(tokenizer, trajs, bytes_, out, first, last, inputs)
+    commit_group_replay(name, group_trajs, group_bytes, out, inputs)
     return trajs
 
 

@@ -27,8 +27,13 @@ from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.errors import DatasetError
 from tokmix.io.datasets import content_digest, is_committed, read_dataset, read_manifest
 from tokmix.io.fs import filesystem_for, join
-from tokmix.jobs.count import corpus_stats_name, word_counts_name
-from tokmix.jobs.count_ray import group_word_counts_name, sample_groups_name
+from tokmix.jobs.count import (
+    corpus_stats_name,
+    group_word_counts_current,
+    group_word_counts_name,
+    sample_groups_name,
+    word_counts_name,
+)
 from tokmix.jobs.replay import (
     commit_group_replay,
     commit_replay,
@@ -109,15 +114,8 @@ def _replay_source(out: str, tokenizer: LoadedTokenizer) -> tuple[str, GroupByte
     """The word counts to replay: the per-group ones when the count stage committed them
     with the same inputs as ``word_counts`` (then also ``(category, group) -> bytes``)."""
     pretok = tokenizer.pretokenizer
-    words = word_counts_name(pretok)
-    try:
-        grouped = read_manifest(out, group_word_counts_name(pretok))
-        samples = read_manifest(out, sample_groups_name(pretok))
-    except DatasetError:
-        return words, None
-    inputs = read_manifest(out, words)["input_hashes"]
-    if grouped["input_hashes"] != inputs or samples["input_hashes"] != inputs:
-        return words, None
+    if not group_word_counts_current(out, pretok):
+        return word_counts_name(pretok), None
     rows = read_dataset(out, sample_groups_name(pretok), SAMPLE_GROUPS).to_pylist()
     return group_word_counts_name(pretok), {(r["category"], r["group"]): r["bytes"] for r in rows}
 

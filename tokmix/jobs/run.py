@@ -33,7 +33,13 @@ from tokmix.jobs.count import count_inputs, read_word_tables
 from tokmix.jobs.count_ray import run_count_ray
 from tokmix.jobs.replay_ray import run_replay_ray
 from tokmix.jobs.runtime import Log, get, ray_session, stderr_log
-from tokmix.jobs.solve import mixtures_name, read_mixture_json, run_solve, solve_inputs
+from tokmix.jobs.solve import (
+    bootstrap_options,
+    mixtures_name,
+    read_mixture_json,
+    run_solve,
+    solve_inputs,
+)
 from tokmix.jobs.spec import CategorySpec, SampleOptions, parse_merge_range
 from tokmix.jobs.stats import DATASETS as STATS_DATASETS
 from tokmix.jobs.stats import dataset_name as stats_dataset_name
@@ -205,12 +211,7 @@ def run_pipeline(spec: RunSpec, *, force: bool = False, log: Log | None = None) 
     if "solve" in spec.stages:
         t0 = time.perf_counter()
         solver = spec.solver.model_dump()
-        boot = spec.bootstrap
-        bootstrap = (
-            {"replicates": boot.replicates, "level": boot.level, "seed": boot.seed}
-            if boot.groups > 1
-            else None
-        )
+        bootstrap = bootstrap_options(spec.bootstrap)
         solve = ray.remote(_solve_remote).options(
             **spec.resources_for("solve").ray_options(), max_retries=2
         )

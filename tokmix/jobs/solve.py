@@ -12,9 +12,18 @@ from tokmix.io.datasets import content_digest, read_manifest, write_dataset
 from tokmix.io.fs import filesystem_for, join, write_bytes_atomic
 from tokmix.jobs.replay import read_group_trajectories, read_trajectories, trajectories_name
 from tokmix.schemas import MIXTURES
+from tokmix.schemas.run_spec import BootstrapOptions
 from tokmix.solvers.bootstrap import BootstrapResult, MapFn, bootstrap_mixture
 from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
 from tokmix.solvers.problem import build_problem
+
+
+def bootstrap_options(options: BootstrapOptions | None) -> dict[str, Any] | None:
+    """What :func:`run_solve` takes from a run's bootstrap options: None without groups. One
+    function for both pipelines, so their solves hash and resample alike."""
+    if options is None or options.groups <= 1:
+        return None
+    return {"replicates": options.replicates, "level": options.level, "seed": options.seed}
 
 
 def mixtures_name(tokenizer: str) -> str:

@@ -16,7 +16,6 @@ same replicates serve any estimator that maps a :class:`MixtureProblem` to a sol
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from tokmix.bpe.replay import PairTrajectory, _canonical
+from tokmix.bpe.words import document_group
 from tokmix.errors import SolverError
 from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
 from tokmix.solvers.problem import MixtureProblem, build_problem
@@ -40,8 +40,7 @@ def document_groups(keys: Sequence[str | bytes], n_groups: int) -> np.ndarray:
         raise ValueError(f"n_groups must be >= 1, got {n_groups}")
     out = np.empty(len(keys), dtype=np.int64)
     for i, key in enumerate(keys):
-        raw: bytes = key.encode() if isinstance(key, str) else key
-        out[i] = int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little") % n_groups
+        out[i] = document_group(key.encode() if isinstance(key, str) else key, n_groups)
     return out
 
 

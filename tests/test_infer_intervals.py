@@ -1,0 +1,159 @@
+"""Bootstrap intervals of the one-process pipeline (`tokmix infer`, the stages alone).
+
+Oracles: a brute-force group split (blake2b of each document's text, written out here), an
+ungrouped replay of the whole word table (the group trajectories must add up to it exactly),
+and the point estimate (each interval must hold it). That the intervals equal the Ray
+pipeline's is tested in tests/test_ray_pipeline.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.helpers import REPO, sample_documents
+from tokmix.bpe.loaders import load_tokenizer
+from tokmix.bpe.replay import PairTrajectory
+from tokmix.bpe.words import count_words
+from tokmix.cli import main
+from tokmix.jobs.count import read_group_word_tables, run_count_groups
+from tokmix.jobs.replay import read_group_trajectories, read_trajectories, run_replay
+from tokmix.jobs.solve import run_solve
+from tokmix.jobs.spec import CategorySpec, SampleOptions
+
+DEMO = REPO / "data" / "tokenizers" / "demo"
+NAMES = ("books", "python", "rust")
+MAX_BYTES = 60_000
+GROUPS = 5
+
+
+def _specs() -> list[CategorySpec]:
+    return [CategorySpec(n, str(REPO / "data" / "samples" / f"{n}.jsonl.gz")) for n in NAMES]
+
+
+def test_groups_split_the_sample_and_their_trajectories_add_up(tmp_path: Path) -> None:
+    tok = load_tokenizer(str(DEMO))
+    options = SampleOptions(max_bytes=MAX_BYTES)
+    out = str(tmp_path / "grouped")
+    tables, groups = run_count_groups(_specs(), tok.pretokenizer, out, options, groups=GROUPS)
+    assert groups is not None
+
+    for name in NAMES:  # brute force: hash each document's text, count each group apart
+        docs = sample_documents(name, MAX_BYTES)
+        by_group: dict[int, list[str]] = {}
+        for text in docs:
+            digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+            by_group.setdefault(int.from_bytes(digest, "little") % GROUPS, []).append(text)
+        assert len(by_group) >= 2, name
+        assert set(groups[name]) == set(by_group), name
+        for g, texts in by_group.items():
+            want = count_words(texts, tok.pretokenizer)
+            assert groups[name][g].counts == want.counts, (name, g)
+            assert groups[name][g].bytes_ == want.bytes_
+        assert tables[name].counts == count_words(docs, tok.pretokenizer).counts
+    # what the stage committed reads back as it was counted
+    committed = read_group_word_tables(out, tok.pretokenizer)
+    assert committed is not None
+    for name in NAMES:
+        assert {g: t.counts for g, t in committed[name].items()} == {
+            g: t.counts for g, t in groups[name].items()
+        }
+
+    run_replay(tok, tables, out, 1, 400, group_tables=groups)
+    plain = str(tmp_path / "plain")  # the oracle: one replay of each whole word table
+    run_replay(tok, tables, plain, 1, 400)
+    want, _, want_bytes = read_trajectories(plain, tok.name)
+    got, _, got_bytes = read_trajectories(out, tok.name)
+    assert got_bytes == want_bytes
+    read = read_group_trajectories(out, tok.name)
+    assert read is not None
+    group_trajs, group_bytes = read
+    for name in NAMES:
+        total = PairTrajectory.total(group_trajs[name])
+        for field in ("step", "left", "right", "delta"):
+            assert (getattr(total, field) == getattr(want[name], field)).all(), (name, field)
+            assert (getattr(got[name], field) == getattr(want[name], field)).all(), (name, field)
+        assert total.pairs == want[name].pairs == got[name].pairs
+        assert sum(group_bytes[name]) == tables[name].bytes_
+
+    doc = run_solve(out, tok.name, bootstrap={"replicates": 6, "level": 0.9, "seed": 1})
+    interval = doc["diagnostics"]["interval"]
+    assert interval["replicates"] == 6 and interval["level"] == 0.9
+    assert interval["groups"] == {n: len(groups[n]) for n in NAMES}
+    for row in doc["categories"]:
+        assert row["byte_share_low"] <= row["byte_share"] <= row["byte_share_high"], row
+        assert row["byte_share_high"] - row["byte_share_low"] > 1e-4, row  # it resampled
+    mix = pq.read_table(Path(out) / "mixtures" / "tokenizer=demo").to_pylist()
+    assert {(r["category"], r["byte_share_low"], r["byte_share_high"]) for r in mix} == {
+        (r["name"], r["byte_share_low"], r["byte_share_high"]) for r in doc["categories"]
+    }
+
+
+def _cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:  # type: ignore[type-arg]
+    assert main(list(argv)) == 0
+    return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
+
+
+def test_infer_intervals_from_the_cli_equal_the_stages_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cats = [a for s in _specs() for a in ("-c", f"{s.name}={s.path}")]
+    common = [*cats, "--max-bytes", str(MAX_BYTES)]
+    boot = ["--replicates", "5", "--level", "0.8", "--bootstrap-seed", "7"]
+    a = str(tmp_path / "a")
+    doc = _cli_json(
+        capsys,
+        "infer",
+        str(DEMO),
+        *common,
+        "-T",
+        "300",
+        "--groups",
+        "4",
+        *boot,
+        "--out",
+        a,
+        "--json",
+    )
+    assert doc["diagnostics"]["interval"]["level"] == 0.8
+    for row in doc["categories"]:
+        assert row["byte_share_low"] <= row["byte_share"] <= row["byte_share_high"], row
+
+    b = str(tmp_path / "b")
+    assert main(["count", str(DEMO), *common, "--groups", "4", "--out", b]) == 0
+    assert main(["replay", str(DEMO), "-T", "300", "--out", b]) == 0
+    capsys.readouterr()
+    alone = _cli_json(capsys, "solve", "--tokenizer", "demo", *boot, "--out", b, "--json")
+    assert alone["categories"] == doc["categories"]
+
+    # without groups: point estimates, the same ones, and null intervals in Parquet
+    c = str(tmp_path / "c")
+    point = _cli_json(
+        capsys, "infer", str(DEMO), *common, "-T", "300", "--groups", "0", "--out", c, "--json"
+    )
+    assert "interval" not in point["diagnostics"]
+    assert [r["byte_share"] for r in point["categories"]] == [
+        r["byte_share"] for r in doc["categories"]
+    ]
+    mix = pq.read_table(Path(c) / "mixtures" / "tokenizer=demo")
+    assert mix["byte_share_low"].null_count == len(NAMES)
+
+    # the table a person reads shows the interval
+    assert main(["solve", "--tokenizer", "demo", *boot, "--out", b]) == 0
+    text = capsys.readouterr().out
+    assert "80% interval" in text and "5 replicates over" in text
+    books = next(r for r in doc["categories"] if r["name"] == "books")
+    assert f"{books['byte_share_low']:.1%} – {books['byte_share_high']:.1%}" in text
+
+
+def test_bad_interval_options_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cats = [a for s in _specs()[:2] for a in ("-c", f"{s.name}={s.path}")]
+    assert main(["infer", str(DEMO), *cats, "--replicates", "1", "--out", str(tmp_path)]) == 2
+    assert "--replicates" in capsys.readouterr().err
+    assert main(["infer", str(DEMO), *cats, "--level", "1.5", "--out", str(tmp_path)]) == 2
+    assert "--level" in capsys.readouterr().err
+    assert not (tmp_path / "word_counts").exists()
