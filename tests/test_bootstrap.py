@@ -19,8 +19,8 @@ from tokmix.solvers.bootstrap import (
     weighted_trajectory,
     widen_for_training_noise,
 )
-from tokmix.solvers.mixture_lp import solve_mixture
-from tokmix.solvers.problem import build_problem
+from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
+from tokmix.solvers.problem import MixtureProblem, build_problem
 
 CATS = ("books", "python", "legal")
 
@@ -119,3 +119,50 @@ def test_training_noise_widening() -> None:
     # factor sqrt(1 + 1/0.5) = 1.73 for the big share, sqrt(1 + 100) for the small one
     np.testing.assert_allclose(hi[0] - est[0], 0.01 * np.sqrt(3.0))
     assert lo[1] == 0.0 and hi[1] == pytest.approx(0.01 + 0.01 * np.sqrt(101.0))
+
+
+def _identical_groups(setup: dict) -> tuple[dict, dict, MixtureSolution]:
+    tok = setup["tok"]
+    groups = {c: [setup["groups"][c][0]] * 3 for c in CATS}
+    nbytes = {c: [setup["tables"][c][0].bytes_] * 3 for c in CATS}
+    point = solve_mixture(
+        build_problem(
+            {c: groups[c][0] for c in CATS},
+            tok.merge_list.merge_ids,
+            {c: b[0] for c, b in nbytes.items()},
+        )
+    )
+    return groups, nbytes, point
+
+
+def test_merge_blocks_resample_the_steps_the_solver_sees(setup: dict) -> None:
+    """With identical groups only the merge draw varies: a single block spanning every merge
+    is always drawn once (replicates = the point estimate); blocks of 10 merges move it, and
+    each solve gets whole blocks, as many steps as the merge list has."""
+    groups, nbytes, point = _identical_groups(setup)
+    merge_ids = setup["tok"].merge_list.merge_ids
+    n_steps = setup["groups"][CATS[0]][0].last_step
+    seen: list[np.ndarray] = []
+
+    def recording(problem: MixtureProblem, step_weight: np.ndarray) -> MixtureSolution:
+        seen.append(step_weight)
+        return solve_mixture(problem, step_weight=step_weight)
+
+    whole = bootstrap_mixture(
+        groups, nbytes, merge_ids, replicates=3, seed=2, merge_block=n_steps, solve=recording
+    )
+    np.testing.assert_allclose(whole.replicate_byte_shares, [point.byte_share] * 3, atol=1e-6)
+    assert all((w == 1).all() for w in seen)
+
+    seen.clear()
+    boot = bootstrap_mixture(
+        groups, nbytes, merge_ids, replicates=6, seed=2, merge_block=10, solve=recording
+    )
+    assert len(seen) == 6
+    for w in seen:
+        assert len(w) == n_steps and w.sum() == n_steps  # 120 merges: 12 whole blocks
+        blocks = w.reshape(-1, 10)
+        assert (blocks == blocks[:, :1]).all()  # a block is drawn whole
+    assert np.ptp(boot.replicate_byte_shares, axis=0).max() > 1e-4
+    again = bootstrap_mixture(groups, nbytes, merge_ids, replicates=6, seed=2, merge_block=10)
+    np.testing.assert_array_equal(again.replicate_byte_shares, boot.replicate_byte_shares)

@@ -101,6 +101,12 @@ def _add_bootstrap(p: argparse.ArgumentParser, *, groups: bool = True) -> None:
     )
     p.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
     p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resampling")
+    p.add_argument(
+        "--merge-block",
+        type=int,
+        default=20,
+        help="replicates also redraw blocks of this many merges (default 20; 0: documents only)",
+    )
 
 
 def _size(text: str) -> int:
@@ -209,7 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replicates", type=int, default=20, help="bootstrap replicates")
     p.add_argument("--level", type=float, default=0.95, help="interval level")
     p.add_argument(
-        "--weighted-power", type=float, default=-1.0, help="weighted-lp: rows scaled by σ_t^P"
+        "--scaled-power",
+        type=float,
+        default=0.5,
+        help="scaled-lp: a pair's slack costs peak^(-P/2) (0 = the paper's LP)",
+    )
+    p.add_argument(
+        "--merge-block",
+        type=int,
+        default=20,
+        help="bootstrap also resamples blocks of this many merges (0 = documents only)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--curve-steps", default="", help="extra T values, e.g. 250,500,1000")
@@ -249,9 +264,10 @@ def _bootstrap(args: argparse.Namespace) -> Any:
             replicates=args.replicates,
             level=args.level,
             seed=args.bootstrap_seed,
+            merge_block=args.merge_block,
         )
     except ValidationError as exc:
-        flag = {"seed": "bootstrap-seed"}
+        flag = {"seed": "bootstrap-seed", "merge_block": "merge-block"}
         bad = "; ".join(
             f"--{flag.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors()
         )
@@ -344,12 +360,15 @@ def _cmd_solve(args: argparse.Namespace) -> None:
 
     bootstrap = None
     if args.replicates:  # intervals when the run has bootstrap groups
-        if args.replicates < 2 or not 0 < args.level < 1:
-            raise TokmixError("--replicates must be 0 or at least 2, --level in (0, 1)")
+        if args.replicates < 2 or not 0 < args.level < 1 or args.merge_block < 0:
+            raise TokmixError(
+                "--replicates must be 0 or at least 2, --level in (0, 1), --merge-block >= 0"
+            )
         bootstrap = {
             "replicates": args.replicates,
             "level": args.level,
             "seed": args.bootstrap_seed,
+            "merge_block": args.merge_block,
         }
     doc = run_solve(args.out, args.tokenizer, bootstrap=bootstrap)
     if args.json:
@@ -432,7 +451,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         groups=args.groups,
         replicates=args.replicates,
         level=args.level,
-        weighted_power=args.weighted_power,
+        scaled_power=args.scaled_power,
+        merge_block=args.merge_block,
         seed=args.seed,
         curve_sample_bytes=tuple(_size(x) for x in args.curve_sample_bytes.split(",") if x),
         curve_steps=ints(args.curve_steps),

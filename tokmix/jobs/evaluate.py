@@ -8,15 +8,16 @@ scores, on the same tokenizer and samples:
 
 - ``paper-lp``: the paper's estimator, :func:`tokmix.solvers.mixture_lp.solve_mixture`
   unchanged;
-- ``bagged-lp``: the mean byte share of the document-group bootstrap replicates
-  (:mod:`tokmix.solvers.bootstrap`) — bootstrap aggregation of the same LP;
-- ``weighted-lp``: the noise-aware LP of :mod:`tokmix.solvers.weighted_lp` (step rows scaled
-  by ``σ_t ** weighted_power``; -1 = violations in standard errors);
+- ``scaled-lp``: the noise-scaled LP of :mod:`tokmix.solvers.noise_scaled_lp` (slack priced
+  by each pair's count noise, ``scaled_power``);
+- ``bagged-lp``: the mean byte share of paper-lp's bootstrap replicates (document groups and
+  merge blocks, :mod:`tokmix.solvers.bootstrap`) — bootstrap aggregation;
 - the baselines of :mod:`tokmix.solvers.baselines` (uniform, random, TC, TEE);
 
-plus the 95 % bootstrap interval of every category (its coverage of the truth is measured),
-curve points (smaller samples, fewer merges T) and robustness variants (a training category
-unknown to the attacker; attacker text from other sources than the training text).
+plus paper-lp's 95 % bootstrap interval of every category (its coverage of the truth is
+measured), curve points (smaller samples, fewer merges T) and robustness variants (a training
+category unknown to the attacker; attacker text from other sources than the training text),
+each scored for both LPs.
 
 Each trial commits its rows as one dataset ``trials/<trial id>`` (DESIGN §7); a re-run skips
 committed trials, so an interrupted evaluation resumes. :func:`run_evaluate` then writes the
@@ -57,11 +58,11 @@ from tokmix.solvers.baselines import (
 )
 from tokmix.solvers.bootstrap import bootstrap_mixture, document_groups
 from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
-from tokmix.solvers.problem import build_problem
-from tokmix.solvers.weighted_lp import solve_mixture_weighted
+from tokmix.solvers.noise_scaled_lp import solve_mixture_scaled
+from tokmix.solvers.problem import MixtureProblem, build_problem
 
 SETTINGS = ("languages", "code", "domains")
-ESTIMATORS = ("paper-lp", "bagged-lp", "weighted-lp", "uniform", "random", "tc", "tee")
+ESTIMATORS = ("paper-lp", "scaled-lp", "bagged-lp", "uniform", "random", "tc", "tee")
 
 Log = Callable[[str], None]
 
@@ -80,7 +81,8 @@ class EvalConfig:
     steps: int | None = None
     groups: int = 8
     replicates: int = 20
-    weighted_power: float = -1.0
+    scaled_power: float = 0.5
+    merge_block: int = 20
     level: float = 0.95
     seed: int = 0
     curve_sample_bytes: tuple[int, ...] = ()
@@ -318,6 +320,34 @@ def _rows(
     return out
 
 
+def _score_lps(
+    meta: dict[str, Any],
+    categories: Sequence[str],
+    truth: np.ndarray,
+    problem: MixtureProblem,
+    power: float,
+) -> tuple[MixtureSolution, MixtureSolution, list[dict[str, Any]]]:
+    """The paper's LP and the noise-scaled LP on one problem, and their rows."""
+    t0 = time.perf_counter()
+    paper = solve_mixture(problem)
+    t1 = time.perf_counter()
+    scaled = solve_mixture_scaled(problem, reference_alpha=paper.alpha, power=power)
+    t2 = time.perf_counter()
+    rows = _rows(
+        meta, "paper-lp", categories, truth, paper.byte_share, diag=_diag(paper), seconds=t1 - t0
+    )
+    rows += _rows(
+        meta,
+        "scaled-lp",
+        categories,
+        truth,
+        scaled.byte_share,
+        diag=_diag(scaled),
+        seconds=t2 - t0,  # it needs the paper LP's α first
+    )
+    return paper, scaled, rows
+
+
 def run_trial(
     config: EvalConfig, setting: str, n: int, trial: int, log: Log = lambda _m: None
 ) -> pa.Table:
@@ -374,99 +404,71 @@ def run_trial(
         totals = {c: grouped[c].total() for c in chosen}
         nbytes = {c: grouped[c].bytes_ for c in chosen}
 
-        t0 = time.perf_counter()
-        sol = solve_mixture(build_problem(totals, merge_ids, nbytes))
-        paper_seconds = time.perf_counter() - t0
+        problem = build_problem(totals, merge_ids, nbytes)
+        sol, scaled, lp_rows = _score_lps(meta, chosen, truth, problem, config.scaled_power)
         log(
-            f"{setting} n={n} #{trial} {variant}: paper-lp log10 MSE "
-            f"{log10_mse(sol.byte_share, truth):.2f} ({paper_seconds:.1f} s, prep "
+            f"{setting} n={n} #{trial} {variant}: log10 MSE paper-lp "
+            f"{log10_mse(sol.byte_share, truth):.2f}, scaled-lp "
+            f"{log10_mse(scaled.byte_share, truth):.2f} (prep "
             f"{prep_seconds:.1f} s)"
         )
-        if variant == "base":
-            boot = None
-            t_w = time.perf_counter()
-            weighted = solve_mixture_weighted(
-                build_problem(totals, merge_ids, nbytes),
-                reference=sol,
-                power=config.weighted_power,
+        if variant != "base":
+            rows += lp_rows
+            continue
+        boot = None
+        t0 = time.perf_counter()
+        try:
+            if config.replicates < 2:
+                raise SolverError("bootstrap off (replicates < 2)")
+            boot = bootstrap_mixture(
+                {c: grouped[c].trajectories for c in chosen},
+                {c: grouped[c].group_bytes for c in chosen},
+                merge_ids,
+                replicates=config.replicates,
+                level=config.level,
+                seed=config.seed + trial,
+                center=sol,
+                merge_block=config.merge_block,
             )
+        except SolverError as exc:
+            log(f"bootstrap failed: {exc}")
+        boot_seconds = time.perf_counter() - t0
+        for row in lp_rows:
+            if boot is not None and row["estimator"] == "paper-lp":
+                i = chosen.index(row["category"])
+                row["low"] = float(boot.byte_share_low[i])
+                row["high"] = float(boot.byte_share_high[i])
+        rows += lp_rows
+        if boot is not None:
             rows += _rows(
                 meta,
-                "weighted-lp",
+                "bagged-lp",
                 chosen,
                 truth,
-                weighted.byte_share,
-                diag=_diag(weighted),
-                seconds=paper_seconds + time.perf_counter() - t_w,
+                boot.mean_byte_share,
+                low=boot.byte_share_low,
+                high=boot.byte_share_high,
+                seconds=boot_seconds,
             )
-            log(f"  weighted-lp {log10_mse(weighted.byte_share, truth):.2f}")
-            t0 = time.perf_counter()
-            try:
-                if config.replicates < 2:
-                    raise SolverError("bootstrap off (replicates < 2)")
-                boot = bootstrap_mixture(
-                    {c: grouped[c].trajectories for c in chosen},
-                    {c: grouped[c].group_bytes for c in chosen},
-                    merge_ids,
-                    replicates=config.replicates,
-                    level=config.level,
-                    seed=config.seed + trial,
-                    center=sol,
-                )
-            except SolverError as exc:
-                log(f"bootstrap failed: {exc}")
-            boot_seconds = time.perf_counter() - t0
-            rows += _rows(
-                meta,
-                "paper-lp",
-                chosen,
-                truth,
-                sol.byte_share,
-                low=None if boot is None else boot.byte_share_low,
-                high=None if boot is None else boot.byte_share_high,
-                diag=_diag(sol),
-                seconds=paper_seconds,
+            log(
+                f"  bagged-lp {log10_mse(boot.mean_byte_share, truth):.2f}, interval "
+                f"coverage {boot.covers(truth).mean():.2f} ({boot_seconds:.1f} s)"
             )
-            if boot is not None:
-                rows += _rows(
-                    meta,
-                    "bagged-lp",
-                    chosen,
-                    truth,
-                    boot.mean_byte_share,
-                    low=boot.byte_share_low,
-                    high=boot.byte_share_high,
-                    seconds=paper_seconds + boot_seconds,
-                )
-                log(
-                    f"  bagged-lp {log10_mse(boot.mean_byte_share, truth):.2f}, interval "
-                    f"coverage {boot.covers(truth).mean():.2f} ({boot_seconds:.1f} s)"
-                )
-            tok_counts = np.array([counts[c][0][256:] for c in chosen])
-            n_tokens = np.array([counts[c][1] for c in chosen])
-            rows += _rows(meta, "uniform", chosen, truth, uniform_shares(n))
-            rows += _rows(meta, "random", chosen, truth, random_simplex_shares(n, rng))
-            rows += _rows(meta, "tc", chosen, truth, token_classification_shares(tok_counts))
-            rows += _rows(
-                meta,
-                "tee",
-                chosen,
-                truth,
-                encoding_efficiency_shares(np.array([nbytes[c] for c in chosen]), n_tokens),
-            )
-            rows += _curve_rows(config, meta, chosen, truth, grouped, merge_ids, samples, tok)
-            if config.leave_out and n > 2:
-                rows += _leave_out_rows(meta, chosen, truth, totals, merge_ids, nbytes, trial)
-        else:
-            rows += _rows(
-                meta,
-                "paper-lp",
-                chosen,
-                truth,
-                sol.byte_share,
-                diag=_diag(sol),
-                seconds=paper_seconds,
-            )
+        tok_counts = np.array([counts[c][0][256:] for c in chosen])
+        n_tokens = np.array([counts[c][1] for c in chosen])
+        rows += _rows(meta, "uniform", chosen, truth, uniform_shares(n))
+        rows += _rows(meta, "random", chosen, truth, random_simplex_shares(n, rng))
+        rows += _rows(meta, "tc", chosen, truth, token_classification_shares(tok_counts))
+        rows += _rows(
+            meta,
+            "tee",
+            chosen,
+            truth,
+            encoding_efficiency_shares(np.array([nbytes[c] for c in chosen]), n_tokens),
+        )
+        rows += _curve_rows(config, meta, chosen, truth, grouped, merge_ids, samples, tok)
+        if config.leave_out and n > 2:
+            rows += _leave_out_rows(config, meta, chosen, truth, totals, merge_ids, nbytes, trial)
     return pa.Table.from_pylist(rows, schema=EVAL_RESULTS)
 
 
@@ -488,47 +490,30 @@ def _curve_rows(
     for t in config.curve_steps:
         if t >= meta["steps"]:
             continue
-        t0 = time.perf_counter()
-        sol = solve_mixture(
-            build_problem({c: truncate(totals[c], t) for c in chosen}, merge_ids, nbytes)
-        )
-        rows += _rows(
-            {**meta, "variant": f"steps={t}", "steps": t},
-            "paper-lp",
-            chosen,
-            truth,
-            sol.byte_share,
-            diag=_diag(sol),
-            seconds=time.perf_counter() - t0,
-        )
+        problem = build_problem({c: truncate(totals[c], t) for c in chosen}, merge_ids, nbytes)
+        meta_t = {**meta, "variant": f"steps={t}", "steps": t}
+        rows += _score_lps(meta_t, chosen, truth, problem, config.scaled_power)[2]
     for size in config.curve_sample_bytes:
         if size >= config.sample_bytes:
             continue
-        t0 = time.perf_counter()
         trajs, sizes = {}, {}
         for c in chosen:
             docs = _prefix_sample(samples[c], size)
             table = count_words([d.text for d in docs], tok.pretokenizer)
             trajs[c] = replay_merges(table.counts, tok.merge_list, last_step=meta["steps"])
             sizes[c] = table.bytes_
-        sol = solve_mixture(build_problem(trajs, merge_ids, sizes))
-        rows += _rows(
-            {
-                **meta,
-                "variant": f"sample={size}",
-                "sample_bytes": int(np.mean(list(sizes.values()))),
-            },
-            "paper-lp",
-            chosen,
-            truth,
-            sol.byte_share,
-            diag=_diag(sol),
-            seconds=time.perf_counter() - t0,
-        )
+        meta_s = {
+            **meta,
+            "variant": f"sample={size}",
+            "sample_bytes": int(np.mean(list(sizes.values()))),
+        }
+        problem = build_problem(trajs, merge_ids, sizes)
+        rows += _score_lps(meta_s, chosen, truth, problem, config.scaled_power)[2]
     return rows
 
 
 def _leave_out_rows(
+    config: EvalConfig,
     meta: dict[str, Any],
     chosen: list[str],
     truth: np.ndarray,
@@ -541,19 +526,11 @@ def _leave_out_rows(
     the others is scored against their renormalized true shares; slack grows (diagnostic)."""
     drop = trial % len(chosen)
     kept = [c for k, c in enumerate(chosen) if k != drop]
-    t0 = time.perf_counter()
-    sol = solve_mixture(build_problem({c: totals[c] for c in kept}, merge_ids, nbytes))
+    problem = build_problem({c: totals[c] for c in kept}, merge_ids, nbytes)
     kept_truth = np.delete(truth, drop)
     kept_truth = kept_truth / kept_truth.sum()
-    return _rows(
-        {**meta, "variant": f"leave-out={chosen[drop]}"},
-        "paper-lp",
-        kept,
-        kept_truth,
-        sol.byte_share,
-        diag=_diag(sol),
-        seconds=time.perf_counter() - t0,
-    )
+    meta_l = {**meta, "variant": f"leave-out={chosen[drop]}"}
+    return _score_lps(meta_l, kept, kept_truth, problem, config.scaled_power)[2]
 
 
 # --- the whole evaluation -------------------------------------------------------------------

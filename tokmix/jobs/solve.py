@@ -23,7 +23,12 @@ def bootstrap_options(options: BootstrapOptions | None) -> dict[str, Any] | None
     function for both pipelines, so their solves hash and resample alike."""
     if options is None or options.groups <= 1:
         return None
-    return {"replicates": options.replicates, "level": options.level, "seed": options.seed}
+    return {
+        "replicates": options.replicates,
+        "level": options.level,
+        "seed": options.seed,
+        "merge_block": options.merge_block,
+    }
 
 
 def mixtures_name(tokenizer: str) -> str:
@@ -104,21 +109,25 @@ def run_solve(
             replicates=bootstrap["replicates"],
             level=bootstrap["level"],
             seed=bootstrap["seed"],
+            merge_block=bootstrap.get("merge_block", 0),
             center=sol,
             solve=functools.partial(solve_mixture, **solver_options),
             map_fn=map_fn,
         )
     inputs = solve_inputs(out, tokenizer, {**solver_options, "bootstrap": bootstrap})
     doc = {"tokenizer": tokenizer, **sol.as_dict()}
-    if interval is not None:
+    if interval is not None and bootstrap is not None:
         for row, lo, hi in zip(
             doc["categories"], interval.byte_share_low, interval.byte_share_high, strict=True
         ):
             row["byte_share_low"], row["byte_share_high"] = float(lo), float(hi)
         doc["diagnostics"]["interval"] = {
-            "method": "document-group bootstrap",
+            "method": "document-group and merge-block bootstrap"
+            if bootstrap.get("merge_block")
+            else "document-group bootstrap",
+            "merge_block": bootstrap.get("merge_block", 0),
             "level": interval.level,
-            "replicates": bootstrap["replicates"] - interval.failed,  # type: ignore[index]
+            "replicates": bootstrap["replicates"] - interval.failed,
             "groups": {c: len(group_bytes[c]) for c in sol.categories},
         }
     fs, path = filesystem_for(mixture_json_path(out, tokenizer))

@@ -82,12 +82,15 @@ class SolverOptions(_Strict):
 class BootstrapOptions(_Strict):
     """Intervals by resampling document groups (DESIGN §5): each category's documents fall
     into ``groups`` groups by a hash of their text; a replicate redraws groups with
-    replacement and re-solves. ``groups: 1`` turns intervals off."""
+    replacement — and blocks of ``merge_block`` consecutive merges, for the noise the
+    tokenizer's own training text put in its merges (0: documents only) — and re-solves.
+    ``groups: 1`` turns intervals off."""
 
     groups: int = Field(default=10, ge=1, le=1000)
     replicates: int = Field(default=20, ge=2)
     level: float = Field(default=0.95, gt=0, lt=1)
     seed: int = 0
+    merge_block: int = Field(default=20, ge=0)
 
 
 class RunSpec(_Strict):

@@ -26,9 +26,9 @@ from tokmix.bpe.replay import PairTrajectory, _canonical
 from tokmix.bpe.words import document_group
 from tokmix.errors import SolverError
 from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
-from tokmix.solvers.problem import MixtureProblem, build_problem
+from tokmix.solvers.problem import build_problem
 
-Solver = Callable[[MixtureProblem], MixtureSolution]
+Solver = Callable[..., MixtureSolution]  # (problem[, step_weight=...]) -> solution
 MapFn = Callable[..., Iterable[Any]]
 
 
@@ -104,6 +104,14 @@ def _draw(parts: Sequence[PairTrajectory], rng: np.random.Generator) -> np.ndarr
     return w
 
 
+def _draw_merges(n_steps: int, block: int, rng: np.random.Generator) -> np.ndarray:
+    """Step weights of one merge-block draw: blocks drawn with replacement (as many as there
+    are), each drawn block's steps weighted by how often it was drawn."""
+    n_blocks = -(-n_steps // block)
+    counts = rng.multinomial(n_blocks, np.full(n_blocks, 1.0 / n_blocks))
+    return np.repeat(counts, block)[:n_steps].astype(np.float64)
+
+
 def bootstrap_mixture(
     group_trajectories: Mapping[str, Sequence[PairTrajectory]],
     group_bytes: Mapping[str, Sequence[int]],
@@ -116,8 +124,9 @@ def bootstrap_mixture(
     center: MixtureSolution | None = None,
     method: str = "auto",
     map_fn: MapFn = map,
+    merge_block: int = 0,
 ) -> BootstrapResult:
-    """Document-group bootstrap of the mixture estimate.
+    """Document-group (and merge-block) bootstrap of the mixture estimate.
 
     ``group_trajectories[c]`` are category ``c``'s per-group trajectories (same step range;
     they add up to the category's trajectory), ``group_bytes[c]`` the groups' sample bytes,
@@ -130,6 +139,14 @@ def bootstrap_mixture(
     estimate (``center``, the point solution, else the replicates' mean) ± z · the replicates'
     standard deviation, usable with a handful of replicates when each costs an LP solve.
     ``"auto"``: percentile from 40 replicates, normal below.
+
+    ``merge_block > 0`` also resamples the merge list: the steps fall into consecutive
+    blocks of that many merges, each replicate draws blocks with replacement, and ``solve``
+    gets the draw as ``step_weight`` (:func:`tokmix.solvers.mixture_lp.solve_mixture`).
+    Document groups measure the attacker's sampling noise only; which merges the tokenizer
+    made, and by what margins, carries the noise of its own training text, and how much the
+    estimate depends on the particular merges is what resampling them measures. Blocks keep
+    the runs of merges that build one word together.
 
     ``map_fn`` maps the replicate solve over the draws (the builtin ``map`` by default; a
     Ray job passes one that solves replicates in parallel tasks). The draws are made first,
@@ -144,18 +161,28 @@ def bootstrap_mixture(
             raise SolverError(
                 f"category {name!r}: {k} group trajectories, {len(group_bytes[name])} byte counts"
             )
+    if merge_block < 0:
+        raise ValueError(f"merge_block must be >= 0, got {merge_block}")
     rng = np.random.default_rng(seed)
+    first = group_trajectories[names[0]][0]
+    n_steps = first.last_step - first.first_step + 1
     draws = [
-        {name: _draw(group_trajectories[name], rng) for name in names} for _ in range(replicates)
+        (
+            {name: _draw(group_trajectories[name], rng) for name in names},
+            _draw_merges(n_steps, merge_block, rng) if merge_block else None,
+        )
+        for _ in range(replicates)
     ]
 
-    def one(draw: dict[str, np.ndarray]) -> MixtureSolution | None:
-        trajs = {n: weighted_trajectory(group_trajectories[n], w) for n, w in draw.items()}
+    def one(draw: tuple[dict[str, np.ndarray], np.ndarray | None]) -> MixtureSolution | None:
+        groups, steps = draw
+        trajs = {n: weighted_trajectory(group_trajectories[n], w) for n, w in groups.items()}
         nbytes = {
-            n: int(np.dot(w, np.asarray(group_bytes[n], dtype=np.int64))) for n, w in draw.items()
+            n: int(np.dot(w, np.asarray(group_bytes[n], dtype=np.int64))) for n, w in groups.items()
         }
         try:
-            return solve(build_problem(trajs, merge_ids, nbytes))
+            problem = build_problem(trajs, merge_ids, nbytes)
+            return solve(problem) if steps is None else solve(problem, step_weight=steps)
         except SolverError:
             return None
 

@@ -78,6 +78,7 @@ class _LazyLP:
         *,
         threads: int,
         step_cost: np.ndarray | None = None,
+        pair_cost: np.ndarray | None = None,
     ) -> None:
         self.h = highspy.Highs()
         self.h.setOptionValue("output_flag", False)
@@ -93,7 +94,7 @@ class _LazyLP:
         idx = np.arange(n_categories, dtype=np.int32)
         self.h.addRow(1.0, 1.0, n_categories, idx, np.ones(n_categories))
         self.step_cost = np.ones(n_steps) if step_cost is None else step_cost
-        self.pair_cost = np.ones(n_pairs)
+        self.pair_cost = np.ones(n_pairs) if pair_cost is None else pair_cost
         self.step_col = np.full(n_steps, -1, dtype=np.int64)
         self.pair_col = np.full(n_pairs, -1, dtype=np.int64)
         self.row_key = np.zeros(0, dtype=np.int64)
@@ -209,6 +210,7 @@ def solve_mixture(
     prune: bool = True,
     max_rows: int | None = 5000,
     step_weight: np.ndarray | None = None,
+    pair_weight: np.ndarray | None = None,
 ) -> MixtureSolution:
     """Solve the mixture LP with lazily generated constraints; α, β and diagnostics.
 
@@ -224,7 +226,9 @@ def solve_mixture(
     ``step_weight`` (one per local step, >= 0) solves the LP of a multiset of merge steps:
     step ``t`` counted ``w_t`` times, i.e. its slack costs ``w_t`` (copies of a step's rows
     share their optimal slack) and a step drawn 0 times has no rows. This is what a
-    bootstrap over merges resamples (:mod:`tokmix.solvers.bootstrap`).
+    bootstrap over merges resamples (:mod:`tokmix.solvers.bootstrap`). ``pair_weight`` (one
+    per pair, > 0) prices each pair's slack; with both, the slack costs of the noise-scaled
+    LP (:mod:`tokmix.solvers.noise_scaled_lp`). ``None``: every slack costs 1, the paper's LP.
     """
     if per_step < 1 or stride < 1 or (max_rows is not None and max_rows < 1):
         raise SolverError(
@@ -237,9 +241,16 @@ def solve_mixture(
         len(step_weight) != problem.n_steps or (np.asarray(step_weight) < 0).any()
     ):
         raise SolverError(f"step_weight needs {problem.n_steps} non-negative weights")
+    if pair_weight is not None and (
+        len(pair_weight) != problem.n_pairs or (np.asarray(pair_weight) <= 0).any()
+    ):
+        raise SolverError(f"pair_weight needs {problem.n_pairs} positive weights")
     cost = None if step_weight is None else np.asarray(step_weight, dtype=np.float64)
+    pair_cost = None if pair_weight is None else np.asarray(pair_weight, dtype=np.float64)
     unused = np.zeros(problem.n_steps, dtype=bool) if cost is None else cost == 0
-    lp = _LazyLP(n, problem.n_steps, problem.n_pairs, threads=threads, step_cost=cost)
+    lp = _LazyLP(
+        n, problem.n_steps, problem.n_pairs, threads=threads, step_cost=cost, pair_cost=pair_cost
+    )
     alpha = np.full(n, 1.0 / n)
     v_step = np.zeros(problem.n_steps)
     v_pair = np.zeros(problem.n_pairs)
