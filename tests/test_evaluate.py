@@ -68,9 +68,8 @@ def test_ci_sized_experiment_beats_baselines_and_resumes(
         assert score < uniform - 0.6, (estimator, score, uniform)
         lp = results.filter(pc.equal(results["estimator"], estimator)).to_pylist()
         assert {r["variant"].split("=")[0] for r in lp} == {"base", "steps", "leave-out"}
-    # intervals belong to the default estimator (paper-lp), hold its point and have width
-    paper = results.filter(pc.equal(results["estimator"], "paper-lp")).to_pylist()
-    base = [r for r in paper if r["variant"] == "base"]
+    # intervals belong to the default estimator (scaled-lp), hold its point and have width
+    base = [r for r in lp if r["variant"] == "base"]
     assert all(r["low"] <= r["estimate"] <= r["high"] for r in base)
     assert max(r["high"] - r["low"] for r in base) > 0
     assert (tmp_path / "eval" / "report.md").read_text().count("paper-lp") >= 2

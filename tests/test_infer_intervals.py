@@ -145,7 +145,7 @@ def test_infer_intervals_from_the_cli_equal_the_stages_alone(
     # the table a person reads shows the interval
     assert main(["solve", "--tokenizer", "demo", *boot, "--out", b]) == 0
     text = capsys.readouterr().out
-    assert "80% interval" in text and "5 replicates over" in text
+    assert "80% interval" in text and "5 bootstrap replicates over" in text
     books = next(r for r in doc["categories"] if r["name"] == "books")
     assert f"{books['byte_share_low']:.1%} – {books['byte_share_high']:.1%}" in text
 

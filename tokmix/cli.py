@@ -82,6 +82,16 @@ def _add_range(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_estimator(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--estimator",
+        choices=("scaled", "paper"),
+        default="scaled",
+        help="scaled: the noise-scaled LP (default, more accurate on the controlled "
+        "experiment); paper: the paper's LP unchanged",
+    )
+
+
 def _add_bootstrap(p: argparse.ArgumentParser, *, groups: bool = True) -> None:
     """Interval options (as a run spec's ``bootstrap:``); ``--seed`` is the file shuffle's."""
     if groups:
@@ -138,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tokenizer(p)
     _add_corpus(p)
     _add_range(p)
+    _add_estimator(p)
     _add_bootstrap(p)
     p.add_argument("--out", "-o", default=DEFAULT_OUT, help="output root (local or s3://)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
@@ -188,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tokenizer", required=True, help="tokenizer name as in trajectories/tokenizer=NAME"
     )
+    _add_estimator(p)
     _add_bootstrap(p, groups=False)
     p.add_argument("--out", "-o", default=DEFAULT_OUT)
     p.add_argument("--json", action="store_true")
@@ -294,10 +306,18 @@ def _print_mixture(doc: dict[str, Any]) -> None:
         f"{d['rounds']} rounds, objective {d['objective']:.4g}, "
         f"{d['missing_merges']} merges absent from every category"
     )
-    if interval:
+    if "paper_lp" in d:
+        paper = d["paper_lp"]["byte_share"]
         print(
-            f"  intervals: {interval['method']}, {interval['replicates']} replicates over "
+            "  estimator: the noise-scaled LP; the paper's LP gives "
+            + ", ".join(f"{r['name']} {paper[r['name']]:.1%}" for r in rows)
+        )
+    if interval:
+        blocks = interval.get("merge_block", 0)
+        print(
+            f"  intervals: {interval['replicates']} bootstrap replicates over "
             f"{min(interval['groups'].values())}+ document groups per category"
+            + (f" and blocks of {blocks} merges" if blocks else "")
         )
     if "stage_seconds" in d:
         print("  seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in d["stage_seconds"].items()))
@@ -315,6 +335,7 @@ def _cmd_infer(args: argparse.Namespace) -> None:
         merge_range=args.merge_range,
         pretokenizer=args.pretokenizer,
         bootstrap=_bootstrap(args),
+        solver_options={"estimator": args.estimator},
         force=args.force,
         log=_log,
     )
@@ -370,7 +391,7 @@ def _cmd_solve(args: argparse.Namespace) -> None:
             "seed": args.bootstrap_seed,
             "merge_block": args.merge_block,
         }
-    doc = run_solve(args.out, args.tokenizer, bootstrap=bootstrap)
+    doc = run_solve(args.out, args.tokenizer, bootstrap=bootstrap, estimator=args.estimator)
     if args.json:
         print(json.dumps(doc, indent=1))
     else:

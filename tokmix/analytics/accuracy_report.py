@@ -195,8 +195,8 @@ def report_blocks(summary: dict[str, pd.DataFrame], params: dict[str, Any]) -> l
         (
             "p",
             "Mean ± std over trials of log10 MSE of byte shares (lower is better). `paper-lp` is\n"
-            "the paper's LP unchanged (tokmix's default); `scaled-lp` the noise-scaled LP\n"
-            "(tokmix.solvers.noise_scaled_lp); `bagged-lp` the mean of paper-lp's bootstrap\n"
+            "the paper's LP unchanged; `scaled-lp` the noise-scaled LP, tokmix's default\n"
+            "(tokmix.solvers.noise_scaled_lp); `bagged-lp` the mean of scaled-lp's bootstrap\n"
             "replicates; TC, TEE, uniform and random are the baselines (tokmix.solvers.baselines).",
         ),
         ("p", "Parameters: `" + json.dumps(params, sort_keys=True) + "`"),
@@ -320,13 +320,13 @@ def plot_png(results: pa.Table) -> bytes:
     axes[0].set_title("estimators (dashed: paper, 10 GB / 1 GB data)")
     axes[0].legend(fontsize=7)
 
-    paper = trials[(trials.estimator == LPS[0])]
+    paper = trials[(trials.estimator == LPS[-1])]
     steps = paper[paper.variant.str.startswith("steps=") | (paper.variant == "base")]
     for (s, n), sub in steps.groupby(["setting", "n"]):
         curve = sub.groupby("steps").log10_mse.mean()
         axes[1].plot(curve.index, curve.values, marker="o", label=f"{s} n={n}")
     axes[1].set_xlabel("merges T")
-    axes[1].set_ylabel(f"log10 MSE ({LPS[0]})")
+    axes[1].set_ylabel(f"log10 MSE ({LPS[-1]})")
     axes[1].set_title("accuracy against merges T")
     axes[1].legend(fontsize=7)
     sizes = paper[paper.variant.str.startswith("sample=") | (paper.variant == "base")]
@@ -336,7 +336,7 @@ def plot_png(results: pa.Table) -> bytes:
         axes[2].plot(curve.x / 1e6, curve.y, marker="o", label=f"{s} n={n}")
     axes[2].set_xscale("log")
     axes[2].set_xlabel("attacker sample per category (MB)")
-    axes[2].set_ylabel(f"log10 MSE ({LPS[0]})")
+    axes[2].set_ylabel(f"log10 MSE ({LPS[-1]})")
     axes[2].set_title("accuracy against sample bytes")
     axes[2].legend(fontsize=7)
     fig.tight_layout()

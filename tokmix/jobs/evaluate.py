@@ -9,12 +9,12 @@ scores, on the same tokenizer and samples:
 - ``paper-lp``: the paper's estimator, :func:`tokmix.solvers.mixture_lp.solve_mixture`
   unchanged;
 - ``scaled-lp``: the noise-scaled LP of :mod:`tokmix.solvers.noise_scaled_lp` (slack priced
-  by each pair's count noise, ``scaled_power``);
-- ``bagged-lp``: the mean byte share of paper-lp's bootstrap replicates (document groups and
+  by each pair's count noise, ``scaled_power``), tokmix's default;
+- ``bagged-lp``: the mean byte share of scaled-lp's bootstrap replicates (document groups and
   merge blocks, :mod:`tokmix.solvers.bootstrap`) — bootstrap aggregation;
 - the baselines of :mod:`tokmix.solvers.baselines` (uniform, random, TC, TEE);
 
-plus paper-lp's 95 % bootstrap interval of every category (its coverage of the truth is
+plus scaled-lp's 95 % bootstrap interval of every category (its coverage of the truth is
 measured), curve points (smaller samples, fewer merges T) and robustness variants (a training
 category unknown to the attacker; attacker text from other sources than the training text),
 each scored for both LPs.
@@ -34,7 +34,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -427,14 +427,17 @@ def run_trial(
                 replicates=config.replicates,
                 level=config.level,
                 seed=config.seed + trial,
-                center=sol,
+                solve=partial(
+                    solve_mixture_scaled, reference_alpha=sol.alpha, power=config.scaled_power
+                ),
+                center=scaled,
                 merge_block=config.merge_block,
             )
         except SolverError as exc:
             log(f"bootstrap failed: {exc}")
         boot_seconds = time.perf_counter() - t0
         for row in lp_rows:
-            if boot is not None and row["estimator"] == "paper-lp":
+            if boot is not None and row["estimator"] == "scaled-lp":
                 i = chosen.index(row["category"])
                 row["low"] = float(boot.byte_share_low[i])
                 row["high"] = float(boot.byte_share_high[i])

@@ -8,6 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from tokmix.errors import SolverError
 from tokmix.io.datasets import content_digest, read_manifest, write_dataset
 from tokmix.io.fs import filesystem_for, join, write_bytes_atomic
 from tokmix.jobs.replay import read_group_trajectories, read_trajectories, trajectories_name
@@ -15,6 +16,7 @@ from tokmix.schemas import MIXTURES
 from tokmix.schemas.run_spec import BootstrapOptions
 from tokmix.solvers.bootstrap import BootstrapResult, MapFn, bootstrap_mixture
 from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
+from tokmix.solvers.noise_scaled_lp import DEFAULT_POWER, solve_mixture_scaled
 from tokmix.solvers.problem import build_problem
 
 
@@ -90,6 +92,10 @@ def run_solve(
 ) -> dict[str, Any]:
     """Solve from a run's committed trajectories; write the JSON, then commit ``mixtures/``.
 
+    ``solver_options``: ``estimator`` (``scaled``, the default, or ``paper``),
+    ``scaled_power``, and :func:`solve_mixture`'s own options. The paper's LP is always solved
+    (the scaled LP prices its slack from that α) and reported beside the estimate.
+
     With ``bootstrap`` (``replicates``, ``level``, ``seed``) and committed per-group
     trajectories (a ``tokmix run`` with bootstrap groups), every byte share gets a
     document-group bootstrap interval (tokmix.solvers.bootstrap); ``map_fn`` runs the
@@ -97,7 +103,18 @@ def run_solve(
     """
     trajs, merge_ids, bytes_ = read_trajectories(out, tokenizer)
     problem = build_problem(trajs, merge_ids, bytes_)
-    sol = solve_mixture(problem, **solver_options)
+    options = dict(solver_options)
+    estimator = options.pop("estimator", "scaled")
+    power = options.pop("scaled_power", DEFAULT_POWER)
+    paper = solve_mixture(problem, **options)
+    solve: Any = functools.partial(solve_mixture, **options)
+    if estimator == "scaled":
+        solve = functools.partial(
+            solve_mixture_scaled, reference_alpha=paper.alpha, power=power, **options
+        )
+    elif estimator != "paper":
+        raise SolverError(f"unknown estimator {estimator!r}: use 'scaled' or 'paper'")
+    sol = solve(problem) if estimator == "scaled" else paper
     groups = read_group_trajectories(out, tokenizer) if bootstrap else None
     interval = None
     if groups is not None and bootstrap is not None:
@@ -111,11 +128,21 @@ def run_solve(
             seed=bootstrap["seed"],
             merge_block=bootstrap.get("merge_block", 0),
             center=sol,
-            solve=functools.partial(solve_mixture, **solver_options),
+            solve=solve,
             map_fn=map_fn,
         )
-    inputs = solve_inputs(out, tokenizer, {**solver_options, "bootstrap": bootstrap})
+    inputs = solve_inputs(
+        out,
+        tokenizer,
+        {**options, "estimator": estimator, "scaled_power": power, "bootstrap": bootstrap},
+    )
     doc = {"tokenizer": tokenizer, **sol.as_dict()}
+    doc["diagnostics"]["estimator"] = estimator
+    if estimator != "paper":  # the paper's estimate beside it, for comparison
+        doc["diagnostics"]["paper_lp"] = {
+            "objective": paper.objective,
+            "byte_share": dict(zip(paper.categories, paper.byte_share.tolist(), strict=True)),
+        }
     if interval is not None and bootstrap is not None:
         for row, lo, hi in zip(
             doc["categories"], interval.byte_share_low, interval.byte_share_high, strict=True
