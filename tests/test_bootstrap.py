@@ -77,8 +77,7 @@ def test_weighted_sum_is_the_trajectory_of_the_resampled_table(setup: dict) -> N
     )
 
 
-def test_identical_groups_give_a_zero_width_interval_at_the_point_estimate(setup: dict) -> None:
-    # every group is the same text: any resample is the sample scaled, which the LP ignores
+def _identical_groups(setup: dict) -> tuple[dict, dict, MixtureSolution]:
     tok = setup["tok"]
     groups = {c: [setup["groups"][c][0]] * 3 for c in CATS}
     nbytes = {c: [setup["tables"][c][0].bytes_] * 3 for c in CATS}
@@ -89,7 +88,14 @@ def test_identical_groups_give_a_zero_width_interval_at_the_point_estimate(setup
             {c: b[0] for c, b in nbytes.items()},
         )
     )
-    boot = bootstrap_mixture(groups, nbytes, tok.merge_list.merge_ids, replicates=3, seed=1)
+    return groups, nbytes, point
+
+
+def test_identical_groups_give_a_zero_width_interval_at_the_point_estimate(setup: dict) -> None:
+    # every group is the same text: any resample is the sample scaled, which the LP ignores
+    groups, nbytes, point = _identical_groups(setup)
+    merge_ids = setup["tok"].merge_list.merge_ids
+    boot = bootstrap_mixture(groups, nbytes, merge_ids, replicates=3, seed=1)
     np.testing.assert_allclose(boot.byte_share_low, point.byte_share, atol=1e-6)
     np.testing.assert_allclose(boot.byte_share_high, point.byte_share, atol=1e-6)
     assert not boot.covers(point.byte_share + 1e-3).any()
@@ -119,20 +125,6 @@ def test_training_noise_widening() -> None:
     # factor sqrt(1 + 1/0.5) = 1.73 for the big share, sqrt(1 + 100) for the small one
     np.testing.assert_allclose(hi[0] - est[0], 0.01 * np.sqrt(3.0))
     assert lo[1] == 0.0 and hi[1] == pytest.approx(0.01 + 0.01 * np.sqrt(101.0))
-
-
-def _identical_groups(setup: dict) -> tuple[dict, dict, MixtureSolution]:
-    tok = setup["tok"]
-    groups = {c: [setup["groups"][c][0]] * 3 for c in CATS}
-    nbytes = {c: [setup["tables"][c][0].bytes_] * 3 for c in CATS}
-    point = solve_mixture(
-        build_problem(
-            {c: groups[c][0] for c in CATS},
-            tok.merge_list.merge_ids,
-            {c: b[0] for c, b in nbytes.items()},
-        )
-    )
-    return groups, nbytes, point
 
 
 def test_merge_blocks_resample_the_steps_the_solver_sees(setup: dict) -> None:

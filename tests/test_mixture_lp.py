@@ -4,6 +4,7 @@ pruning, per-step limits) vs plain constraint generation, and exact recovery wit
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,7 +26,9 @@ from tokmix.solvers.violations import find_violations
 CATS = ("books", "python", "rust")
 
 
-def _problem(tmp_path: Path, texts: dict[str, list[str]], train: list[str], n_merges: int):  # type: ignore[no-untyped-def]
+def _problem(
+    tmp_path: Path, texts: dict[str, list[str]], train: list[str], n_merges: int
+) -> MixtureProblem:
     tok = train_bytelevel_bpe(train, n_merges, tmp_path / "tok")
     tables = {c: count_words(t, tok.pretokenizer) for c, t in texts.items()}
     trajs = {c: replay_merges(dict(tables[c].counts), tok.merge_list) for c in texts}
@@ -33,23 +36,27 @@ def _problem(tmp_path: Path, texts: dict[str, list[str]], train: list[str], n_me
 
 
 # plain constraint generation, and the fast path's options at small sizes
-OPTIONS = [
+OPTIONS: list[dict[str, Any]] = [
     {"per_step": 3, "stride": 1, "prune": False, "max_rows": None},
     {"per_step": 3, "stride": 4, "prune": True},
     {"per_step": 1, "stride": 8, "prune": True, "max_rows": 10},
 ]
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_lazy_constraints_reach_the_full_lp_optimum(tmp_path: Path, seed: int) -> None:
-    rng = np.random.default_rng(seed)
+def _noisy_problem(tmp_path: Path, rng: np.random.Generator, n_merges: int) -> MixtureProblem:
+    """A tokenizer trained on a random mixture, attacker samples overlapping it in part."""
     docs = {c: sample_documents(c, 120_000) for c in CATS}
     weights = rng.dirichlet(np.ones(len(CATS)))
     train: list[str] = []
     for c, w in zip(CATS, weights, strict=True):
         train += docs[c][: max(1, int(w * len(docs[c])))]
     attacker = {c: sample_documents(c, 200_000)[len(docs[c]) // 2 :] for c in CATS}
-    problem = _problem(tmp_path, attacker, train, 60)
+    return _problem(tmp_path, attacker, train, n_merges)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lazy_constraints_reach_the_full_lp_optimum(tmp_path: Path, seed: int) -> None:
+    problem = _noisy_problem(tmp_path, np.random.default_rng(seed), 60)
     dense = solve_mixture_dense(problem)
     for options in OPTIONS:
         lazy = solve_mixture(problem, **options)
@@ -167,13 +174,7 @@ def test_step_weights_solve_the_lp_of_a_multiset_of_steps(tmp_path: Path, seed: 
     """A bootstrap over merges draws steps with repeats; the weighted LP must equal the LP
     with every drawn step's rows written out once per draw (and undrawn steps absent)."""
     rng = np.random.default_rng(seed)
-    docs = {c: sample_documents(c, 120_000) for c in CATS}
-    weights = rng.dirichlet(np.ones(len(CATS)))
-    train: list[str] = []
-    for c, w in zip(CATS, weights, strict=True):
-        train += docs[c][: max(1, int(w * len(docs[c])))]
-    attacker = {c: sample_documents(c, 200_000)[len(docs[c]) // 2 :] for c in CATS}
-    problem = _problem(tmp_path, attacker, train, 50)
+    problem = _noisy_problem(tmp_path, rng, 50)
     draw = rng.multinomial(problem.n_steps, np.ones(problem.n_steps) / problem.n_steps)
     expected = _dense_multiset_objective(problem, draw)
     for options in OPTIONS:
