@@ -157,3 +157,37 @@ def test_bad_interval_options_are_named(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["infer", str(DEMO), *cats, "--level", "1.5", "--out", str(tmp_path)]) == 2
     assert "--level" in capsys.readouterr().err
     assert not (tmp_path / "word_counts").exists()
+
+
+def test_default_estimator_is_the_noise_scaled_lp_and_paper_lp_is_reported(tmp_path: Path) -> None:
+    """The solve's default is the noise-scaled LP (solved here again from the committed
+    trajectories, the oracle); ``--estimator paper`` gives the paper's LP, whose shares the
+    default run also reports."""
+    from tokmix.solvers.mixture_lp import solve_mixture
+    from tokmix.solvers.noise_scaled_lp import solve_mixture_scaled
+    from tokmix.solvers.problem import build_problem
+
+    cats = [f"{n}={REPO / 'data' / 'samples' / f'{n}.jsonl.gz'}" for n in NAMES]
+    common = ["--max-bytes", str(MAX_BYTES), "-T", "300", "--groups", "0", "--json"]
+    docs = {}
+    for estimator in ("scaled", "paper"):
+        out = str(tmp_path / estimator)
+        args = ["infer", str(DEMO), *[a for c in cats for a in ("--category", c)], *common]
+        assert main([*args, "--estimator", estimator, "--out", out]) == 0
+        docs[estimator] = json.loads((tmp_path / estimator / "mixtures" / "demo.json").read_text())
+    trajs, merge_ids, nbytes = read_trajectories(str(tmp_path / "scaled"), "demo")
+    problem = build_problem(trajs, merge_ids, nbytes)
+    paper = solve_mixture(problem)
+    scaled = solve_mixture_scaled(problem, reference_alpha=paper.alpha)
+
+    default = docs["scaled"]
+    assert default["diagnostics"]["estimator"] == "scaled"
+    shares = {r["name"]: r["byte_share"] for r in default["categories"]}
+    want = dict(zip(scaled.categories, scaled.byte_share, strict=True))
+    assert shares == pytest.approx(want, abs=1e-9)
+    paper_doc = {r["name"]: r["byte_share"] for r in docs["paper"]["categories"]}
+    want = dict(zip(paper.categories, paper.byte_share, strict=True))
+    assert paper_doc == pytest.approx(want, abs=1e-9)
+    assert default["diagnostics"]["paper_lp"]["byte_share"] == pytest.approx(paper_doc, abs=1e-12)
+    assert shares != pytest.approx(paper_doc, abs=1e-6)  # the two estimators differ here
+    assert "paper_lp" not in docs["paper"]["diagnostics"]

@@ -184,3 +184,30 @@ def test_step_weights_solve_the_lp_of_a_multiset_of_steps(tmp_path: Path, seed: 
     assert ones.objective == pytest.approx(solve_mixture(problem).objective, rel=1e-9)
     with pytest.raises(SolverError, match="step_weight"):
         solve_mixture(problem, step_weight=-np.ones(problem.n_steps))
+
+
+def test_slack_prices_match_the_dense_lp_with_those_costs(tmp_path: Path) -> None:
+    """``step_weight`` and ``pair_weight`` price the slack columns (the noise-scaled LP's
+    objective): the lazy solve must equal the dense LP written with the same costs."""
+    from scipy.optimize import linprog
+    from scipy.sparse import coo_matrix, hstack
+
+    rng = np.random.default_rng(3)
+    problem = _noisy_problem(tmp_path, rng, 50)
+    step_cost = rng.uniform(0.2, 5.0, problem.n_steps)
+    pair_cost = rng.uniform(0.2, 5.0, problem.n_pairs)
+    steps, pairs, coefs = all_constraints(problem, frequency_scale(problem))
+    m, n = len(steps), problem.n_categories
+    v_t = coo_matrix((np.ones(m), (np.arange(m), steps)), shape=(m, problem.n_steps))
+    v_p = coo_matrix((np.ones(m), (np.arange(m), pairs)), shape=(m, problem.n_pairs))
+    a_ub = -hstack([coo_matrix(coefs), v_t, v_p]).tocsr()
+    cost = np.concatenate([np.zeros(n), step_cost, pair_cost])
+    a_eq = np.concatenate([np.ones(n), np.zeros(problem.n_steps + problem.n_pairs)])[None, :]
+    bounds = [(0, 1)] * n + [(0, None)] * (problem.n_steps + problem.n_pairs)
+    dense = linprog(cost, A_ub=a_ub, b_ub=np.zeros(m), A_eq=a_eq, b_eq=[1.0], bounds=bounds)
+    assert dense.status == 0, dense.message
+    for options in OPTIONS:
+        got = solve_mixture(problem, step_weight=step_cost, pair_weight=pair_cost, **options)
+        assert got.objective == pytest.approx(dense.fun, rel=1e-6, abs=1e-9), options
+    with pytest.raises(SolverError, match="pair_weight"):
+        solve_mixture(problem, pair_weight=np.zeros(problem.n_pairs))
