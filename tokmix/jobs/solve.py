@@ -96,9 +96,9 @@ def run_solve(
     ``scaled_power``, and :func:`solve_mixture`'s own options. The paper's LP is always solved
     (the scaled LP prices its slack from that α) and reported beside the estimate.
 
-    With ``bootstrap`` (``replicates``, ``level``, ``seed``) and committed per-group
-    trajectories (a ``tokmix run`` with bootstrap groups), every byte share gets a
-    document-group bootstrap interval (tokmix.solvers.bootstrap); ``map_fn`` runs the
+    With ``bootstrap`` (``replicates``, ``level``, ``seed``, ``merge_block``) and committed
+    per-group trajectories (a run with bootstrap groups), every byte share gets a bootstrap
+    interval over document groups and merge blocks (tokmix.solvers.bootstrap); ``map_fn`` runs the
     replicates (a Ray job passes a parallel one). Returns the JSON document.
     """
     trajs, merge_ids, bytes_ = read_trajectories(out, tokenizer)
@@ -106,15 +106,17 @@ def run_solve(
     options = dict(solver_options)
     estimator = options.pop("estimator", "scaled")
     power = options.pop("scaled_power", DEFAULT_POWER)
+    if estimator not in ("scaled", "paper"):
+        raise SolverError(f"unknown estimator {estimator!r}: use 'scaled' or 'paper'")
     paper = solve_mixture(problem, **options)
-    solve: Any = functools.partial(solve_mixture, **options)
-    if estimator == "scaled":
+    solve: Any
+    if estimator == "paper":
+        solve, sol = functools.partial(solve_mixture, **options), paper
+    else:
         solve = functools.partial(
             solve_mixture_scaled, reference_alpha=paper.alpha, power=power, **options
         )
-    elif estimator != "paper":
-        raise SolverError(f"unknown estimator {estimator!r}: use 'scaled' or 'paper'")
-    sol = solve(problem) if estimator == "scaled" else paper
+        sol = solve(problem)
     groups = read_group_trajectories(out, tokenizer) if bootstrap else None
     interval = None
     if groups is not None and bootstrap is not None:
