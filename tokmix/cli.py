@@ -346,8 +346,8 @@ def _cmd_infer(args: argparse.Namespace) -> None:
 
 
 def _cmd_count(args: argparse.Namespace) -> None:
-    from tokmix.bpe.loaders import load_tokenizer
     from tokmix.jobs.count import run_count
+    from tokmix.jobs.tokenizers import load_tokenizer
 
     tok = load_tokenizer(args.tokenizer, pretokenizer=args.pretokenizer)
     tables = run_count(
@@ -363,9 +363,9 @@ def _cmd_count(args: argparse.Namespace) -> None:
 
 
 def _cmd_replay(args: argparse.Namespace) -> None:
-    from tokmix.bpe.loaders import load_tokenizer
     from tokmix.jobs.count import read_group_word_tables, read_word_tables
     from tokmix.jobs.replay import run_replay
+    from tokmix.jobs.tokenizers import load_tokenizer
 
     tok = load_tokenizer(args.tokenizer, pretokenizer=args.pretokenizer)
     first, last = parse_merge_range(args.merge_range, args.merges, tok.n_merges)

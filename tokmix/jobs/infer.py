@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tokmix.bpe.loaders import load_tokenizer
 from tokmix.jobs.count import run_count_groups
 from tokmix.jobs.replay import run_replay
 from tokmix.jobs.solve import bootstrap_options, run_solve
 from tokmix.jobs.spec import CategorySpec, SampleOptions, parse_merge_range
+from tokmix.jobs.tokenizers import load_tokenizer
 from tokmix.schemas.run_spec import BootstrapOptions
 
 

@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
-from tokmix.bpe.loaders import load_tokenizer
 from tokmix.bpe.merges import MergeList
 from tokmix.bpe.replay import PairTrajectory, replay_merges
 from tokmix.bpe.tokenizer import LoadedTokenizer
@@ -44,6 +43,7 @@ from tokmix.jobs.replay import (
     trajectories_name,
 )
 from tokmix.jobs.runtime import Log, Progress, wait_all
+from tokmix.jobs.tokenizers import load_tokenizer
 from tokmix.schemas import (
     CORPUS_STATS,
     SAMPLE_GROUPS,

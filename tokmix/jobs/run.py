@@ -22,7 +22,6 @@ from typing import Any
 import ray
 
 from tokmix import __version__
-from tokmix.bpe.loaders import load_tokenizer
 from tokmix.bpe.pretokenizers import Pretokenizer
 from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.cli import add_run_arguments
@@ -44,6 +43,7 @@ from tokmix.jobs.spec import CategorySpec, SampleOptions, parse_merge_range
 from tokmix.jobs.stats import DATASETS as STATS_DATASETS
 from tokmix.jobs.stats import dataset_name as stats_dataset_name
 from tokmix.jobs.stats import read_token_stats, stats_inputs, write_stats
+from tokmix.jobs.tokenizers import load_tokenizer
 from tokmix.schemas import MIXTURES
 from tokmix.schemas.run_spec import RunSpec, load_run_spec
 

@@ -26,13 +26,13 @@ from tokmix.analytics.token_stats import (
     word_junctions,
     worth_splitting,
 )
-from tokmix.bpe.loaders import load_tokenizer
 from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.bpe.words import WordTable
 from tokmix.errors import TokmixError
 from tokmix.io.datasets import is_committed, read_dataset, write_dataset
 from tokmix.jobs.count import count_inputs, run_count
 from tokmix.jobs.spec import CategorySpec, SampleOptions
+from tokmix.jobs.tokenizers import load_tokenizer
 from tokmix.schemas import TOKEN_FREQUENCIES, TOKEN_STATS, UNDERTRAINED
 
 STATS_VERSION = "1"
