@@ -85,7 +85,11 @@ class FaultyS3Proxy:
                 for name, value in headers:
                     if name.lower() not in ("transfer-encoding", "connection", "content-length"):
                         self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
+                if self.command == "HEAD":  # a HEAD reply states the object's length, sends none
+                    length_header = [v for k, v in headers if k.lower() == "content-length"]
+                    self.send_header("Content-Length", length_header[0] if length_header else "0")
+                else:
+                    self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
