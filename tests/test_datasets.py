@@ -342,3 +342,29 @@ def test_a_failed_rewrite_leaves_the_dataset_uncommitted(tmp_path: Path) -> None
     assert not is_committed(root, "word_counts", HASHES)
     with pytest.raises(DatasetError, match="not a committed dataset"):
         read_dataset(root, "word_counts", WORD_COUNTS)
+
+
+def test_a_dataset_recommitted_while_read_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another run commits new data between the manifest read and the file reads: the reader
+    refuses rather than return rows that the digest it reports does not describe."""
+    import tokmix.io.datasets as datasets
+
+    root = str(tmp_path)
+    write_words(root)
+    first = datasets.digest_of(read_dataset(root, "word_counts", WORD_COUNTS))
+    real = datasets._read_fragment
+    calls = []
+
+    def racing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if not calls:
+            write_words(root, word_counts(["python"], words=5))
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(datasets, "_read_fragment", racing)
+    with pytest.raises(DatasetError, match="changed while it was being read"):
+        read_dataset(root, "word_counts", WORD_COUNTS)
+    monkeypatch.setattr(datasets, "_read_fragment", real)
+    assert datasets.digest_of(read_dataset(root, "word_counts", WORD_COUNTS)) != first

@@ -55,6 +55,8 @@ from tokmix.schemas import (
 )
 
 MANIFEST = "_SUCCESS"
+DIGEST_KEY = b"tokmix.manifest_digest"
+"""Metadata key of a read table: the digest of the manifest it was read under."""
 PREVIOUS = "_PREVIOUS"
 """Files that earlier manifests of an uncommitted dataset named: what its commit may delete."""
 MANIFEST_FORMAT = 1
@@ -431,7 +433,22 @@ def read_dataset(
         for fragment in fragments
     ]
     table = pa.concat_tables(tables) if tables else schema.empty_table()
+    after = _load_manifest(fs, base)
+    if after is None or content_digest(after) != content_digest(manifest):
+        raise DatasetError(
+            f"{where} changed while it was being read (another run is writing this output "
+            "root?); re-run when that run is done"
+        )
     return table.replace_schema_metadata(_result_metadata(schema, manifest))
+
+
+def digest_of(table: pa.Table) -> str:
+    """The :func:`content_digest` of the committed dataset ``table`` was read from (by
+    :func:`read_dataset`): what a later stage records as the input it actually used."""
+    meta = table.schema.metadata or {}
+    if DIGEST_KEY not in meta:
+        raise ValueError("this table was not read by tokmix.io.datasets.read_dataset")
+    return meta[DIGEST_KEY].decode()
 
 
 def _manifest_schema(manifest: dict[str, Any]) -> pa.Schema:
@@ -497,4 +514,5 @@ def _read_fragment(
 def _result_metadata(schema: pa.Schema, manifest: dict[str, Any]) -> dict[bytes, bytes]:
     meta = dict(schema.metadata or {})
     meta[PROVENANCE_KEY] = json.dumps(manifest.get("provenance", {}), sort_keys=True).encode()
+    meta[DIGEST_KEY] = content_digest(manifest).encode()
     return meta
