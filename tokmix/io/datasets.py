@@ -428,18 +428,28 @@ def read_dataset(
     fragments = (
         dataset.get_fragments() if expression is None else dataset.get_fragments(filter=expression)
     )
-    tables = [
-        _read_fragment(fragment, schema, expression, to_url(fs, fragment.path), manifest)
-        for fragment in fragments
-    ]
+    try:
+        tables = [
+            _read_fragment(fragment, schema, expression, to_url(fs, fragment.path), manifest)
+            for fragment in fragments
+        ]
+    except DatasetError:
+        _check_unchanged(fs, base, manifest, where)  # a file gone because it was recommitted
+        raise
+    _check_unchanged(fs, base, manifest, where)
     table = pa.concat_tables(tables) if tables else schema.empty_table()
+    return table.replace_schema_metadata(_result_metadata(schema, manifest))
+
+
+def _check_unchanged(
+    fs: fsspec.AbstractFileSystem, base: str, manifest: dict[str, Any], where: str
+) -> None:
     after = _load_manifest(fs, base)
     if after is None or content_digest(after) != content_digest(manifest):
         raise DatasetError(
             f"{where} changed while it was being read (another run is writing this output "
             "root?); re-run when that run is done"
         )
-    return table.replace_schema_metadata(_result_metadata(schema, manifest))
 
 
 def digest_of(table: pa.Table) -> str:
