@@ -14,6 +14,7 @@ import pyarrow as pa
 from tokmix.bpe.pretokenizers import Pretokenizer
 from tokmix.bpe.words import WordTable
 from tokmix.errors import DatasetError
+from tokmix.io import catalog
 from tokmix.io.corpus import read_category_groups
 from tokmix.io.datasets import is_committed, read_dataset, read_manifest, write_dataset
 from tokmix.io.fs import expand, filesystem_for
@@ -26,19 +27,19 @@ left out, as the Ray count leaves them out)."""
 
 
 def word_counts_name(pretokenizer: Pretokenizer) -> str:
-    return f"word_counts/pretokenizer={pretokenizer.key}"
+    return catalog.WORD_COUNTS.name(pretokenizer.key)
 
 
 def corpus_stats_name(pretokenizer: Pretokenizer) -> str:
-    return f"corpus_stats/pretokenizer={pretokenizer.key}"
+    return catalog.CORPUS_STATS.name(pretokenizer.key)
 
 
 def group_word_counts_name(pretokenizer: Pretokenizer) -> str:
-    return f"group_word_counts/pretokenizer={pretokenizer.key}"
+    return catalog.GROUP_WORD_COUNTS.name(pretokenizer.key)
 
 
 def sample_groups_name(pretokenizer: Pretokenizer) -> str:
-    return f"sample_groups/pretokenizer={pretokenizer.key}"
+    return catalog.SAMPLE_GROUPS.name(pretokenizer.key)
 
 
 def corpus_fingerprint(categories: list[CategorySpec]) -> str:
@@ -107,7 +108,7 @@ def run_count(
     categories: list[CategorySpec],
     pretokenizer: Pretokenizer,
     out: str,
-    options: SampleOptions,
+    options: SampleOptions | dict[str, SampleOptions],
     *,
     groups: int = 1,
     force: bool = False,
@@ -122,7 +123,7 @@ def run_count_groups(
     categories: list[CategorySpec],
     pretokenizer: Pretokenizer,
     out: str,
-    options: SampleOptions,
+    options: SampleOptions | dict[str, SampleOptions],
     *,
     groups: int = 1,
     force: bool = False,
@@ -147,7 +148,8 @@ def run_count_groups(
         return tables, read_group_word_tables(out, pretokenizer) if groups > 1 else None
     tables, grouped = {}, {}
     for spec in categories:
-        tables[spec.name], grouped[spec.name] = count_category(spec, pretokenizer, options, groups)
+        sample = options[spec.name] if isinstance(options, dict) else options
+        tables[spec.name], grouped[spec.name] = count_category(spec, pretokenizer, sample, groups)
     provenance = {"stage": "count", "pretokenizer": pretokenizer.key, **inputs}
     commit = {"provenance": provenance, "input_hashes": inputs}
     write_dataset(
