@@ -1,4 +1,4 @@
-"""LP benchmark: the mixture LP's fast path vs plain constraint generation (DESIGN §9).
+"""LP benchmark: the mixture LP's fast path vs plain constraint generation (ARCHITECTURE.md §9).
 
     python -m benchmarks.lp [--case demo|cl100k|many30|many30x20k ...] [--cache DIR] [--no-peer]
 

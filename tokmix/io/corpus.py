@@ -1,4 +1,4 @@
-"""Reading corpus documents: the one place tokmix touches raw text (DESIGN §3).
+"""Reading corpus documents: the one place tokmix touches raw text (ARCHITECTURE.md §3).
 
 Formats, chosen by file suffix, each plain or compressed (``.gz``, ``.zst`` / ``.zstd``,
 decompressed as a stream by pyarrow):

@@ -1,6 +1,9 @@
-"""Stage 1: corpus -> word tables (DESIGN §3). The only stage that reads the corpus.
+"""Corpus -> word tables, sequentially: the reference the count stage is tested against.
 
-Run alone: ``python -m tokmix.jobs.count`` (see ``tokmix count --help``).
+The count stage (:mod:`tokmix.jobs.count_ray`, on either executor) shards the corpus; this
+module counts each category as one stream of documents, in order (ARCHITECTURE.md §3), and
+commits the same datasets with the same input hashes. It also holds what both share: dataset
+names, the input digest of a count and the readers of committed word tables.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Stage 1, sharded: shard the corpus, count each shard, reduce by word hash (DESIGN §3).
+"""Stage 1, sharded: shard the corpus, count each shard, reduce by word hash (ARCHITECTURE.md §3).
 
 The tasks run on an executor (:mod:`tokmix.jobs.executors`): on Ray for ``tokmix run``, in
 this process for ``tokmix infer`` and ``tokmix count``; the same tasks, the same files.

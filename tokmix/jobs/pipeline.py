@@ -1,4 +1,4 @@
-"""The pipeline: one stage order, run by one loop, on either executor (DESIGN §1).
+"""The pipeline: one stage order, run by one loop, on either executor (ARCHITECTURE.md §1).
 
     corpus --count--> word tables --replay--> trajectories --solve--> mixtures
                            '--stats--> token statistics

@@ -1,4 +1,11 @@
-"""Stage 2: word tables -> pair-count trajectories, per tokenizer and category (DESIGN §4)."""
+"""Word tables -> pair-count trajectories in memory: the reference the replay stage is tested
+against (ARCHITECTURE.md §4).
+
+The replay stage (:mod:`tokmix.jobs.replay_ray`, on either executor) replays committed word-count
+files one task each and sums; :func:`run_replay` replays whole in-memory tables. Both commit
+through :func:`commit_replay` with the same input digest (:func:`replay_inputs`), and this
+module holds the readers of committed trajectories.
+"""
 
 from __future__ import annotations
 

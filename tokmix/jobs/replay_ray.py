@@ -1,4 +1,4 @@
-"""Stage 2, sharded: replay a tokenizer's merges over word-table shards (DESIGN §4).
+"""Stage 2, sharded: replay a tokenizer's merges over word-table shards (ARCHITECTURE.md §4).
 
 The tasks run on an executor (:mod:`tokmix.jobs.executors`): Ray for ``tokmix run``, this
 process for ``tokmix infer`` and ``tokmix replay``.

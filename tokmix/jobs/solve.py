@@ -1,4 +1,4 @@
-"""Stage 3: trajectories -> the inferred mixture (DESIGN §5), as Parquet and JSON."""
+"""Stage 3: trajectories -> the inferred mixture (ARCHITECTURE.md §5), as Parquet and JSON."""
 
 from __future__ import annotations
 

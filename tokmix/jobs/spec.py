@@ -34,7 +34,8 @@ class CategorySpec:
 
 @dataclass(frozen=True)
 class SampleOptions:
-    """How a category's sample is drawn (DESIGN §3): whole documents up to a byte budget."""
+    """How a category's sample is drawn (ARCHITECTURE.md §3): whole documents up to a byte
+    budget."""
 
     max_bytes: int | None = None
     seed: int | None = None

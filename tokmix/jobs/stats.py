@@ -1,4 +1,5 @@
-"""Token statistics of several tokenizers side by side (DESIGN §6), branching off word tables.
+"""Token statistics of several tokenizers side by side (ARCHITECTURE.md §6), branching off word
+tables.
 
 Tokenizers that share a pre-tokenizer share one word table per category (one
 ``word_counts/pretokenizer=KEY`` dataset, the corpus read once per family); each tokenizer

@@ -93,7 +93,7 @@ class SolverOptions(_Strict):
 
 
 class BootstrapOptions(_Strict):
-    """Intervals by resampling document groups (DESIGN §5): each category's documents fall
+    """Intervals by resampling document groups (ARCHITECTURE.md §5): each category's documents fall
     into ``groups`` groups by a hash of their text; a replicate redraws groups with
     replacement — and blocks of ``merge_block`` consecutive merges, for the noise the
     tokenizer's own training text put in its merges (0: documents only) — and re-solves.
