@@ -30,7 +30,7 @@ from tokmix.bpe.loaders import load_tokenizer
 from tokmix.bpe.replay import replay_merges
 from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.bpe.words import WordTable, count_words
-from tokmix.io.corpus import read_category
+from tokmix.jobs.count import read_category
 from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
 from tokmix.solvers.problem import MixtureProblem, build_problem
 

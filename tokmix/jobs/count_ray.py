@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from tokmix.bpe.pretokenizers import Pretokenizer
 from tokmix.errors import CorpusReadError
 from tokmix.io import catalog
-from tokmix.io.corpus import _no_text_message, count_documents
+from tokmix.io.corpus import no_text_message
 from tokmix.io.datasets import (
     begin_dataset,
     commit_dataset,
@@ -49,6 +49,7 @@ from tokmix.io.fs import ensure_parent, filesystem_for, join, write_bytes_atomic
 from tokmix.io.shards import ShardSample, plan_shards, sample_plan, shard_documents
 from tokmix.jobs.count import (
     corpus_stats_name,
+    count_documents,
     count_inputs,
     group_word_counts_name,
     sample_groups_name,
@@ -295,7 +296,7 @@ def run_count_ray(
     for spec in categories:
         if not plans[spec.name]:
             opt = options[spec.name]
-            raise CorpusReadError(_no_text_message(spec.path, 0, opt.max_bytes, opt.skip_documents))
+            raise CorpusReadError(no_text_message(spec.path, 0, opt.max_bytes, opt.skip_documents))
 
     provenance = {"stage": "count", "pretokenizer": pretokenizer.key, **inputs}
     for name, _schema in datasets:
@@ -326,7 +327,7 @@ def run_count_ray(
             opt = options[spec.name]
             documents = totals[spec.name]["documents"]
             raise CorpusReadError(
-                _no_text_message(spec.path, documents, opt.max_bytes, opt.skip_documents)
+                no_text_message(spec.path, documents, opt.max_bytes, opt.skip_documents)
             )
     reduced = executor.map(
         _reduce_partition,
