@@ -25,6 +25,7 @@ import posixpath
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -51,7 +52,7 @@ def claim_root(root_url: str, *, force: bool = False) -> None:
         raise OutputRootError(f"output root {root_url} is a file; give a folder (new or tokmix's)")
     if fs.exists(marker):
         return
-    if _holds_anything(fs, path) and not force:
+    if _holds_anything(fs, path) and not force and not _written_by_tokmix(fs, path):
         raise OutputRootError(
             f"output root {root_url} is not empty and was not written by tokmix (no {MARKER}); "
             "choose a new or empty folder, or pass --force to adopt it (tokmix then removes "
@@ -59,6 +60,19 @@ def claim_root(root_url: str, *, force: bool = False) -> None:
         )
     body = {"tokmix_root": 1, "created": _now()}
     write_bytes_atomic(fs, marker, json.dumps(body, sort_keys=True).encode())
+
+
+def _written_by_tokmix(fs: fsspec.AbstractFileSystem, path: str) -> bool:
+    """A root from before roots were marked: it holds a tokmix dataset manifest."""
+    for pattern in ("*/_SUCCESS", "*/*/_SUCCESS"):
+        for manifest in fs.glob(posixpath.join(path, pattern))[:20]:
+            try:
+                doc = json.loads(fs.cat_file(manifest))
+            except (OSError, ValueError):
+                continue
+            if isinstance(doc, dict) and doc.get("format") == 1 and "dataset" in doc:
+                return True
+    return False
 
 
 def _holds_anything(fs: fsspec.AbstractFileSystem, path: str) -> bool:
@@ -79,6 +93,7 @@ class RootLease:
         self.fs, root = filesystem_for(root_url)
         self.path = posixpath.join(root, LOCK)
         self.broken: dict[str, Any] | None = None
+        self.token = uuid.uuid4().hex
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
 
@@ -91,6 +106,7 @@ class RootLease:
 
     def _body(self) -> bytes:
         info = {
+            "token": self.token,
             "run_id": self.run_id,
             "host": socket.gethostname(),
             "pid": os.getpid(),
@@ -139,11 +155,7 @@ class RootLease:
         return holder
 
     def _is_ours(self, holder: dict[str, Any]) -> bool:
-        return (holder.get("run_id"), holder.get("host"), holder.get("pid")) == (
-            self.run_id,
-            socket.gethostname(),
-            os.getpid(),
-        )
+        return holder.get("token") == self.token
 
     def _is_stale(self, holder: dict[str, Any]) -> bool:
         if holder.get("host") == socket.gethostname() and not _pid_alive(holder.get("pid")):
@@ -166,7 +178,7 @@ class RootLease:
             self._renewer.join()
             self._renewer = None
         holder = self._holder()
-        if holder is not None and holder.get("run_id") == self.run_id:
+        if holder is not None and self._is_ours(holder):
             with contextlib.suppress(FileNotFoundError):
                 self.fs.rm_file(self.path)
 
