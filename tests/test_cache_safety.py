@@ -162,3 +162,22 @@ def test_out_naming_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err
     assert "Traceback" not in err and str(target) in err
     assert target.read_text() == "{}"
+
+
+def test_report_flags_datasets_no_single_run_produced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Word tables recounted from another corpus after the solve: the report says the
+    trajectories and the mixture no longer follow from what the root holds."""
+    out = tmp_path / "out"
+    _infer(out, _corpus(tmp_path / "corpus"), capsys)
+    assert main(["report", str(out)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    other = _corpus(tmp_path / "other", ("books", "legal"))
+    assert main(["count", str(DEMO_TOKENIZER), *other, "--out", str(out), "--groups", "1"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "trajectories of demo were replayed from word tables this root no longer holds" in err
+    page = (out / "report" / "index.html").read_text()
+    assert "do not come from one set of inputs" in page

@@ -476,7 +476,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
 def _cmd_report(args: argparse.Namespace) -> None:
     from tokmix.jobs.report import run_report
 
-    print(run_report(args.run_dir, args.out))
+    print(run_report(args.run_dir, args.out, warn=_log))
 
 
 def _cmd_stats(args: argparse.Namespace) -> None:
