@@ -181,3 +181,16 @@ def test_report_flags_datasets_no_single_run_produced(
     assert "trajectories of demo were replayed from word tables this root no longer holds" in err
     page = (out / "report" / "index.html").read_text()
     assert "do not come from one set of inputs" in page
+
+
+def test_invalid_utf8_is_reported_per_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cats = _corpus(tmp_path / "corpus", ("books", "python"))
+    broken = tmp_path / "broken.txt"
+    text = gzip.decompress((SAMPLES / "rust.jsonl.gz").read_bytes())[:20000]
+    broken.write_bytes(b'fn main() {}\n\nlet s = "\xff\xfe";\n\n' + text.replace(b"\\n", b"\n"))
+    doc = _infer(tmp_path / "out", [*cats, "--category", f"rust={broken}"], capsys)
+    assert "warning: category rust: 1 document(s) in" in doc["_log"]
+    assert str(broken) in doc["_log"] and "invalid UTF-8" in doc["_log"]
+    assert "category books" not in doc["_log"].split("invalid UTF-8")[0].split("\n")[-1]
