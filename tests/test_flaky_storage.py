@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -91,7 +92,8 @@ def test_ray_job_on_flaky_s3_equals_the_local_run(
             "--",
             "python",
             "-m",
-            "tokmix.jobs.run",
+            "tokmix",
+            "run",
             str(spec),
         ],
         env=ray_cluster.env,
@@ -108,3 +110,61 @@ def test_ray_job_on_flaky_s3_equals_the_local_run(
     got = json.loads(fs.cat_file(path))
     for a, b in zip(oracle["categories"], got["categories"], strict=True):
         assert a["name"] == b["name"] and abs(a["byte_share"] - b["byte_share"]) < 1e-6
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_two_runs_into_one_s3_root_never_mix(
+    ray_cluster: LocalRayCluster,
+    upload_to_s3: Callable[[Path, str], list[str]],
+    s3_root: str,
+    tmp_path: Path,
+) -> None:
+    """Two drivers on the cluster, one S3 output root, different corpora: while the first
+    holds the root's lease the second fails at once, naming it; the first's result is its own,
+    and the root stays consistent."""
+    import time
+
+    from tokmix.io.consistency import root_inconsistencies
+    from tokmix.io.root import LOCK
+
+    local = _local_corpus(tmp_path / "corpus")
+    _infer_locally(local, tmp_path / "oracle", merges=400)
+    upload_to_s3(tmp_path / "corpus", f"{s3_root}/corpus")
+    cats = {n: f"{s3_root}/corpus/{p.name}" for n, p in local.items()}
+    other = {"books": cats["books"], "python": cats["python"]}
+    out = f"{s3_root}/out"
+    first_spec = _write_spec(tmp_path / "first.yaml", out, cats, 400)
+    second_spec = _write_spec(tmp_path / "second.yaml", out, other, 400)
+    second_spec.write_text(second_spec.read_text().replace("cluster-test", "second-run"))
+    env = {**ray_cluster.env, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "tokmix", "run"]
+    first = subprocess.Popen(
+        [*command, str(first_spec)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    fs, root = filesystem_for(out)
+    deadline = time.monotonic() + 300
+    while not fs.exists(f"{root}/{LOCK}"):
+        assert first.poll() is None, first.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the first run never took the lease"
+        time.sleep(0.05)
+    second = subprocess.run(
+        [*command, str(second_spec)],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    _, first_err = first.communicate(timeout=900)
+    assert first.returncode == 0, first_err[-3000:]
+    assert second.returncode != 0
+    assert "in use by run 'cluster-test'" in second.stderr and "Traceback" not in second.stderr
+    _assert_same_results(str(tmp_path / "oracle"), out)
+    assert root_inconsistencies(out) == []
+    assert not fs.exists(f"{root}/{LOCK}")
