@@ -167,4 +167,10 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         rows = sorted(doc["categories"], key=lambda r: -r["byte_share"])
         shares = ", ".join(f"{r['name']} {r['byte_share']:.1%}" for r in rows)
         lines.append(f"  {name}: {shares}")
+    for row in summary.get("token_stats", []):
+        lines.append(
+            f"  stats {row['tokenizer']} {row['category']}: "
+            f"{row['bytes'] / (row['tokens'] or 1):.2f} bytes/token, "
+            f"vocabulary use {row['tokens_used'] / max(row['vocab_size'], 1):.1%}"
+        )
     return lines
