@@ -182,3 +182,11 @@ def test_fetched_copy_is_verified_before_use(
     first.write_bytes(b'{"model": "planted"}')
     again = Path(local_copy(url))
     assert again == first and again.read_bytes() == b'{"model": "the real one"}'
+
+
+def test_owned_root_is_reentrant_in_one_process(tmp_path: Path) -> None:
+    root = str(tmp_path / "run")
+    with owned_root(root, "verb") as outer, owned_root(root + "/", "stages") as inner:
+        assert inner is outer
+        assert (tmp_path / "run" / LOCK).exists()
+    assert not (tmp_path / "run" / LOCK).exists()

@@ -183,12 +183,25 @@ class RootLease:
                 self.fs.rm_file(self.path)
 
 
+_HELD: dict[str, RootLease] = {}
+"""Leases this process holds, by root: a stage verb that runs stages holds its root once."""
+
+
 @contextlib.contextmanager
 def owned_root(root_url: str, run_id: str, *, force: bool = False) -> Iterator[RootLease]:
-    """Claim ``root_url`` and hold its lease for the duration of a run."""
+    """Claim ``root_url`` and hold its lease for the duration of a run (re-entrant within a
+    process)."""
+    key = root_url.rstrip("/")
+    if key in _HELD:
+        yield _HELD[key]
+        return
     claim_root(root_url, force=force)
     with RootLease(root_url, run_id) as lease:
-        yield lease
+        _HELD[key] = lease
+        try:
+            yield lease
+        finally:
+            del _HELD[key]
 
 
 def _create_exclusive(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> bool:
