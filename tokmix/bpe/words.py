@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from tokmix.bpe import long_text
 from tokmix.bpe.pretokenizers import Pretokenizer
 
 
@@ -31,14 +32,15 @@ class WordTable:
 
     def add_text(self, text: str, pretokenizer: Pretokenizer) -> None:
         """Count one document's pre-tokens (each distinct piece is encoded once)."""
-        pieces = pretokenizer.split(text)
         counts = self.counts
-        for piece, n in Counter(pieces).items():
-            counts[piece.encode("utf-8")] += n
+        for part in long_text.pieces(text, pretokenizer):  # a long document, in bounded memory
+            pretokens = pretokenizer.split(part)
+            for piece, n in Counter(pretokens).items():
+                counts[piece.encode("utf-8")] += n
+            self.pretokens += len(pretokens)
         self.documents += 1
         self.bytes_ += len(text.encode("utf-8", errors="surrogatepass"))
         self.chars += len(text)
-        self.pretokens += len(pieces)
 
     def __add__(self, other: WordTable) -> WordTable:
         counts = Counter(self.counts)

@@ -43,7 +43,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tokmix.errors import CorpusReadError
-from tokmix.io.fs import common_root, describe_missing, expand, filesystem_for, relative_to
+from tokmix.io.fs import (
+    common_root,
+    describe_missing,
+    expand,
+    filesystem_for,
+    is_local,
+    relative_to,
+)
 
 TxtMode = Literal["file", "line", "paragraph"]
 OnInvalidUtf8 = Literal["replace", "error"]
@@ -223,11 +230,11 @@ def _format_documents(
         return
     with _open_binary(url, codec) as stream:
         if suffix in JSON_SUFFIXES:
-            yield from jsonl_documents(_numbered_lines(stream), url, text_field, on_invalid)
+            yield from jsonl_documents(_numbered_lines(stream, url), url, text_field, on_invalid)
         elif txt_mode == "file":
             yield from _whole_file_document(stream, url, on_invalid)
         else:
-            lines = _numbered_lines(stream)
+            lines = _numbered_lines(stream, url)
             yield from txt_documents(lines, url, txt_mode == "paragraph", on_invalid)
 
 
@@ -248,10 +255,16 @@ def _open_binary(url: str, codec: str | None) -> Iterator[IO[bytes]]:
     fs, path = filesystem_for(url)
     with fs.open(path, "rb") as raw:
         if codec is None:
-            yield raw
+            yield line_reader(raw, is_local(fs))
             return
         with pa.CompressedInputStream(raw, codec) as decompressed:
             yield io.BufferedReader(decompressed, buffer_size=_READ_CHUNK)
+
+
+def line_reader(stream: IO[bytes], local: bool) -> IO[bytes]:
+    """``stream`` with ``readline(size)``: fsspec's remote files read a whole line at a time
+    (no size), which :func:`read_line` must not let them do."""
+    return stream if local else io.BufferedReader(stream, buffer_size=_READ_CHUNK)  # type: ignore[type-var]
 
 
 def _decode(raw: bytes, on_invalid: OnInvalidUtf8, where: Callable[[int], str]) -> tuple[str, bool]:
@@ -292,13 +305,42 @@ Lines = Iterator[tuple[int | None, int, bytes]]
 """``(line number from 1 or None when unknown, byte offset, line with its terminator)``."""
 
 
-def _numbered_lines(stream: IO[bytes]) -> Lines:
+MAX_LINE_BYTES = 256 * 2**20
+"""Longest line (a JSON-lines document, a ``.txt`` line or paragraph line) read. A longer one
+is refused before it is held in memory whole: counting a document costs a few times its size,
+so this bounds a count task's memory whatever the input."""
+
+
+def read_line(readline: Callable[[int], bytes], url: str, offset: int) -> bytes:
+    """The next line (with its terminator; empty at the end), refused past
+    :data:`MAX_LINE_BYTES` with a message naming the file and the line's byte offset."""
+    line = readline(MAX_LINE_BYTES + 1)
+    if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+        raise CorpusReadError(
+            f"{url}: the line at byte {offset} is longer than {MAX_LINE_BYTES:,} bytes; tokmix "
+            "counts documents of up to that size (split the document into several lines)"
+        )
+    return line
+
+
+def skip_line(readline: Callable[[int], bytes]) -> int:
+    """Skip to the next line start in bounded pieces; the bytes skipped."""
+    skipped = 0
+    while True:
+        piece = readline(1 << 20)
+        skipped += len(piece)
+        if not piece or piece.endswith(b"\n"):
+            return skipped
+
+
+def _numbered_lines(stream: IO[bytes], url: str) -> Lines:
     """The lines of a whole stream; a leading BOM dropped."""
-    offset = 0
-    for number, line in enumerate(stream, start=1):
+    offset, number = 0, 1
+    while line := read_line(stream.readline, url, offset):
         body = line.removeprefix(BOM) if number == 1 else line
         yield number, offset + len(line) - len(body), body
         offset += len(line)
+        number += 1
 
 
 def _strip_eol(line: bytes) -> bytes:

@@ -34,12 +34,15 @@ from tokmix.io.corpus import (
     corpus_files,
     file_documents,
     jsonl_documents,
+    line_reader,
     parquet_documents,
+    read_line,
+    skip_line,
     split_suffix,
     txt_documents,
     unreadable_message,
 )
-from tokmix.io.fs import filesystem_for
+from tokmix.io.fs import filesystem_for, is_local
 
 ShardKind = Literal["file", "bytes", "rows"]
 _READ_AHEAD = 1 << 20
@@ -135,8 +138,9 @@ def _byte_range_documents(
 ) -> Iterator[Document]:
     fs, path = filesystem_for(shard.url)
     try:
-        with fs.open(path, "rb", block_size=_READ_AHEAD) as stream:
-            lines = _range_lines(stream, shard.start, shard.end)
+        with fs.open(path, "rb", block_size=_READ_AHEAD) as raw:
+            stream = line_reader(raw, is_local(fs))
+            lines = _range_lines(stream, shard.start, shard.end, shard.url)
             if shard.url.lower().endswith(".txt"):
                 docs = txt_documents(lines, shard.url, False, on_invalid)
             else:
@@ -147,7 +151,7 @@ def _byte_range_documents(
         raise CorpusReadError(unreadable_message(shard.url, None, exc)) from exc
 
 
-def _range_lines(stream: object, start: int, end: int) -> Lines:
+def _range_lines(stream: object, start: int, end: int, url: str) -> Lines:
     """Lines that start in ``[start, end)``; the shard holding byte 0 numbers them and drops a
     BOM, later shards know only byte offsets."""
     read = stream.readline  # type: ignore[attr-defined]
@@ -155,10 +159,10 @@ def _range_lines(stream: object, start: int, end: int) -> Lines:
         offset, number = 0, 1
     else:
         stream.seek(start - 1)  # type: ignore[attr-defined]
-        offset = start - 1 + len(read())  # the rest of the line that started before us
+        offset = start - 1 + skip_line(read)  # the rest of the line that started before us
         number = None
     while offset < end:
-        line = read()
+        line = read_line(read, url, offset)
         if not line:
             return
         body = line.removeprefix(BOM) if offset == 0 else line
