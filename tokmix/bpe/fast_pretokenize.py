@@ -77,16 +77,15 @@ _F_L, _F_V, _F_E, _F_R = uc.FOLD["l"], uc.FOLD["v"], uc.FOLD["e"], uc.FOLD["r"]
 _CR, _LF, _SPACE, _APOS, _SLASH = 13, 10, 32, 39, 47
 _META0, _META1, _META2 = 0xE2, 0x96, 0x81  # U+2581 in UTF-8
 
-_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-_FNV_PRIME = np.uint64(0x100000001B3)
-
 _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
+_inline = numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+"""Small helpers are inlined by numba: a call per character costs more than the work."""
 
 
 # ------------------------------------------------------------------ UTF-8 and classes
 
 
-@_jit
+@_inline
 def _decode(t: np.ndarray, i: int) -> tuple[int, int]:
     """The code point at byte ``i`` of valid UTF-8 and its length in bytes."""
     b0 = np.int64(t[i])
@@ -106,7 +105,7 @@ def _decode(t: np.ndarray, i: int) -> tuple[int, int]:
     ), 4
 
 
-@_jit
+@_inline
 def _run(t: np.ndarray, i: int, n: int, cls: np.ndarray, mask: int) -> int:
     """End of the run of characters from ``i`` whose class has a bit of ``mask``."""
     while i < n:
@@ -117,7 +116,7 @@ def _run(t: np.ndarray, i: int, n: int, cls: np.ndarray, mask: int) -> int:
     return i
 
 
-@_jit
+@_inline
 def _run_other(t: np.ndarray, i: int, n: int, cls: np.ndarray) -> int:
     """End of the run of ``[^\\s\\p{L}\\p{N}]`` from ``i``."""
     while i < n:
@@ -128,7 +127,7 @@ def _run_other(t: np.ndarray, i: int, n: int, cls: np.ndarray) -> int:
     return i
 
 
-@_jit
+@_inline
 def _run_bytes(t: np.ndarray, i: int, n: int, a: int, b: int, c: int) -> int:
     """End of the run of the ASCII bytes ``a``, ``b``, ``c`` from ``i``."""
     while i < n and (t[i] == a or t[i] == b or t[i] == c):
@@ -136,7 +135,7 @@ def _run_bytes(t: np.ndarray, i: int, n: int, a: int, b: int, c: int) -> int:
     return i
 
 
-@_jit
+@_inline
 def _is_class(t: np.ndarray, i: int, n: int, cls: np.ndarray, mask: int) -> bool:
     if i >= n:
         return False
@@ -144,7 +143,7 @@ def _is_class(t: np.ndarray, i: int, n: int, cls: np.ndarray, mask: int) -> bool
     return bool(cls[c] & mask)
 
 
-@_jit
+@_inline
 def _is_other(t: np.ndarray, i: int, n: int, cls: np.ndarray) -> bool:
     if i >= n:
         return False
@@ -152,7 +151,7 @@ def _is_other(t: np.ndarray, i: int, n: int, cls: np.ndarray) -> bool:
     return not cls[c] & _SLN
 
 
-@_jit
+@_inline
 def _prev_start(t: np.ndarray, e: int) -> int:
     """Start of the character that ends at byte ``e``."""
     e -= 1
@@ -193,7 +192,7 @@ def _contraction(t: np.ndarray, p: int, n: int, cls: np.ndarray) -> int:
     return -1
 
 
-@_jit
+@_inline
 def _last_newline(t: np.ndarray, p: int, e: int) -> int:
     """Index of the last ``\\r`` or ``\\n`` in ``t[p:e]``, or -1."""
     q = e - 1
@@ -363,7 +362,7 @@ def _match_o200k(t: np.ndarray, p: int, n: int, cls: np.ndarray) -> int:
     return q if q > p else e
 
 
-@_jit
+@_inline
 def _is_meta(t: np.ndarray, i: int, n: int) -> bool:
     return i + 2 < n and t[i] == _META0 and t[i + 1] == _META1 and t[i + 2] == _META2
 
@@ -414,14 +413,58 @@ def _next_word(kind: int, digits: int, t: np.ndarray, p: int, n: int, cls: np.nd
 
 
 # ------------------------------------------------------------------ counting
+#
+# The table is open addressing with linear probing over records of four int64 (one cache
+# line holds two): ``(hash, head, offset, count)``. ``head`` is the word's first 7 bytes and
+# its length (capped at 255) in the top byte, so a word of up to 7 bytes *is* its head: found
+# and compared without touching anything else. Longer words are also kept in the arena, as
+# their length (8 bytes) and their bytes, at ``offset``; a lookup that matches hash and head
+# compares them byte for byte. ``hash`` 0 marks a free record.
+
+_HASH, _HEAD, _OFFSET, _COUNT = range(4)
+_SHORT = 7
+_MIX1 = np.uint64(0xFF51AFD7ED558CCD)
+_MIX2 = np.uint64(0xC4CEB9FE1A85EC53)
 
 
-@_jit
-def _hash(t: np.ndarray, s: int, e: int) -> np.uint64:
-    h = _FNV_OFFSET
-    for i in range(s, e):
-        h = (h ^ np.uint64(t[i])) * _FNV_PRIME
-    return h if h != 0 else np.uint64(1)
+@_inline
+def _head(t: np.ndarray, p: int, size: int) -> np.int64:
+    h = np.uint64(min(size, 255)) << np.uint64(56)
+    for i in range(min(size, _SHORT)):
+        h |= np.uint64(t[p + i]) << np.uint64(8 * i)
+    return np.int64(h)
+
+
+@_inline
+def _hash(t: np.ndarray, p: int, size: int, head: np.int64) -> np.int64:
+    """A 64-bit hash of the word (its head, then the rest 8 bytes at a time), never 0."""
+    h = np.uint64(head)
+    i = _SHORT
+    while i < size:
+        chunk = np.uint64(0)
+        for j in range(min(8, size - i)):
+            chunk |= np.uint64(t[p + i + j]) << np.uint64(8 * j)
+        h = (h ^ chunk) * _MIX1
+        i += 8
+    h ^= h >> np.uint64(33)
+    h *= _MIX2
+    h ^= h >> np.uint64(29)
+    out = np.int64(h)
+    return out if out != 0 else np.int64(1)
+
+
+@_inline
+def _same_long(t: np.ndarray, p: int, size: int, arena: np.ndarray, off: int) -> bool:
+    stored = 0
+    for j in range(8):
+        stored |= np.int64(arena[off + j]) << (8 * j)
+    if stored != size:
+        return False
+    off += 8
+    for j in range(_SHORT, size):
+        if arena[off + j] != t[p + j]:
+            return False
+    return True
 
 
 @_jit
@@ -431,68 +474,90 @@ def _count(
     t: np.ndarray,
     p: int,
     cls: np.ndarray,
-    hashes: np.ndarray,
-    slots: np.ndarray,
+    table: np.ndarray,
     arena: np.ndarray,
     meta: np.ndarray,
 ) -> int:
-    """Count the words of ``t[p:]`` into the table; return where it stopped (``len(t)`` when
+    """Count the words of ``t[p:]`` into ``table``; return where it stopped (``len(t)`` when
     done, earlier when the table or the arena must grow first: resume there after growing).
 
-    ``hashes[i]`` is 0 for a free slot; ``slots[i] = (offset in arena, length, count)``;
     ``meta = (distinct words, arena bytes used, words counted)``."""
     n = len(t)
-    mask = len(hashes) - 1
-    limit = len(hashes) // 2
+    mask = len(table) - 1
+    limit = len(table) // 2
+    distinct, used, words = meta[0], meta[1], meta[2]
     while p < n:
         e = _next_word(kind, digits, t, p, n, cls)
         size = e - p
-        if meta[0] >= limit or meta[1] + size > len(arena):
-            return p
-        h = _hash(t, p, e)
-        i = np.int64(h & np.uint64(mask))
+        if distinct >= limit or (size > _SHORT and used + size + 8 > len(arena)):
+            break
+        head = _head(t, p, size)
+        h = _hash(t, p, size, head)
+        i = h & mask
         while True:
-            hh = hashes[i]
+            hh = table[i, _HASH]
             if hh == 0:
-                off = meta[1]
-                arena[off : off + size] = t[p:e]
-                hashes[i] = h
-                slots[i, 0] = off
-                slots[i, 1] = size
-                slots[i, 2] = 1
-                meta[0] += 1
-                meta[1] += size
+                table[i, _HASH] = h
+                table[i, _HEAD] = head
+                table[i, _COUNT] = 1
+                table[i, _OFFSET] = -1
+                if size > _SHORT:
+                    table[i, _OFFSET] = used
+                    for j in range(8):
+                        arena[used + j] = (size >> (8 * j)) & 0xFF
+                    arena[used + 8 : used + 8 + size] = t[p:e]
+                    used += 8 + size
+                distinct += 1
                 break
-            if hh == h and slots[i, 1] == size:
-                off = slots[i, 0]
-                same = True
-                for j in range(size):
-                    if arena[off + j] != t[p + j]:
-                        same = False
-                        break
-                if same:
-                    slots[i, 2] += 1
+            if hh == h and table[i, _HEAD] == head:
+                if size <= _SHORT or _same_long(t, p, size, arena, table[i, _OFFSET]):
+                    table[i, _COUNT] += 1
                     break
             i = (i + 1) & mask
-        meta[2] += 1
+        words += 1
         p = e
+    meta[0], meta[1], meta[2] = distinct, used, words
     return p
 
 
 @_jit
-def _rehash(hashes: np.ndarray, slots: np.ndarray, new_hashes: np.ndarray, new_slots: np.ndarray):  # type: ignore[no-untyped-def]
-    mask = len(new_hashes) - 1
-    for i in range(len(hashes)):
-        h = hashes[i]
+def _rehash(table: np.ndarray, bigger: np.ndarray) -> None:
+    mask = len(bigger) - 1
+    for i in range(len(table)):
+        h = table[i, _HASH]
         if h == 0:
             continue
-        j = np.int64(h & np.uint64(mask))
-        while new_hashes[j] != 0:
+        j = h & mask
+        while bigger[j, _HASH] != 0:
             j = (j + 1) & mask
-        new_hashes[j] = h
-        new_slots[j, 0] = slots[i, 0]
-        new_slots[j, 1] = slots[i, 1]
-        new_slots[j, 2] = slots[i, 2]
+        bigger[j] = table[i]
+
+
+@_jit
+def _export(table: np.ndarray, arena: np.ndarray, blob: np.ndarray, ends: np.ndarray) -> int:
+    """Every word of the table into ``blob``, one after another, its end into ``ends`` and its
+    count into the table's count column order (the used records, in table order); returns the
+    number of bytes written."""
+    w = 0
+    b = 0
+    for i in range(len(table)):
+        if table[i, _HASH] == 0:
+            continue
+        head = np.uint64(table[i, _HEAD])
+        size = np.int64(head >> np.uint64(56))
+        if size <= _SHORT:
+            for j in range(size):
+                blob[b + j] = (head >> np.uint64(8 * j)) & np.uint64(0xFF)
+        else:
+            off = table[i, _OFFSET]
+            size = 0
+            for j in range(8):
+                size |= np.int64(arena[off + j]) << (8 * j)
+            blob[b : b + size] = arena[off + 8 : off + 8 + size]
+        b += size
+        ends[w] = b
+        w += 1
+    return b
 
 
 @_jit
@@ -630,7 +695,7 @@ class RegexWordCounter:
 class CompiledWordCounter:
     """The compiled counter: words live in a numba hash table until :meth:`drain`."""
 
-    _INITIAL_SLOTS = 1 << 12
+    _INITIAL_RECORDS = 1 << 12
     _INITIAL_ARENA = 1 << 16
 
     def __init__(self, pretokenizer: Pretokenizer, plan: Plan) -> None:
@@ -640,8 +705,7 @@ class CompiledWordCounter:
         self._reset()
 
     def _reset(self) -> None:
-        self.hashes = np.zeros(self._INITIAL_SLOTS, dtype=np.uint64)
-        self.slots = np.zeros((self._INITIAL_SLOTS, 3), dtype=np.int64)
+        self.table = np.zeros((self._INITIAL_RECORDS, 4), dtype=np.int64)
         self.arena = np.zeros(self._INITIAL_ARENA, dtype=np.uint8)
         self.meta = np.zeros(3, dtype=np.int64)
 
@@ -653,41 +717,37 @@ class CompiledWordCounter:
         t = np.frombuffer(data, dtype=np.uint8)
         before = int(self.meta[2])
         p = 0
+        kind, digits = self.plan.kind, self.plan.digits
         while True:
-            p = _count(
-                self.plan.kind,
-                self.plan.digits,
-                t,
-                p,
-                self.classes,
-                self.hashes,
-                self.slots,
-                self.arena,
-                self.meta,
-            )
+            p = _count(kind, digits, t, p, self.classes, self.table, self.arena, self.meta)
             if p >= len(t):
                 return int(self.meta[2]) - before
             self._grow(len(t) - p)
 
     def _grow(self, pending: int) -> None:
-        if self.meta[0] >= len(self.hashes) // 2:
-            size = 2 * len(self.hashes)
-            hashes = np.zeros(size, dtype=np.uint64)
-            slots = np.zeros((size, 3), dtype=np.int64)
-            _rehash(self.hashes, self.slots, hashes, slots)
-            self.hashes, self.slots = hashes, slots
-        if self.meta[1] + pending > len(self.arena):
-            arena = np.zeros(max(2 * len(self.arena), int(self.meta[1]) + pending), np.uint8)
+        """Double the table when half full; make the arena hold the rest of the text."""
+        if self.meta[0] >= len(self.table) // 2:
+            bigger = np.zeros((2 * len(self.table), 4), dtype=np.int64)
+            _rehash(self.table, bigger)
+            self.table = bigger
+        need = int(self.meta[1]) + pending + 8
+        if need > len(self.arena):
+            arena = np.zeros(max(2 * len(self.arena), need), np.uint8)
             arena[: self.meta[1]] = self.arena[: self.meta[1]]
             self.arena = arena
 
     def drain(self) -> Counter[bytes]:
-        used = np.flatnonzero(self.hashes)
-        offsets = self.slots[used, 0].tolist()
-        lengths = self.slots[used, 1].tolist()
-        blob = self.arena[: self.meta[1]].tobytes()
-        words = [blob[o : o + n] for o, n in zip(offsets, lengths, strict=True)]
-        out = Counter(dict(zip(words, self.slots[used, 2].tolist(), strict=True)))
+        """The counted words as ``bytes -> count``; the counter starts over empty."""
+        distinct = int(self.meta[0])
+        used = self.table[:, _HASH] != 0
+        blob = np.empty(int(self.meta[1]) + _SHORT * distinct, dtype=np.uint8)
+        ends = np.empty(distinct, dtype=np.int64)
+        size = _export(self.table, self.arena, blob, ends)
+        data = blob[:size].tobytes()
+        bounds = ends.tolist()
+        starts = [0, *bounds[:-1]] if bounds else []
+        words = [data[s:e] for s, e in zip(starts, bounds, strict=True)]
+        out = Counter(dict(zip(words, self.table[used, _COUNT].tolist(), strict=True)))
         self._reset()
         return out
 
