@@ -396,13 +396,13 @@ def _match(kind: int, t: np.ndarray, p: int, n: int, cls: np.ndarray) -> int:
 
 @_jit
 def _next_word(kind: int, digits: int, t: np.ndarray, p: int, n: int, cls: np.ndarray) -> int:
-    """End of the word at ``p``. With a digits step, a digit (run) is a word and the matcher
-    sees the text up to the next digit as its whole input (the piece ``Digits`` made)."""
+    """End of the word at ``p``. With a digits step, the matcher sees each digit (run) and
+    each text between digits as its whole input (the pieces ``Digits`` made)."""
     if digits == NO_DIGITS:
         return _match(kind, t, p, n, cls)
     c, k = _decode(t, p)
-    if cls[c] & _N:
-        return p + k if digits == DIGIT_EACH else _run(t, p, n, cls, _N)
+    if cls[c] & _N:  # the piece is this digit (run), and the later step splits it too
+        return _match(kind, t, p, p + k if digits == DIGIT_EACH else _run(t, p, n, cls, _N), cls)
     end = p + k
     while end < n:
         c, k = _decode(t, end)
