@@ -627,18 +627,29 @@ def _regex_kind(step: object) -> int | None:
 
 
 def _prepared(pretokenizer: Pretokenizer, plan: Plan, text: str) -> bytes:
-    """The UTF-8 bytes the kernel splits: what the ``regex`` path's steps see."""
-    if pretokenizer.normalizer == "none" and plan.metaspace is None and not plan.prefix_space:
-        try:
-            return text.encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogates: repaired below, as the regex path does
-            pass
-    text = pretokenizer.normalize(text)
-    if plan.metaspace is not None:
-        text = plan.metaspace.prepare(text, first=True)
-    elif plan.prefix_space and text and not text.startswith(" "):
-        text = " " + text
-    return text.encode("utf-8")
+    """The UTF-8 bytes the kernel splits: what the ``regex`` path's steps see.
+
+    Lone surrogates are found by the encoder failing (rare) rather than by a scan, and
+    ``▁`` goes in on the bytes, as :meth:`MetaspaceSplit.prepare` puts it in the text."""
+    if pretokenizer.normalizer != "none":
+        text = pretokenizer.normalize(text)
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        data = pretokenizer.normalize(text).encode("utf-8")
+    metaspace = plan.metaspace
+    if metaspace is not None:
+        data = data.replace(b" ", _META)
+        prepend = metaspace.prepend == "always" or metaspace.prepend == "first"
+        runs = isinstance(metaspace, SentencePieceRunsSplit)
+        if prepend and data and (runs or not data.startswith(_META)):
+            data = _META + data
+    elif plan.prefix_space and data and not data.startswith(b" "):
+        data = b" " + data
+    return data
+
+
+_META = "\u2581".encode()
 
 
 def split(pretokenizer: Pretokenizer, text: str | bytes, plan: Plan | None = None) -> list[str]:
