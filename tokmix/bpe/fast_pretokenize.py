@@ -86,7 +86,7 @@ _inline = numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
 
 
 @_inline
-def _decode(t: np.ndarray, i: int) -> tuple[int, int]:
+def _decode(t: np.ndarray, i: int) -> tuple[np.int64, int]:
     """The code point at byte ``i`` of valid UTF-8 and its length in bytes."""
     b0 = np.int64(t[i])
     if b0 < 0x80:
@@ -213,7 +213,7 @@ def _match_gpt2(t: np.ndarray, p: int, n: int, cls: np.ndarray) -> int:
     Contractions are case-sensitive. The optional space is taken when the class after it
     follows. ``\\s+(?!\\S)`` backtracks one character off a run that a non-space follows (so a
     run of one character falls to ``\\s+``)."""
-    c, k = _decode(t, p)
+    c, _ = _decode(t, p)
     if c == _APOS and p + 1 < n:
         b = t[p + 1]
         if b == 115 or b == 116 or b == 109 or b == 100:  # s t m d
@@ -246,7 +246,9 @@ def _match_gpt2(t: np.ndarray, p: int, n: int, cls: np.ndarray) -> int:
 
 
 @_jit
-def _letters_with_prefix(t: np.ndarray, p: int, n: int, c: int, k: int, cls: np.ndarray) -> int:
+def _letters_with_prefix(
+    t: np.ndarray, p: int, n: int, c: np.int64, k: int, cls: np.ndarray
+) -> int:
     """``[^\\r\\n\\p{L}\\p{N}]?\\p{L}+`` at ``p`` (possessive or not, the same here: a
     character taken by the prefix cannot be a letter), or -1."""
     f = cls[c]
@@ -258,7 +260,9 @@ def _letters_with_prefix(t: np.ndarray, p: int, n: int, c: int, k: int, cls: np.
 
 
 @_jit
-def _punct_newlines(t: np.ndarray, p: int, n: int, c: int, cls: np.ndarray, slash: bool) -> int:
+def _punct_newlines(
+    t: np.ndarray, p: int, n: int, c: np.int64, cls: np.ndarray, slash: bool
+) -> int:
     """`` ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*`` (o200k: ``[\\r\\n/]*``) at ``p``, or -1."""
     if c == _SPACE and _is_other(t, p + 1, n, cls):
         e = _run_other(t, p + 1, n, cls)
@@ -455,13 +459,13 @@ def _hash(t: np.ndarray, p: int, size: int, head: np.int64) -> np.int64:
 
 @_inline
 def _same_long(t: np.ndarray, p: int, size: int, arena: np.ndarray, off: int) -> bool:
-    stored = 0
+    stored = np.int64(0)
     for j in range(8):
         stored |= np.int64(arena[off + j]) << (8 * j)
     if stored != size:
         return False
     off += 8
-    for j in range(_SHORT, size):
+    for j in range(_SHORT, size):  # noqa: SIM110 - a loop numba compiles
         if arena[off + j] != t[p + j]:
             return False
     return True
@@ -509,10 +513,13 @@ def _count(
                     used += 8 + size
                 distinct += 1
                 break
-            if hh == h and table[i, _HEAD] == head:
-                if size <= _SHORT or _same_long(t, p, size, arena, table[i, _OFFSET]):
-                    table[i, _COUNT] += 1
-                    break
+            if (
+                hh == h
+                and table[i, _HEAD] == head
+                and (size <= _SHORT or _same_long(t, p, size, arena, table[i, _OFFSET]))
+            ):
+                table[i, _COUNT] += 1
+                break
             i = (i + 1) & mask
         words += 1
         p = e
@@ -535,11 +542,10 @@ def _rehash(table: np.ndarray, bigger: np.ndarray) -> None:
 
 @_jit
 def _export(table: np.ndarray, arena: np.ndarray, blob: np.ndarray, ends: np.ndarray) -> int:
-    """Every word of the table into ``blob``, one after another, its end into ``ends`` and its
-    count into the table's count column order (the used records, in table order); returns the
-    number of bytes written."""
+    """Every word of the table into ``blob``, one after another, in table order (the order of
+    the used records), and its end into ``ends``; returns the number of bytes written."""
     w = 0
-    b = 0
+    b = np.int64(0)
     for i in range(len(table)):
         if table[i, _HASH] == 0:
             continue
@@ -550,7 +556,7 @@ def _export(table: np.ndarray, arena: np.ndarray, blob: np.ndarray, ends: np.nda
                 blob[b + j] = (head >> np.uint64(8 * j)) & np.uint64(0xFF)
         else:
             off = table[i, _OFFSET]
-            size = 0
+            size = np.int64(0)
             for j in range(8):
                 size |= np.int64(arena[off + j]) << (8 * j)
             blob[b : b + size] = arena[off + 8 : off + 8 + size]
@@ -594,8 +600,10 @@ def compile_plan(pretokenizer: Pretokenizer) -> Plan | None:
     if len(steps) == 2 and isinstance(steps[0], DigitsSplit) and _regex_kind(steps[1]) is not None:
         digits = DIGIT_EACH if steps[0].individual_digits else DIGIT_RUNS
         steps = steps[1:]
-    if len(steps) == 2 and isinstance(steps[0], MetaspaceSplit) and isinstance(
-        steps[1], DigitsSplit
+    if (
+        len(steps) == 2
+        and isinstance(steps[0], MetaspaceSplit)
+        and isinstance(steps[1], DigitsSplit)
     ):
         digits = DIGIT_EACH if steps[1].individual_digits else DIGIT_RUNS
         steps = steps[:1]

@@ -50,6 +50,11 @@ class WordTable:
         self._flush()
         return self._counts
 
+    @counts.setter
+    def counts(self, value: Counter[bytes]) -> None:
+        self._counter = self._counter_for = None
+        self._counts = value
+
     def _flush(self) -> None:
         if self._counter is not None:
             pending = self._counter.drain()
@@ -57,11 +62,6 @@ class WordTable:
                 self._counts.update(pending)
             else:
                 self._counts = pending
-
-    @counts.setter
-    def counts(self, value: Counter[bytes]) -> None:
-        self._counter = self._counter_for = None
-        self._counts = value
 
     def add_text(self, text: str, pretokenizer: Pretokenizer) -> None:
         """Count one document's pre-tokens."""
