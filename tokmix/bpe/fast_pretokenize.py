@@ -541,7 +541,7 @@ def _rehash(table: np.ndarray, bigger: np.ndarray) -> None:
 
 
 @_jit
-def _export(table: np.ndarray, arena: np.ndarray, blob: np.ndarray, ends: np.ndarray) -> int:
+def _export(table: np.ndarray, arena: np.ndarray, blob: np.ndarray, ends: np.ndarray) -> np.int64:
     """Every word of the table into ``blob``, one after another, in table order (the order of
     the used records), and its end into ``ends``; returns the number of bytes written."""
     w = 0
