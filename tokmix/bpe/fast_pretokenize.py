@@ -398,22 +398,22 @@ def _match(kind: int, t: np.ndarray, p: int, n: int, cls: np.ndarray) -> int:
     return _match_metaspace(t, p, n, kind == METASPACE_RUNS)
 
 
-@_jit
-def _next_word(kind: int, digits: int, t: np.ndarray, p: int, n: int, cls: np.ndarray) -> int:
-    """End of the word at ``p``. With a digits step, the matcher sees each digit (run) and
-    each text between digits as its whole input (the pieces ``Digits`` made)."""
+@_inline
+def _piece_end(digits: int, t: np.ndarray, p: int, n: int, cls: np.ndarray) -> int:
+    """End of the piece a ``Digits`` step makes at ``p``: a digit (run), or the text up to the
+    next digit. Matchers see each piece as their whole input."""
     if digits == NO_DIGITS:
-        return _match(kind, t, p, n, cls)
+        return n
     c, k = _decode(t, p)
-    if cls[c] & _N:  # the piece is this digit (run), and the later step splits it too
-        return _match(kind, t, p, p + k if digits == DIGIT_EACH else _run(t, p, n, cls, _N), cls)
+    if cls[c] & _N:
+        return p + k if digits == DIGIT_EACH else _run(t, p, n, cls, _N)
     end = p + k
     while end < n:
         c, k = _decode(t, end)
         if cls[c] & _N:
             break
         end += k
-    return _match(kind, t, p, end, cls)
+    return end
 
 
 # ------------------------------------------------------------------ counting
@@ -490,8 +490,11 @@ def _count(
     mask = len(table) - 1
     limit = len(table) // 2
     distinct, used, words = meta[0], meta[1], meta[2]
+    piece = p  # end of the current Digits piece (the text's end without a Digits step)
     while p < n:
-        e = _next_word(kind, digits, t, p, n, cls)
+        if p >= piece:
+            piece = _piece_end(digits, t, p, n, cls)
+        e = _match(kind, t, p, piece, cls)
         size = e - p
         if distinct >= limit or (size > _SHORT and used + size + 8 > len(arena)):
             break
@@ -572,8 +575,11 @@ def _spans(kind: int, digits: int, t: np.ndarray, cls: np.ndarray, ends: np.ndar
     n = len(t)
     p = 0
     w = 0
+    piece = 0
     while p < n:
-        p = _next_word(kind, digits, t, p, n, cls)
+        if p >= piece:
+            piece = _piece_end(digits, t, p, n, cls)
+        p = _match(kind, t, p, piece, cls)
         ends[w] = p
         w += 1
     return w
