@@ -764,6 +764,9 @@ class CompiledWordCounter:
     def drain(self) -> Counter[bytes]:
         """The counted words as ``bytes -> count``; the counter starts over empty."""
         distinct = int(self.meta[0])
+        if distinct == 0:
+            self.meta[2] = 0
+            return Counter()
         used = self.table[:, _HASH] != 0
         blob = np.empty(int(self.meta[1]) + _SHORT * distinct, dtype=np.uint8)
         ends = np.empty(distinct, dtype=np.int64)

@@ -43,6 +43,7 @@ class WordTable:
         self.files = files
         self._counter: WordCounter | None = None
         self._counter_for: Pretokenizer | None = None
+        self._pending = False
 
     @property
     def counts(self) -> Counter[bytes]:
@@ -53,10 +54,13 @@ class WordTable:
     @counts.setter
     def counts(self, value: Counter[bytes]) -> None:
         self._counter = self._counter_for = None
+        self._pending = False
         self._counts = value
 
     def _flush(self) -> None:
-        if self._counter is not None:
+        if self._pending:
+            self._pending = False
+            assert self._counter is not None
             pending = self._counter.drain()
             if self._counts:
                 self._counts.update(pending)
@@ -69,6 +73,7 @@ class WordTable:
             self._flush()  # words counted with another pre-tokenizer
             self._counter, self._counter_for = word_counter(pretokenizer), pretokenizer
         self.pretokens += self._counter.add(text)
+        self._pending = True
         self.documents += 1
         self.bytes_ += len(text.encode("utf-8", errors="surrogatepass"))
         self.chars += len(text)
@@ -128,8 +133,9 @@ class WordTable:
     def sorted_items(self) -> tuple[list[bytes], np.ndarray]:
         """Words in byte order with their counts: the canonical order every writer uses, so
         equal tables give equal files whatever order they were counted in."""
-        words = sorted(self.counts)
-        return words, np.fromiter((self.counts[w] for w in words), dtype=np.int64, count=len(words))
+        counts = self.counts
+        words = sorted(counts)
+        return words, np.fromiter((counts[w] for w in words), dtype=np.int64, count=len(words))
 
     def totals(self) -> dict[str, int]:
         return {
