@@ -24,6 +24,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CORPORA = REPO.parent / "shared" / "data" / "corpora"
 
+_SHARD_CHILD = """
+import sys
+from tokmix.bpe.pretokenizers import GPT2
+from tokmix.io.shards import ShardSample, plan_shards
+from tokmix.jobs.count_ray import _count_shard
+from tokmix.jobs.spec import SampleOptions
+path, out = sys.argv[1], sys.argv[2]
+shard = plan_shards("big", path, shard_bytes=64_000_000, txt_mode="file")[-1]
+_count_shard(ShardSample(shard, 0, None), GPT2, SampleOptions(), 2, 1, out)
+print(shard.size)
+"""
+
 _CHILD = """
 import json, sys
 from tokmix.bpe.pretokenizers import GPT2
@@ -51,12 +63,13 @@ def write_input(path: Path, megabytes: float) -> int:
     return total
 
 
-def measure(path: Path, out: Path) -> tuple[float, float, float, int]:
-    """Peak RSS (MB), CPU seconds, wall seconds and distinct words of one count."""
+def measure(path: Path, out: Path, child: str) -> tuple[float, float, float, int]:
+    """Peak RSS (MB), CPU seconds, wall seconds and the child's printed number (distinct
+    words, or the shard's bytes) of one count."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(path), str(out)], env=env, stdout=subprocess.PIPE
+        [sys.executable, "-c", child, str(path), str(out)], env=env, stdout=subprocess.PIPE
     )
     assert proc.stdout is not None
     distinct = int(proc.stdout.read().decode().strip() or 0)
@@ -77,11 +90,18 @@ def main() -> None:
         with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
             path = Path(tmp) / "big.jsonl"
             nbytes = write_input(path, size)
-            rss, cpu, wall, distinct = measure(path, Path(tmp) / "out")
             mb = nbytes / 1e6
+            rss, cpu, wall, shard = measure(path, Path(tmp) / "work", _SHARD_CHILD)
             print(
-                f"input {mb:7.1f} MB: peak RSS {rss:7.1f} MB, {distinct:,} distinct words, "
-                f"{mb / cpu:5.1f} MB/s cpu ({mb / wall:5.1f} wall, {cpu:.0f} s cpu)",
+                f"input {mb:7.1f} MB, shard task on its last {shard / 1e6:4.1f} MB: "
+                f"peak RSS {rss:6.1f} MB ({cpu:.0f} s cpu, {wall:.0f} s wall)",
+                flush=True,
+            )
+            rss, cpu, wall, distinct = measure(path, Path(tmp) / "out", _CHILD)
+            print(
+                f"input {mb:7.1f} MB, whole count stage: peak RSS {rss:7.1f} MB, "
+                f"{distinct:,} distinct words, {mb / cpu:5.1f} MB/s cpu "
+                f"({mb / wall:5.1f} wall, {cpu:.0f} s cpu)",
                 flush=True,
             )
 

@@ -31,7 +31,6 @@ byte offset. Nothing reads a whole file into memory except ``txt_mode="file"``, 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -45,6 +44,7 @@ import pyarrow.parquet as pq
 from tokmix.bpe.pretokenizers import Pretokenizer
 from tokmix.bpe.words import WordTable, document_group
 from tokmix.errors import CorpusReadError
+from tokmix.io.decompress import DECOMPRESSION_ERRORS, decompressed
 from tokmix.io.fs import common_root, describe_missing, expand, filesystem_for, relative_to
 
 TxtMode = Literal["file", "line", "paragraph"]
@@ -57,7 +57,6 @@ MAX_FILE_DOCUMENT_BYTES = 256 * 2**20
 """Largest ``.txt`` file read whole as one document (``txt_mode="file"``); beyond it a file is
 almost certainly a dump of many documents and wants ``"line"`` or ``"paragraph"``."""
 
-_READ_CHUNK = 1 << 20
 _PARQUET_BATCH_ROWS = 1024
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -284,7 +283,7 @@ def _file_documents(
         for doc in _format_documents(url, suffix, codec, text_field, txt_mode, on_invalid):
             documents += 1
             yield doc
-    except (OSError, EOFError, pa.ArrowException) as exc:
+    except DECOMPRESSION_ERRORS as exc:
         raise CorpusReadError(_unreadable_message(url, codec, exc)) from exc
     if documents == 0:
         raise CorpusReadError(
@@ -332,8 +331,8 @@ def _open_binary(url: str, codec: str | None) -> Iterator[IO[bytes]]:
         if codec is None:
             yield raw
             return
-        with pa.CompressedInputStream(raw, codec) as decompressed:
-            yield io.BufferedReader(decompressed, buffer_size=_READ_CHUNK)
+        with decompressed(raw, codec) as stream:
+            yield stream
 
 
 def _decode(raw: bytes, on_invalid: OnInvalidUtf8, where: Callable[[int], str]) -> tuple[str, bool]:
