@@ -26,7 +26,7 @@ from tokmix.bpe import pretokenizers as P
 from tokmix.bpe.unicode_classes import all_code_points
 from tokmix.bpe.words import WordTable, count_words
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _with_digits(pattern: str, individual: bool) -> P.Pretokenizer:
@@ -154,12 +154,12 @@ def test_compiled_split_equals_regex_on_every_code_point(
 
 @pytest.fixture(scope="module")
 def corpus_docs(corpora_dir: Path) -> dict[str, list[str]]:
-    """Documents of every category of the shared corpora (the first 25 of each)."""
+    """Documents of every category of the shared corpora (the first 10 of each)."""
     out: dict[str, list[str]] = {}
     for path in sorted(corpora_dir.glob("*/*/docs.jsonl.gz")):
         with gzip.open(path, "rt", encoding="utf-8") as f:
             out[f"{path.parent.parent.name}/{path.parent.name}"] = [
-                json.loads(line)["text"] for _, line in zip(range(25), f, strict=False)
+                json.loads(line)["text"] for _, line in zip(range(10), f, strict=False)
             ]
     assert len(out) >= 50
     return out
