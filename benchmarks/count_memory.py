@@ -31,7 +31,8 @@ from tokmix.io.shards import ShardSample, plan_shards
 from tokmix.jobs.count_ray import _count_shard
 from tokmix.jobs.spec import SampleOptions
 path, out = sys.argv[1], sys.argv[2]
-shard = plan_shards("big", path, shard_bytes=64_000_000, txt_mode="file")[-1]
+shards = plan_shards("big", path, shard_bytes=64_000_000, txt_mode="file")
+shard = [s for s in shards if s.size == max(s.size for s in shards)][-1]
 _count_shard(ShardSample(shard, 0, None), GPT2, SampleOptions(), 2, 1, out)
 print(shard.size)
 """
@@ -93,7 +94,7 @@ def main() -> None:
             mb = nbytes / 1e6
             rss, cpu, wall, shard = measure(path, Path(tmp) / "work", _SHARD_CHILD)
             print(
-                f"input {mb:7.1f} MB, shard task on its last {shard / 1e6:4.1f} MB: "
+                f"input {mb:7.1f} MB, shard task on a {shard / 1e6:4.1f} MB shard at its end: "
                 f"peak RSS {rss:6.1f} MB ({cpu:.0f} s cpu, {wall:.0f} s wall)",
                 flush=True,
             )
