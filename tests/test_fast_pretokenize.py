@@ -38,6 +38,7 @@ COMPILED: list[P.Pretokenizer] = [
     *P.FAMILIES.values(),
     P.Pretokenizer("cl100k-isolated", (P.RegexSplit(P.CL100K_PATTERN),)),
     P.Pretokenizer("o200k-isolated", (P.RegexSplit(P.O200K_PATTERN),)),
+    P.Pretokenizer("qwen2", (P.RegexSplit(fp.QWEN2_PATTERN),)),
     P.Pretokenizer("gpt2-bytelevel-prefix", (P.ByteLevelSplit(True, True),)),
     P.Pretokenizer("gpt2-nfkc", P.GPT2.steps, normalizer="nfkc"),
     _with_digits(P.CL100K_PATTERN, True),

@@ -16,7 +16,8 @@ replacement run in Python before the kernel with the same functions the ``regex`
 ``tests/test_fast_pretokenize.py`` checks the words, in order, against the ``regex`` path.
 
 What compiles (:func:`compile_plan`): one split step equal to GPT-2's, cl100k's (tiktoken's
-form), Llama 3's (the Hugging Face form of cl100k) or o200k's pattern, with ``removed`` +
+form), Llama 3's (the Hugging Face form of cl100k; also with single digits, as Qwen2 files
+have it) or o200k's pattern, with ``removed`` +
 ``invert`` or ``isolated`` (the same words, as these patterns match every character), GPT-2's
 ``ByteLevel``, either of them after a ``Digits`` step, and ``Metaspace`` (the training and the
 encoding split) alone or followed by ``Digits``, under any normalizer. Anything else keeps the
@@ -59,12 +60,17 @@ Engine = Literal["auto", "compiled", "regex"]
 ENGINE_ENV = "TOKMIX_COUNT_ENGINE"
 
 # Matcher kinds.
-GPT2, CL100K, LLAMA3, O200K, METASPACE, METASPACE_RUNS = range(6)
+GPT2, CL100K, LLAMA3, O200K, METASPACE, METASPACE_RUNS, LLAMA3_DIGIT = range(7)
 # Digits handling before the matcher: none, each digit a word, each run of digits a word.
 NO_DIGITS, DIGIT_EACH, DIGIT_RUNS = range(3)
 
+QWEN2_PATTERN = LLAMA3_PATTERN.replace(r"\p{N}{1,3}", r"\p{N}")
+"""Llama 3's pattern with single digits (``\\p{N}``), as Qwen2-style ``tokenizer.json`` files
+carry it."""
+
 _PATTERN_KINDS = {GPT2_PATTERN: GPT2, CL100K_PATTERN: CL100K, LLAMA3_PATTERN: LLAMA3}
 _PATTERN_KINDS[O200K_PATTERN] = O200K
+_PATTERN_KINDS[QWEN2_PATTERN] = LLAMA3_DIGIT
 
 _L = uc.LETTER
 _N = uc.NUMBER
@@ -161,10 +167,10 @@ def _prev_start(t: np.ndarray, e: int) -> int:
 
 
 @_jit
-def _numbers_1_3(t: np.ndarray, p: int, n: int, cls: np.ndarray) -> int:
-    """``\\p{N}{1,3}`` at ``p`` (the caller checked the first)."""
+def _numbers_1_3(t: np.ndarray, p: int, n: int, cls: np.ndarray, most: int = 3) -> int:
+    """``\\p{N}{1,3}`` (or ``{1,most}``) at ``p`` (the caller checked the first)."""
     e = p
-    for _ in range(3):
+    for _ in range(most):
         if not _is_class(t, e, n, cls, _N):
             break
         _, k = _decode(t, e)
@@ -274,7 +280,9 @@ def _punct_newlines(
 
 
 @_jit
-def _match_cl100k(t: np.ndarray, p: int, n: int, cls: np.ndarray, tiktoken: bool) -> int:
+def _match_cl100k(
+    t: np.ndarray, p: int, n: int, cls: np.ndarray, tiktoken: bool, digits: int = 3
+) -> int:
     """cl100k in tiktoken's form (``tiktoken``) or the Hugging Face form (Llama 3).
 
     After the contractions, letters, 1-3 digits and punctuation, whitespace from ``p`` runs to
@@ -292,7 +300,7 @@ def _match_cl100k(t: np.ndarray, p: int, n: int, cls: np.ndarray, tiktoken: bool
         return e
     f = cls[c]
     if f & _N:
-        return _numbers_1_3(t, p, n, cls)
+        return _numbers_1_3(t, p, n, cls, digits)
     e = _punct_newlines(t, p, n, c, cls, False)
     if e >= 0:
         return e
@@ -393,6 +401,8 @@ def _match(kind: int, t: np.ndarray, p: int, n: int, cls: np.ndarray) -> int:
         return _match_cl100k(t, p, n, cls, True)
     if kind == LLAMA3:
         return _match_cl100k(t, p, n, cls, False)
+    if kind == LLAMA3_DIGIT:
+        return _match_cl100k(t, p, n, cls, False, 1)
     if kind == O200K:
         return _match_o200k(t, p, n, cls)
     return _match_metaspace(t, p, n, kind == METASPACE_RUNS)
