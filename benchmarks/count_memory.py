@@ -86,7 +86,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="100,500,2000", help="input sizes in MB")
     ap.add_argument("--tmp", default="/tmp")
     args = ap.parse_args()
-    print("count task (in-process count stage, GPT-2, compiled), 1 core; CPU time and wall")
+    print("count tasks (GPT-2, compiled counter), 1 core each; CPU time and wall")
     for size in (float(s) for s in args.sizes.split(",")):
         with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
             path = Path(tmp) / "big.jsonl"
