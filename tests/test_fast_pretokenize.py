@@ -280,6 +280,23 @@ def test_real_tokenizer_files_compile(folder: str, family: str, tokenizers_dir: 
     assert plan.kind == {"llama3": fp.LLAMA3, "gpt2": fp.GPT2}[family]
 
 
+def test_every_shared_tokenizer_counts_compiled(tokenizers_dir: Path) -> None:
+    """Every released tokenizer in the shared data, both its training and its encoding split."""
+    from tokmix.bpe.loaders import load_tokenizer
+
+    seen = 0
+    for folder in sorted(p for p in tokenizers_dir.iterdir() if p.is_dir()):
+        if folder.name == "not-bpe":
+            continue
+        loaded = load_tokenizer(folder)
+        for pre in vars(loaded).values():
+            if isinstance(pre, P.Pretokenizer):
+                assert fp.compile_plan(pre) is not None, (folder.name, pre.name)
+                assert_same_split(pre, " ".join(HARD_CHARS) + " 1234 x  y\n\n z ")
+                seen += 1
+    assert seen >= 9
+
+
 def test_classes_are_regex_classes() -> None:
     """Spot checks that the table is regex's (Unicode 17) and not Python's unicodedata."""
     from tokmix.bpe import unicode_classes as uc
