@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.s3_faults import FaultyS3Proxy
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TOKMIX_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -81,10 +83,24 @@ def moto_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def s3_env(moto_endpoint: str) -> dict[str, str]:
-    """The environment variables that send boto/s3fs to the moto server with dummy keys."""
+def s3_proxy(moto_endpoint: str) -> Iterator[FaultyS3Proxy]:
+    """A fault-injecting proxy in front of the moto server (``tests/s3_faults.py``); every S3
+    client of the session, Ray workers included, goes through it. It passes everything until a
+    test sets ``s3_proxy.rate`` (and resets it)."""
+    proxy = FaultyS3Proxy(moto_endpoint).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_env(s3_proxy: FaultyS3Proxy) -> dict[str, str]:
+    """The environment variables that send boto/s3fs to the moto server (through the proxy)
+    with dummy keys; a short timeout so a stalled request is retried within seconds."""
     return {
-        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ENDPOINT_URL": s3_proxy.url,
+        "TOKMIX_S3_TIMEOUT": "5",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",

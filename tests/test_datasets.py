@@ -16,6 +16,7 @@ from tokmix.errors import DatasetError
 from tokmix.io.corpus import iter_documents
 from tokmix.io.datasets import (
     MANIFEST,
+    begin_dataset,
     is_committed,
     read_dataset,
     read_manifest,
@@ -173,6 +174,32 @@ def test_rewrite_is_deterministic_and_removes_old_files(tmp_path: Path) -> None:
     assert (nested / MANIFEST).exists(), "a nested dataset is not another dataset's stray"
 
 
+def test_rewrite_deletes_only_files_tokmix_listed(tmp_path: Path) -> None:
+    """A re-run removes the files its earlier manifests named, even when the run that
+    uncommitted the dataset was killed before committing, and never a file it did not list
+    (a user's file in a tokmix-shaped path, a temporary manifest of someone else's)."""
+    root = str(tmp_path)
+    write_words(root, [word_counts(["a", "b"]), word_counts(["a"])])
+    base = tmp_path / "word_counts"
+    foreign = [
+        base / "category=a" / "part-00042.parquet",
+        base / "category=c" / "part-00000.parquet",
+        base / f"{MANIFEST}.tmp-someone",
+    ]
+    for path in foreign:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"a user's file")
+    begin_dataset(root, "word_counts")  # a run that is killed after uncommitting
+    assert not is_committed(root, "word_counts", HASHES)
+    write_words(root, word_counts(["a"]))
+    assert not (base / "category=a" / "part-00001.parquet").exists()
+    assert not (base / "category=b").exists() or not any((base / "category=b").iterdir())
+    assert all(path.read_bytes() == b"a user's file" for path in foreign)
+    assert canonical(read_dataset(root, "word_counts", WORD_COUNTS)) == canonical(
+        word_counts(["a"])
+    )
+
+
 # --- commit semantics ---------------------------------------------------------------------
 
 
@@ -266,8 +293,9 @@ def test_s3_dataset_round_trip(s3_root: str) -> None:
     stray = f"{s3_root}/word_counts/category=python/part-00009.parquet"
     fs.pipe_file(stray, b"not parquet")
     assert canonical(read_dataset(s3_root, "word_counts", WORD_COUNTS)) == canonical(word_counts())
-    write_words(s3_root)  # a re-run removes the stray and commits the same files again
-    assert not fs.exists(stray)
+    write_words(s3_root)  # a re-run commits the same files again and leaves what it never wrote
+    assert fs.cat_file(stray) == b"not parquet"
+    assert canonical(read_dataset(s3_root, "word_counts", WORD_COUNTS)) == canonical(word_counts())
     assert read_manifest(s3_root, "word_counts")["files"] == manifest["files"]
     fs.rm_file(f"{s3_root}/word_counts/{MANIFEST}")
     assert not is_committed(s3_root, "word_counts", HASHES)
@@ -315,3 +343,29 @@ def test_a_failed_rewrite_leaves_the_dataset_uncommitted(tmp_path: Path) -> None
     assert not is_committed(root, "word_counts", HASHES)
     with pytest.raises(DatasetError, match="not a committed dataset"):
         read_dataset(root, "word_counts", WORD_COUNTS)
+
+
+def test_a_dataset_recommitted_while_read_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another run commits new data between the manifest read and the file reads: the reader
+    refuses rather than return rows that the digest it reports does not describe."""
+    import tokmix.io.datasets as datasets
+
+    root = str(tmp_path)
+    write_words(root)
+    first = datasets.digest_of(read_dataset(root, "word_counts", WORD_COUNTS))
+    real = datasets._read_fragment
+    calls = []
+
+    def racing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if not calls:
+            write_words(root, word_counts(["python"], words=5))
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(datasets, "_read_fragment", racing)
+    with pytest.raises(DatasetError, match="changed while it was being read"):
+        read_dataset(root, "word_counts", WORD_COUNTS)
+    monkeypatch.setattr(datasets, "_read_fragment", real)
+    assert datasets.digest_of(read_dataset(root, "word_counts", WORD_COUNTS)) != first

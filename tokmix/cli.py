@@ -476,7 +476,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
 def _cmd_report(args: argparse.Namespace) -> None:
     from tokmix.jobs.report import run_report
 
-    print(run_report(args.run_dir, args.out))
+    print(run_report(args.run_dir, args.out, warn=_log))
 
 
 def _cmd_stats(args: argparse.Namespace) -> None:
@@ -562,12 +562,23 @@ COMMANDS = {
 }
 
 
+STAGE_VERBS = ("count", "replay", "solve", "stats")
+"""Verbs that write one stage into an output root: they claim and lease it as a run does."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command != "run" and getattr(args, "out", None):
             check_out_root(args.out, "--out")
-        COMMANDS[args.command](args)
+        if args.command in STAGE_VERBS:  # run and infer hold the root in run_stages
+            from tokmix.io.root import owned_root
+
+            force = getattr(args, "force", False)
+            with owned_root(args.out, f"tokmix-{args.command}", force=force):
+                COMMANDS[args.command](args)
+        else:
+            COMMANDS[args.command](args)
     except TokmixError as exc:
         print(f"tokmix: error: {exc}", file=sys.stderr)
         return 2

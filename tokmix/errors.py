@@ -19,3 +19,7 @@ class DatasetError(TokmixError):
 
 class SolverError(TokmixError):
     """The mixture LP could not be built or solved."""
+
+
+class OutputRootError(TokmixError):
+    """An output root is not tokmix's, is a file, or is being written by another run."""

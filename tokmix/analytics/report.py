@@ -63,6 +63,8 @@ class RunData:
     corpus_stats: pa.Table | None = None
     skipped: list[str] = field(default_factory=list)
     """Datasets present but not readable as committed ones, with the reason."""
+    inconsistent: list[str] = field(default_factory=list)
+    """Datasets that no single run produced together (:mod:`tokmix.io.consistency`)."""
 
 
 @dataclass(frozen=True)
@@ -607,6 +609,14 @@ def build_report(run: RunData, *, generated: datetime | None = None) -> Report:
     b = _Builder()
     ratios = token_ratios(run.token_stats) if run.token_stats is not None else []
     sections: list[tuple[str, str, str]] = []  # (anchor, link text, HTML), in reading order
+    if run.inconsistent:
+        items = "".join(f"<li>{_e(s)}</li>" for s in run.inconsistent)
+        text = (
+            "<p><strong>These datasets do not come from one set of inputs</strong>: a later "
+            "run into this output root replaced some of them. Re-run the stages named below, "
+            f"or read each dataset on its own.</p><ul>{items}</ul>"
+        )
+        sections.append(("inconsistent", "Inconsistent", _section("inconsistent", "Warning", text)))
     if run.mixtures is not None:
         sections.append(("mixture", "Mixture", _mixture_section(run.mixtures, b)))
     if run.solutions:

@@ -7,9 +7,11 @@ the schema, the input hashes, the provenance and the tokmix version. The manifes
 
 - readers read only the files the manifest names, so a half-written stage, a stray file from a
   killed run or a file of an older run is never read;
-- a re-run first deletes the old manifest (the dataset becomes uncommitted), overwrites files
-  by name (nothing duplicates), writes the new manifest, then removes Parquet files the
-  manifest does not name;
+- a re-run first uncommits the dataset (the old manifest's file list moves to a ``_PREVIOUS``
+  journal, then the manifest is deleted), overwrites files by name (nothing duplicates), writes
+  the new manifest, then removes the files that an earlier manifest named and the new one does
+  not. Nothing else is ever deleted: a file tokmix did not list (a user's, or a part of a killed
+  attempt that never committed) stays, and is never read;
 - :func:`is_committed` is true only when the manifest's input hashes are the caller's and its
   files are all there at their recorded sizes, so a re-run with the same inputs skips the
   stage and a killed run resumes from the last committed one.
@@ -28,7 +30,6 @@ import hashlib
 import json
 import operator
 import posixpath
-import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeAlias
@@ -54,6 +55,10 @@ from tokmix.schemas import (
 )
 
 MANIFEST = "_SUCCESS"
+DIGEST_KEY = b"tokmix.manifest_digest"
+"""Metadata key of a read table: the digest of the manifest it was read under."""
+PREVIOUS = "_PREVIOUS"
+"""Files that earlier manifests of an uncommitted dataset named: what its commit may delete."""
 MANIFEST_FORMAT = 1
 PARQUET_COMPRESSION = "zstd"
 
@@ -157,8 +162,9 @@ def commit_dataset(
     entries = sorted(entries, key=lambda e: e["path"])
     manifest = _manifest(dataset_name, schema, file_schema, partition_cols, input_hashes, entries)
     payload = json.dumps(manifest, indent=1, sort_keys=True).encode()
+    previous = _previous_files(fs, base)
     write_bytes_atomic(fs, posixpath.join(base, MANIFEST), payload)
-    _remove_strays(fs, base, partition_cols, {e["path"] for e in entries})
+    _remove_replaced(fs, base, previous - {e["path"] for e in entries})
     return manifest
 
 
@@ -283,25 +289,50 @@ def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def _uncommit(fs: fsspec.AbstractFileSystem, base: str) -> None:
+    """Delete the manifest, first adding the files it named to the ``_PREVIOUS`` journal, so the
+    next commit knows which files are tokmix's to delete even if this run is killed first."""
     manifest = posixpath.join(base, MANIFEST)
-    if fs.exists(manifest):
-        fs.rm_file(manifest)
-
-
-def _remove_strays(
-    fs: fsspec.AbstractFileSystem, base: str, partition_cols: Sequence[str], keep: set[str]
-) -> None:
-    """Delete data files of earlier runs that the manifest doesn't name (and temporary
-    manifests). Only names this module writes are touched, so a dataset nested below another
-    (``word_counts/pretokenizer=x``) or a user's file is never removed."""
-    ours = re.compile(
-        "".join(f"{re.escape(c)}=[^/]*/" for c in partition_cols) + r"part-\d{5}\.parquet"
+    if not fs.exists(manifest):
+        return
+    write_bytes_atomic(
+        fs,
+        posixpath.join(base, PREVIOUS),
+        json.dumps(sorted(_previous_files(fs, base))).encode(),
     )
-    for path in fs.find(base):
-        rel = path[len(base.rstrip("/")) + 1 :]
-        stray_data = ours.fullmatch(rel) is not None and rel not in keep
-        if stray_data or rel.startswith(f"{MANIFEST}.tmp-"):
+    fs.rm_file(manifest)
+
+
+def _previous_files(fs: fsspec.AbstractFileSystem, base: str) -> set[str]:
+    """Files named by the current manifest or the ``_PREVIOUS`` journal (relative paths)."""
+    files: set[str] = set()
+    committed = _load_manifest(fs, base)
+    if committed is not None:
+        files.update(e["path"] for e in committed.get("files", []))
+    journal = posixpath.join(base, PREVIOUS)
+    try:
+        listed = json.loads(fs.cat_file(journal))
+    except (FileNotFoundError, ValueError):
+        listed = []
+    files.update(p for p in listed if isinstance(p, str))
+    return {p for p in files if _safe_relative(p)}
+
+
+def _safe_relative(path: str) -> bool:
+    """A manifest's path that stays inside its dataset (a tampered manifest cannot make a
+    commit delete files elsewhere)."""
+    parts = path.split("/")
+    return bool(path) and not path.startswith("/") and ".." not in parts and "" not in parts
+
+
+def _remove_replaced(fs: fsspec.AbstractFileSystem, base: str, stale: set[str]) -> None:
+    """Delete files earlier manifests named and the new one doesn't, then the journal."""
+    for rel in sorted(stale):
+        path = posixpath.join(base, rel)
+        if fs.exists(path):
             fs.rm_file(path)
+    journal = posixpath.join(base, PREVIOUS)
+    if fs.exists(journal):
+        fs.rm_file(journal)
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -397,12 +428,37 @@ def read_dataset(
     fragments = (
         dataset.get_fragments() if expression is None else dataset.get_fragments(filter=expression)
     )
-    tables = [
-        _read_fragment(fragment, schema, expression, to_url(fs, fragment.path), manifest)
-        for fragment in fragments
-    ]
+    try:
+        tables = [
+            _read_fragment(fragment, schema, expression, to_url(fs, fragment.path), manifest)
+            for fragment in fragments
+        ]
+    except DatasetError:
+        _check_unchanged(fs, base, manifest, where)  # a file gone because it was recommitted
+        raise
+    _check_unchanged(fs, base, manifest, where)
     table = pa.concat_tables(tables) if tables else schema.empty_table()
     return table.replace_schema_metadata(_result_metadata(schema, manifest))
+
+
+def _check_unchanged(
+    fs: fsspec.AbstractFileSystem, base: str, manifest: dict[str, Any], where: str
+) -> None:
+    after = _load_manifest(fs, base)
+    if after is None or content_digest(after) != content_digest(manifest):
+        raise DatasetError(
+            f"{where} changed while it was being read (another run is writing this output "
+            "root?); re-run when that run is done"
+        )
+
+
+def digest_of(table: pa.Table) -> str:
+    """The :func:`content_digest` of the committed dataset ``table`` was read from (by
+    :func:`read_dataset`): what a later stage records as the input it actually used."""
+    meta = table.schema.metadata or {}
+    if DIGEST_KEY not in meta:
+        raise ValueError("this table was not read by tokmix.io.datasets.read_dataset")
+    return meta[DIGEST_KEY].decode()
 
 
 def _manifest_schema(manifest: dict[str, Any]) -> pa.Schema:
@@ -468,4 +524,5 @@ def _read_fragment(
 def _result_metadata(schema: pa.Schema, manifest: dict[str, Any]) -> dict[bytes, bytes]:
     meta = dict(schema.metadata or {})
     meta[PROVENANCE_KEY] = json.dumps(manifest.get("provenance", {}), sort_keys=True).encode()
+    meta[DIGEST_KEY] = content_digest(manifest).encode()
     return meta

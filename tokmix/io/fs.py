@@ -13,7 +13,6 @@ Paths handed back by this module are plain absolute paths for local files and fu
 
 from __future__ import annotations
 
-import contextlib
 import os
 import posixpath
 import uuid
@@ -37,6 +36,7 @@ def filesystem_for(url: str, **storage_options: Any) -> tuple[fsspec.AbstractFil
     options = dict(storage_options)
     if protocol in ("s3", "s3a"):
         options.setdefault("use_listings_cache", False)
+        options.setdefault("config_kwargs", _s3_client_config())
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         if endpoint:
             client = dict(options.get("client_kwargs") or {})
@@ -44,6 +44,23 @@ def filesystem_for(url: str, **storage_options: Any) -> tuple[fsspec.AbstractFil
             options["client_kwargs"] = client
     fs, path = fsspec.core.url_to_fs(url, **options)
     return fs, path
+
+
+S3_ATTEMPTS = 10
+"""Tries per S3 request: object stores answer 503 SlowDown under load and drop connections."""
+
+
+def _s3_client_config() -> dict[str, Any]:
+    """botocore settings for flaky object stores: ``standard`` retries (exponential backoff
+    with jitter on throttling, 5xx and dropped or timed-out connections) and a read timeout,
+    so a stalled request is retried instead of hanging the run. ``TOKMIX_S3_TIMEOUT``
+    (seconds, default 60) sets the connect and read timeouts."""
+    timeout = float(os.environ.get("TOKMIX_S3_TIMEOUT", "60"))
+    return {
+        "retries": {"max_attempts": S3_ATTEMPTS, "mode": "standard"},
+        "connect_timeout": timeout,
+        "read_timeout": timeout,
+    }
 
 
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:
@@ -191,35 +208,3 @@ def write_bytes_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) ->
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-
-
-def local_copy(url: str) -> str:
-    """A local copy of a remote file or prefix (a tokenizer on s3), cached by URL and content
-    stamp, so every worker fetches it once. Returns the local path keeping ``url``'s basename
-    (loaders name a tokenizer after it)."""
-    import hashlib
-    import tempfile
-
-    fs, path = filesystem_for(url)
-    if not fs.exists(path):
-        raise FileNotFoundError(f"{url}: no such file or prefix")
-    infos = fs.find(path, detail=True) if fs.isdir(path) else {path: fs.info(path)}
-    stamp = hashlib.sha256(url.encode())
-    for key in sorted(infos):
-        info = infos[key]
-        stamp.update(f"{key}\0{info.get('size')}\0{info.get('ETag') or info.get('mtime')}".encode())
-    cache = os.path.join(
-        os.environ.get("TOKMIX_CACHE", os.path.join(tempfile.gettempdir(), "tokmix-cache")),
-        stamp.hexdigest()[:16],
-    )
-    target = os.path.join(cache, posixpath.basename(path.rstrip("/")) or "tokenizer")
-    if not os.path.exists(target):
-        staging = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
-        os.makedirs(cache, exist_ok=True)
-        if fs.isdir(path):
-            fs.get(path.rstrip("/") + "/", staging + "/", recursive=True)
-        else:
-            fs.get_file(path, staging)
-        with contextlib.suppress(OSError):  # another worker got there first
-            os.rename(staging, target)
-    return target

@@ -21,7 +21,8 @@ from tokmix.errors import CorpusReadError, DatasetError
 from tokmix.io import catalog
 from tokmix.io.corpus import Document, OnInvalidUtf8, TxtMode, iter_documents, no_text_message
 from tokmix.io.datasets import is_committed, read_dataset, read_manifest, write_dataset
-from tokmix.io.fs import expand, filesystem_for
+from tokmix.io.fingerprint import content_fingerprint
+from tokmix.io.fs import expand
 from tokmix.jobs.spec import CategorySpec, SampleOptions
 from tokmix.schemas import CORPUS_STATS, GROUP_WORD_COUNTS, SAMPLE_GROUPS, WORD_COUNTS
 
@@ -47,16 +48,14 @@ def sample_groups_name(pretokenizer: Pretokenizer) -> str:
 
 
 def corpus_fingerprint(categories: list[CategorySpec]) -> str:
-    """Hash of every input file's path, size and modification stamp: cheap to take on
-    terabytes, and it changes when a file is replaced."""
+    """Hash of every input file's name and content fingerprint
+    (:func:`tokmix.io.fingerprint.content_fingerprint`: a content hash locally, the ETag on
+    S3), so a rewrite that keeps a file's size and mtime is still a new input."""
     h = hashlib.sha256()
     for spec in sorted(categories, key=lambda c: c.name):
         h.update(spec.name.encode() + b"\0")
         for url in expand(spec.path):
-            fs, path = filesystem_for(url)
-            info = fs.info(path)
-            stamp = info.get("mtime") or info.get("LastModified") or info.get("ETag") or ""
-            h.update(f"{url}\0{info.get('size')}\0{stamp}\0".encode())
+            h.update(f"{url}\0{content_fingerprint(url)}\0".encode())
     return h.hexdigest()
 
 

@@ -246,6 +246,23 @@ def _reduce_partition(
     return {"entries": entries, "group_entries": group_entries, "distinct": distinct}
 
 
+def invalid_utf8_warnings(
+    samples: list[tuple[str, ShardSample]], shard_stats: list[dict[str, Any]]
+) -> list[str]:
+    """A warning per input file whose documents held malformed UTF-8 (replaced by U+FFFD,
+    which the tokenizer never saw): how many documents, which file."""
+    per_file: Counter[tuple[str, str]] = Counter()
+    for (name, sample), stats in zip(samples, shard_stats, strict=True):
+        bad = int(stats["totals"].get("invalid_utf8_documents", 0))
+        if bad:
+            per_file[(name, sample.shard.url)] += bad
+    return [
+        f"warning: category {name}: {bad} document(s) in {url} held invalid UTF-8, counted "
+        "with U+FFFD in its place (see corpus_stats.invalid_utf8_documents)"
+        for (name, url), bad in sorted(per_file.items())
+    ]
+
+
 def run_count_ray(
     categories: list[CategorySpec],
     options: dict[str, SampleOptions],
@@ -321,6 +338,8 @@ def run_count_ray(
         log(f"count: {resumed} of {len(samples)} shards were counted by an earlier attempt")
 
     names = [name for name, _ in samples]
+    for line in invalid_utf8_warnings(samples, shard_stats):
+        log(line)
     totals = _sum_totals(categories, names, shard_stats, [])
     for spec in categories:
         if totals[spec.name]["bytes"] == 0:

@@ -25,6 +25,7 @@ from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.errors import TokmixError
 from tokmix.io.catalog import run_summary_path
 from tokmix.io.fs import filesystem_for, write_bytes_atomic
+from tokmix.io.root import owned_root
 from tokmix.jobs.count_ray import COUNT
 from tokmix.jobs.executors import Executor
 from tokmix.jobs.progress import Log, stderr_log
@@ -79,13 +80,24 @@ def prepare(
 
 
 def run_stages(ctx: RunContext) -> dict[str, float]:
-    """Run the spec's stages in the one order; seconds per stage."""
+    """Run the spec's stages in the one order; seconds per stage.
+
+    The output root is claimed and leased for the duration (:mod:`tokmix.io.root`): a folder
+    that is not tokmix's is refused unless ``force``, and a second run into the same root fails
+    at once instead of mixing its datasets into this one's."""
     seconds: dict[str, float] = {}
-    for stage in STAGES:
-        if stage.name in ctx.spec.stages:
-            t0 = time.perf_counter()
-            stage.run(ctx)
-            seconds[stage.name] = time.perf_counter() - t0
+    with owned_root(ctx.spec.out, ctx.spec.effective_run_id, force=ctx.force) as lease:
+        if lease.broken is not None:
+            ctx.log(
+                f"output root {ctx.spec.out}: took over the lease of run "
+                f"{lease.broken.get('run_id')!r} (host {lease.broken.get('host')}), which "
+                "stopped without releasing it"
+            )
+        for stage in STAGES:
+            if stage.name in ctx.spec.stages:
+                t0 = time.perf_counter()
+                stage.run(ctx)
+                seconds[stage.name] = time.perf_counter() - t0
     return seconds
 
 
@@ -155,4 +167,10 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         rows = sorted(doc["categories"], key=lambda r: -r["byte_share"])
         shares = ", ".join(f"{r['name']} {r['byte_share']:.1%}" for r in rows)
         lines.append(f"  {name}: {shares}")
+    for row in summary.get("token_stats", []):
+        lines.append(
+            f"  stats {row['tokenizer']} {row['category']}: "
+            f"{row['bytes'] / (row['tokens'] or 1):.2f} bytes/token, "
+            f"vocabulary use {row['tokens_used'] / max(row['vocab_size'], 1):.1%}"
+        )
     return lines

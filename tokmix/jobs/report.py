@@ -19,6 +19,7 @@ import pyarrow as pa
 from tokmix.analytics.report import RunData, build_report, summarize_frequencies
 from tokmix.errors import DatasetError
 from tokmix.io.catalog import mixture_json_path
+from tokmix.io.consistency import root_inconsistencies
 from tokmix.io.datasets import MANIFEST, read_dataset
 from tokmix.io.fs import filesystem_for, join, to_url, write_bytes_atomic
 from tokmix.schemas import (
@@ -103,6 +104,7 @@ def collect_run(out: str) -> RunData:
     )
     run.undertrained = _read_all(out, "undertrained", "tokenizer", UNDERTRAINED, skipped)
     run.corpus_stats = _read_all(out, "corpus_stats", "pretokenizer", CORPUS_STATS, skipped)
+    run.inconsistent = root_inconsistencies(out)
     found = (run.mixtures, run.token_stats, run.token_totals, run.undertrained, run.corpus_stats)
     if all(t is None for t in found):
         detail = f" ({'; '.join(skipped)})" if skipped else ""
@@ -113,10 +115,17 @@ def collect_run(out: str) -> RunData:
     return run
 
 
-def run_report(out: str, dest: str | None = None) -> str:
+def run_report(
+    out: str, dest: str | None = None, *, warn: Callable[[str], None] = lambda _m: None
+) -> str:
     """Write ``dest`` (default ``out/report``): ``index.html`` and every figure as PNG; the
-    figures first and the page last, so a page never names a figure that is not there."""
-    report = build_report(collect_run(out))
+    figures first and the page last, so a page never names a figure that is not there.
+    Datasets of the root that no single run produced together are flagged on the page and
+    passed to ``warn``."""
+    run = collect_run(out)
+    for problem in run.inconsistent:
+        warn(f"warning: {out}: {problem}")
+    report = build_report(run)
     dest = dest or join(out, REPORT_DIR)
     for fig in report.figures:
         fs, path = filesystem_for(join(dest, fig.file_name))

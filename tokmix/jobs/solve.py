@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from tokmix.errors import SolverError
+from tokmix.errors import DatasetError, SolverError
 from tokmix.io import catalog
 from tokmix.io.catalog import mixture_json_path
 from tokmix.io.datasets import content_digest, read_manifest, write_dataset
@@ -100,13 +100,23 @@ def run_solve(
     replicates (a Ray job passes a parallel one). Returns the result, also written as
     ``mixtures/NAME.json``.
     """
-    trajs, merge_ids, bytes_ = read_trajectories(out, tokenizer)
-    problem = build_problem(trajs, merge_ids, bytes_)
     options = dict(solver_options)
     estimator = options.pop("estimator", "scaled")
     power = options.pop("scaled_power", DEFAULT_POWER)
     if estimator not in ("scaled", "paper"):
         raise SolverError(f"unknown estimator {estimator!r}: use 'scaled' or 'paper'")
+    recorded = {**options, "estimator": estimator, "scaled_power": power, "bootstrap": bootstrap}
+    # The inputs recorded are the trajectories read: their digest before and after reading
+    # must agree, or another run committed new ones meanwhile.
+    inputs = solve_inputs(out, tokenizer, recorded)
+    trajs, merge_ids, bytes_ = read_trajectories(out, tokenizer)
+    groups = read_group_trajectories(out, tokenizer) if bootstrap else None
+    if solve_inputs(out, tokenizer, recorded) != inputs:
+        raise DatasetError(
+            f"{out}: the trajectories of {tokenizer} changed while they were read (another run "
+            "is writing this output root?); re-run when it is done"
+        )
+    problem = build_problem(trajs, merge_ids, bytes_)
     paper = solve_mixture(problem, **options)
     solve: Any
     if estimator == "paper":
@@ -116,7 +126,6 @@ def run_solve(
             solve_mixture_scaled, reference_alpha=paper.alpha, power=power, **options
         )
         sol = solve(problem)
-    groups = read_group_trajectories(out, tokenizer) if bootstrap else None
     interval = None
     if groups is not None and bootstrap is not None:
         group_trajs, group_bytes = groups
@@ -132,11 +141,6 @@ def run_solve(
             solve=solve,
             map_fn=map_fn,
         )
-    inputs = solve_inputs(
-        out,
-        tokenizer,
-        {**options, "estimator": estimator, "scaled_power": power, "bootstrap": bootstrap},
-    )
     diagnostics: dict[str, Any] = {"objective": sol.objective, **sol.diagnostics}
     diagnostics["estimator"] = estimator
     if estimator != "paper":  # the paper's estimate beside it, for comparison

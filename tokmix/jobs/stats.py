@@ -32,12 +32,14 @@ from tokmix.bpe.words import WordTable
 from tokmix.errors import TokmixError
 from tokmix.io import catalog
 from tokmix.io.datasets import is_committed, read_dataset, write_dataset
-from tokmix.jobs.count import count_inputs, read_word_tables, run_count
+from tokmix.jobs.count import count_inputs, read_word_tables
 from tokmix.jobs.count_ray import count_for
+from tokmix.jobs.executors import LocalExecutor
 from tokmix.jobs.spec import CategorySpec, SampleOptions
 from tokmix.jobs.stage import RunContext, Stage
 from tokmix.jobs.tokenizers import load_tokenizer
 from tokmix.schemas import TOKEN_FREQUENCIES, TOKEN_STATS, UNDERTRAINED
+from tokmix.schemas.run_spec import RunSpec
 
 STATS_VERSION = "1"
 """Bumped when what the stage computes changes, so committed results are recomputed."""
@@ -67,38 +69,26 @@ def run_stats(
     force: bool = False,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> pa.Table:
-    """Commit token statistics of every tokenizer over every category; the ``token_stats``
-    rows of this run (one per tokenizer and category)."""
+    """``tokmix stats``: the stats stage alone, its tasks in this process; the ``token_stats``
+    rows of these tokenizers (one per tokenizer and category)."""
     loaded = [
         t if isinstance(t, LoadedTokenizer) else load_tokenizer(t, pretokenizer=pretokenizer)
         for t in tokenizers
     ]
     _check_names(loaded)
-    families: dict[str, list[LoadedTokenizer]] = {}
-    for tok in loaded:
-        families.setdefault(tok.stats_pretokenizer.key, []).append(tok)
-    for members in families.values():
-        pretok = members[0].stats_pretokenizer
-        table_inputs = count_inputs(categories, pretok, options)
-        todo = [
-            tok
-            for tok in members
-            if force
-            or not all(
-                is_committed(out, dataset_name(kind, tok.name), stats_inputs(tok, table_inputs))
-                for kind in DATASETS
-            )
-        ]
-        if not todo:
-            log(f"stats: {', '.join(t.name for t in members)} already committed")
-            continue
-        tables = run_count(categories, pretok, out, options, force=force)
-        log(
-            f"stats: {len(tables)} word tables of pre-tokenizer {pretok.name} for "
-            f"{', '.join(t.name for t in todo)}"
-        )
-        for tok in todo:
-            write_stats(tok, tables, out, stats_inputs(tok, table_inputs))
+    spec = RunSpec.model_validate(
+        {
+            "out": out,
+            "tokenizers": [t.path for t in loaded],
+            "categories": {c.name: {"paths": [c.path]} for c in categories},
+            "pretokenizer": pretokenizer,
+            "stages": ["stats"],
+            "bootstrap": {"groups": 1},
+        }
+    )
+    options_of = {c.name: options for c in categories}
+    ctx = RunContext(spec, loaded, {}, categories, options_of, LocalExecutor(), force, log)
+    STATS.run(ctx)
     return read_token_stats(out, [t.name for t in loaded])
 
 
@@ -205,31 +195,40 @@ def _stats_task(
     return read_token_stats(out, [tok.name]).to_pylist()
 
 
+def _committed(out: str, tokenizer: LoadedTokenizer, inputs: dict[str, str]) -> bool:
+    return all(is_committed(out, dataset_name(k, tokenizer.name), inputs) for k in DATASETS)
+
+
 def _run_stats_stage(ctx: RunContext) -> None:
     """Token statistics: one word table per encoder pre-tokenizer family (counted by the
     count stage's tasks, shared by the tokenizers of the family), then one task per
     tokenizer."""
     spec = ctx.spec
-    calls, rows = [], []
+    families: dict[str, list[LoadedTokenizer]] = {}
     for tok in ctx.tokenizers:
-        pretok = tok.stats_pretokenizer
-        inputs = stats_inputs(tok, count_inputs(ctx.categories, pretok, ctx.options))
-        if not ctx.force and all(
-            is_committed(spec.out, dataset_name(kind, tok.name), inputs) for kind in DATASETS
-        ):
-            ctx.log(f"stats {tok.name}: already committed for these word tables; skipped")
-            rows += read_token_stats(spec.out, [tok.name]).to_pylist()
+        families.setdefault(tok.stats_pretokenizer.key, []).append(tok)
+    calls = []
+    for members in families.values():
+        pretok = members[0].stats_pretokenizer
+        table_inputs = count_inputs(ctx.categories, pretok, ctx.options)
+        todo = [
+            tok
+            for tok in members
+            if ctx.force or not _committed(spec.out, tok, stats_inputs(tok, table_inputs))
+        ]
+        if not todo:
+            ctx.log(f"stats: {', '.join(t.name for t in members)} already committed")
             continue
-        count_for(ctx, pretok, False)
-        calls.append((tok.path, spec.pretokenizer, spec.out, inputs))
-    done = ctx.executor.map(_stats_task, calls, resources=spec.resources_for("stats"), retries=2)
-    rows += [row for part in done for row in part]
-    for row in rows:
-        tokens = row["tokens"] or 1
+        count_for(ctx, pretok, ctx.force and "count" not in spec.stages)  # else just counted
         ctx.log(
-            f"stats {row['tokenizer']} {row['category']}: {row['bytes'] / tokens:.2f} bytes/token, "
-            f"vocabulary use {row['tokens_used'] / max(row['vocab_size'], 1):.1%}"
+            f"stats: word tables of pre-tokenizer {pretok.name} for "
+            f"{', '.join(t.name for t in todo)}"
         )
+        calls += [
+            (t.path, spec.pretokenizer, spec.out, stats_inputs(t, table_inputs)) for t in todo
+        ]
+    ctx.executor.map(_stats_task, calls, resources=spec.resources_for("stats"), retries=2)
+    rows = read_token_stats(spec.out, [t.name for t in ctx.tokenizers]).to_pylist()
     ctx.summary["token_stats"] = rows
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from tokmix.bpe import loaders
 from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.errors import TokenizerFormatError
-from tokmix.io.fs import local_copy
+from tokmix.io.cache import local_copy
 
 
 def load_tokenizer(path: str | Path, *, pretokenizer: str | None = None) -> LoadedTokenizer:

@@ -38,6 +38,22 @@ def char_merge_list(cleaned: CharMerges, path: Path) -> MergeList:
     )
 
 
+def missing_product_notes(
+    products: Sequence[bytes] | Sequence[str], vocab: Mapping[bytes, int] | Mapping[str, int]
+) -> tuple[str, ...]:
+    """A note when merges make tokens the vocabulary does not hold (a truncated or edited
+    vocabulary): such merges are replayed as listed, but the file is not what its trainer
+    wrote."""
+    missing = [t for t in products if t not in vocab]
+    if not missing:
+        return ()
+    shown = ", ".join(repr(t) for t in missing[:5])
+    return (
+        f"{len(missing)} merge(s) make a token that is not in the vocabulary (first: {shown}); "
+        "they are replayed as listed",
+    )
+
+
 def is_redundant(merges: Sequence[tuple[Any, Any]]) -> bool:
     """Several merges make the same token: the file lists splits, not the training order."""
     return len({left + right for left, right in merges}) < len(merges)
@@ -67,7 +83,10 @@ def byte_level_lists(vocab: Mapping[bytes, int], merges: Pairs, path: Path) -> L
             alphabet="bytes",
             unreachable=unreachable,
         )
-        return Lists(ml, None, unreachable_notes(unreachable, "no merge in the file makes"))
+        missing = missing_product_notes([a + b for a, b in merges], vocab)
+        return Lists(
+            ml, None, (*unreachable_notes(unreachable, "no merge in the file makes"), *missing)
+        )
     rec = recover_merges(vocab)
     ml = merge_list(
         path, base=BYTE_ALPHABET, merges=rec.merges, alphabet="bytes", unreachable=rec.unreachable
@@ -103,7 +122,10 @@ def char_level_lists(vocab: Mapping[str, int], merges: list[tuple[str, str]], pa
             alphabet="chars",
             unreachable=utf8(unreachable, path),
         )
-        return Lists(ml, None, unreachable_notes(unreachable, "no merge in the file makes"))
+        missing = missing_product_notes([a + b for a, b in merges], vocab)
+        return Lists(
+            ml, None, (*unreachable_notes(unreachable, "no merge in the file makes"), *missing)
+        )
     order = list(dict.fromkeys(left + right for left, right in merges))
     in_order = set(order)
     order += [t for t in by_id(vocab) if len(t) >= 2 and t not in in_order]
