@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OUT    ?= out/demo
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench bench-count clean
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,14 @@ lint: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.run
+
+# Counting in full (issue #13): all families, Ray per core, memory per count task up to 2 GB
+# of input (written under /tmp and deleted), reading libraries. Results: benchmarks/results/counting.md
+bench-count: setup
+	$(BIN)/python -m benchmarks.counting
+	$(BIN)/python -m benchmarks.ray_count
+	$(BIN)/python -m benchmarks.count_memory --sizes 100,500,2000
+	$(BIN)/python -m benchmarks.reading
 
 clean:
 	rm -rf $(VENV) out tokmix-out

@@ -2,7 +2,8 @@
 
     python -m benchmarks.run [--category PATH.jsonl.gz] [--merges 30000] [--lp-case demo ...]
 
-- counting: tokmix word tables vs Python ``regex.findall`` + ``Counter`` (the usual baseline)
+- counting: the compiled counter vs Python ``regex.findall`` + ``Counter`` (the usual baseline)
+  and tokmix's ``regex`` path, on prose and on code, 1 core (``benchmarks/counting.py``)
 - replay: tokmix replay of T merges over a word table vs the ``tokenizers`` BpeTrainer learning
   T merges from the same text (training does strictly more work: it also searches for maxima)
 - token statistics: from the word table vs the tokenizer library encoding the sample
@@ -17,16 +18,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections import Counter
 from pathlib import Path
 
-import regex
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-from benchmarks import stats
+from benchmarks import counting, stats
 from benchmarks.lp import CASES, bench_lp
 from tests.helpers import read_jsonl_gz
-from tokmix.bpe.pretokenizers import GPT2, GPT2_PATTERN
 from tokmix.bpe.replay import replay_merges
 from tokmix.bpe.words import count_words
 
@@ -46,26 +44,6 @@ def _best_of(n: int, fn):  # type: ignore[no-untyped-def]
         out = fn()
         best = min(best, time.perf_counter() - t0)
     return best, out
-
-
-def bench_counting(texts: list[str]) -> None:
-    mb = sum(len(t.encode()) for t in texts) / 1e6
-    pattern = regex.compile(GPT2_PATTERN)
-
-    def baseline() -> Counter[str]:
-        c: Counter[str] = Counter()
-        for t in texts:
-            c.update(pattern.findall(t))
-        return c
-
-    t_ours, table = _best_of(2, lambda: count_words(texts, GPT2))
-    t_base, base = _best_of(2, baseline)
-    assert len(table) == len(base)
-    print(
-        f"counting  {mb:.1f} MB: tokmix {mb / t_ours:.2f} MB/s,"
-        f" regex+Counter {mb / t_base:.2f} MB/s,"
-        f" ratio {t_base / t_ours:.2f}x (1 core)"
-    )
 
 
 def bench_replay(texts: list[str], merges: int) -> None:
@@ -102,7 +80,10 @@ def main() -> None:
     args = ap.parse_args()
     texts = read_jsonl_gz(args.category)
     print(f"data: {args.category} ({sum(len(t.encode()) for t in texts) / 1e6:.1f} MB)")
-    bench_counting(texts)
+    prose = counting.default_texts()["prose"]
+    counting.bench_counting(
+        {"prose": read_jsonl_gz(prose), "code": texts}, 2, ["gpt2", "cl100k", "o200k"]
+    )
     bench_replay(texts, args.merges)
     if stats.TOKENIZERS.is_dir():
         stats.bench_stats(texts, args.category.parent.name)

@@ -9,38 +9,98 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
 from tokmix.bpe import long_text
+from tokmix.bpe.fast_pretokenize import WordCounter, word_counter
 from tokmix.bpe.pretokenizers import Pretokenizer
 
 
-@dataclass
 class WordTable:
-    """``word (UTF-8 bytes) -> count`` plus the sample's totals."""
+    """``word (UTF-8 bytes) -> count`` plus the sample's totals.
 
-    counts: Counter[bytes] = field(default_factory=Counter)
-    documents: int = 0
-    bytes_: int = 0
-    chars: int = 0
-    pretokens: int = 0
-    invalid_utf8_documents: int = 0
-    files: int = 0
+    :meth:`add_text` counts with the pre-tokenizer's :func:`word_counter` (the compiled path
+    when there is one), which keeps words in its own table until :attr:`counts` is read: then
+    they move into the ``Counter``, one Python ``bytes`` per distinct word."""
+
+    def __init__(
+        self,
+        counts: Counter[bytes] | None = None,
+        documents: int = 0,
+        bytes_: int = 0,
+        chars: int = 0,
+        pretokens: int = 0,
+        invalid_utf8_documents: int = 0,
+        files: int = 0,
+    ) -> None:
+        self._counts: Counter[bytes] = Counter() if counts is None else counts
+        self.documents = documents
+        self.bytes_ = bytes_
+        self.chars = chars
+        self.pretokens = pretokens
+        self.invalid_utf8_documents = invalid_utf8_documents
+        self.files = files
+        self._counter: WordCounter | None = None
+        self._counter_for: Pretokenizer | None = None
+        self._pending = False
+
+    @property
+    def counts(self) -> Counter[bytes]:
+        """The word counts (words still in the counter's table are moved in first)."""
+        self._flush()
+        return self._counts
+
+    @counts.setter
+    def counts(self, value: Counter[bytes]) -> None:
+        self._counter = self._counter_for = None
+        self._pending = False
+        self._counts = value
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._pending = False
+            assert self._counter is not None
+            pending = self._counter.drain()
+            if self._counts:
+                self._counts.update(pending)
+            else:
+                self._counts = pending
 
     def add_text(self, text: str, pretokenizer: Pretokenizer) -> None:
-        """Count one document's pre-tokens (each distinct piece is encoded once)."""
-        counts = self.counts
+        """Count one document's pre-tokens."""
+        if self._counter is None or self._counter_for is not pretokenizer:
+            self._flush()  # words counted with another pre-tokenizer
+            self._counter, self._counter_for = word_counter(pretokenizer), pretokenizer
         for part in long_text.pieces(text, pretokenizer):  # a long document, in bounded memory
-            pretokens = pretokenizer.split(part)
-            for piece, n in Counter(pretokens).items():
-                counts[piece.encode("utf-8")] += n
-            self.pretokens += len(pretokens)
+            self.pretokens += self._counter.add(part)
+        self._pending = True
         self.documents += 1
         self.bytes_ += len(text.encode("utf-8", errors="surrogatepass"))
         self.chars += len(text)
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.counts,
+            self.documents,
+            self.bytes_,
+            self.chars,
+            self.pretokens,
+            self.invalid_utf8_documents,
+            self.files,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, WordTable):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass it replaces
+
+    def __repr__(self) -> str:
+        totals = ", ".join(f"{k}={v}" for k, v in self.totals().items())
+        return f"WordTable({totals})"
 
     def __add__(self, other: WordTable) -> WordTable:
         counts = Counter(self.counts)
@@ -75,8 +135,9 @@ class WordTable:
     def sorted_items(self) -> tuple[list[bytes], np.ndarray]:
         """Words in byte order with their counts: the canonical order every writer uses, so
         equal tables give equal files whatever order they were counted in."""
-        words = sorted(self.counts)
-        return words, np.fromiter((self.counts[w] for w in words), dtype=np.int64, count=len(words))
+        counts = self.counts
+        words = sorted(counts)
+        return words, np.fromiter((counts[w] for w in words), dtype=np.int64, count=len(words))
 
     def totals(self) -> dict[str, int]:
         return {

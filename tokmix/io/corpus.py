@@ -1,7 +1,7 @@
 """Reading corpus documents: the one place tokmix touches raw text (ARCHITECTURE.md §3).
 
 Formats, chosen by file suffix, each plain or compressed (``.gz``, ``.zst`` / ``.zstd``,
-decompressed as a stream by pyarrow):
+decompressed as a stream: gzip by ISA-L, zstd by pyarrow):
 
 - ``.jsonl`` / ``.ndjson`` / ``.json`` — JSON lines (dolma and datatrove write ``.json.gz``
   this way): one object per line, the document in ``text_field`` (default ``"text"``).
@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tokmix.errors import CorpusReadError
+from tokmix.io.decompress import DECOMPRESSION_ERRORS, READ_CHUNK, decompressed
 from tokmix.io.fs import (
     common_root,
     describe_missing,
@@ -62,7 +63,6 @@ MAX_FILE_DOCUMENT_BYTES = 256 * 2**20
 """Largest ``.txt`` file read whole as one document (``txt_mode="file"``); beyond it a file is
 almost certainly a dump of many documents and wants ``"line"`` or ``"paragraph"``."""
 
-_READ_CHUNK = 1 << 20
 _PARQUET_BATCH_ROWS = 1024
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -209,7 +209,7 @@ def file_documents(
         for doc in _format_documents(url, suffix, codec, text_field, txt_mode, on_invalid):
             documents += 1
             yield doc
-    except (OSError, EOFError, pa.ArrowException) as exc:
+    except DECOMPRESSION_ERRORS as exc:
         raise CorpusReadError(unreadable_message(url, codec, exc)) from exc
     if documents == 0:
         raise CorpusReadError(
@@ -257,14 +257,14 @@ def _open_binary(url: str, codec: str | None) -> Iterator[IO[bytes]]:
         if codec is None:
             yield line_reader(raw, is_local(fs))
             return
-        with pa.CompressedInputStream(raw, codec) as decompressed:
-            yield io.BufferedReader(decompressed, buffer_size=_READ_CHUNK)
+        with decompressed(raw, codec) as stream:
+            yield stream
 
 
 def line_reader(stream: IO[bytes], local: bool) -> IO[bytes]:
     """``stream`` with ``readline(size)``: fsspec's remote files read a whole line at a time
     (no size), which :func:`read_line` must not let them do."""
-    return stream if local else io.BufferedReader(stream, buffer_size=_READ_CHUNK)  # type: ignore[type-var]
+    return stream if local else io.BufferedReader(stream, buffer_size=READ_CHUNK)  # type: ignore[type-var]
 
 
 def _decode(raw: bytes, on_invalid: OnInvalidUtf8, where: Callable[[int], str]) -> tuple[str, bool]:
