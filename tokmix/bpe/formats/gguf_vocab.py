@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from tokmix.bpe.byte_level import unbyte_merges, unbyte_vocab
+from tokmix.bpe.byte_level import is_byte_level, unbyte_merges, unbyte_vocab
 from tokmix.bpe.encoders import HfWordEncoder
 from tokmix.bpe.formats.base import (
     Detection,
@@ -38,7 +38,7 @@ from tokmix.bpe.formats.base import (
 )
 from tokmix.bpe.formats.compression import compression_of
 from tokmix.bpe.formats.gguf_metadata import MAGIC, read_gguf_metadata
-from tokmix.bpe.formats.merge_lists import byte_level_lists, char_level_lists, utf8
+from tokmix.bpe.formats.merge_lists import byte_level_lists, char_level_lists, examples, utf8
 from tokmix.bpe.formats.sentencepiece import (
     BYTE_PIECE,
     sentencepiece_encoding_pretokenizer,
@@ -75,21 +75,32 @@ _TEKKEN = (
     r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*"
     r"|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
-_DEEPSEEK_LATIN = (
-    "A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗ"
-    "ὙὛὝὟ-ώᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-ΐῖ-Ίῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯ"
-    "ꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃"
+_DEEPSEEK_LATIN = (  # llama.cpp's list of Latin, Greek, Cyrillic, ... letter ranges, escaped
+    "A-Za-z\\xb5\\xc0-\\xd6\\xd8-\\xf6\\xf8-\\u01ba\\u01bc-\\u01bf\\u01c4-\\u0293\\u0295-\\u02af"
+    "\\u0370-\\u0373\\u0376\\u0377\\u037b-\\u037d\\u037f\\u0386\\u0388-\\u038a\\u038c"
+    "\\u038e-\\u03a1\\u03a3-\\u03f5\\u03f7-\\u0481\\u048a-\\u052f\\u0531-\\u0556\\u10a0-\\u10c5"
+    "\\u13a0-\\u13f5\\u13f8-\\u13fd\\u1c90-\\u1cba\\u1cbd-\\u1cbf\\u1d00-\\u1d2b\\u1d6b-\\u1d77"
+    "\\u1d79-\\u1d9a\\u1e00-\\u1f15\\u1f18-\\u1f1d\\u1f20-\\u1f45\\u1f48-\\u1f4d\\u1f50-\\u1f57"
+    "\\u1f59\\u1f5b\\u1f5d\\u1f5f-\\u1f7d\\u1f80-\\u1fb4\\u1fb6-\\u1fbc\\u1fbe\\u1fc2-\\u1fc4"
+    "\\u1fc6-\\u1fcc\\u1fd0-\\u1fd3\\u1fd6-\\u1fdb\\u1fe0-\\u1fec\\u1ff2-\\u1ff4\\u1ff6-\\u1ffc"
+    "\\u2102\\u2107\\u210a-\\u2113\\u2115\\u2119-\\u211d\\u2124\\u2126\\u2128\\u212a-\\u212d"
+    "\\u212f-\\u2134\\u2139\\u213c-\\u213f\\u2145-\\u2149\\u214e\\u2183\\u2184\\u2c00-\\u2c7b"
+    "\\u2c7e-\\u2ce4\\u2ceb-\\u2cee\\u2cf2\\u2cf3\\ua640-\\ua66d\\ua680-\\ua69b\\ua722-\\ua76f"
+    "\\ua771-\\ua787\\ua78b-\\ua78e\\uab70-\\uabbf\\ufb00-\\ufb06\\ufb13-\\ufb17\\uff21-\\uff3a"
+    "\\uff41-\\uff5a\\U00010400-\\U0001044f\\U000104b0-\\U000104d3\\U000104d8-\\U000104fb"
+    "\\U00010c80-\\U00010cb2\\U00010cc0-\\U00010cf2\\U000118a0-\\U000118df\\U0001e900-\\U0001e943"
 )
+_CJK = r"[\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff]+"
 _SPLITS: dict[str, tuple[str, ...]] = {
     "deepseek-llm": (
         r"[\r\n]",
         rf"\s?[{_DEEPSEEK_LATIN}]+",
-        r"\s?[!-/:-~！-／：-～‘-‟　-。]+",
+        r"\s?[!-/:-~\uff01-\uff0f\uff1a-\uff5e\u2018-\u201f\u3000-\u3002]+",
         r"\s+$",
-        r"[一-龥ࠀ-一가-퟿]+",
+        _CJK,
         r"\p{N}+",
     ),
-    "deepseek-coder": (r"[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+", r"[一-龥ࠀ-一가-퟿]+", r"\p{N}"),
+    "deepseek-coder": (r"[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+", _CJK, r"\p{N}"),
     "falcon": (r"[\p{P}\$\+<=>\^~\|`]+", _GPT2_NO_TAIL, r"[0-9][0-9][0-9]"),
     "starcoder": (r"\p{N}", _GPT2_NO_TAIL),
     "default": (r"[\p{P}\$\+<=>\^~\|]+", _GPT2_NO_TAIL, r"\p{N}+", r"[0-9][0-9][0-9]"),
@@ -257,14 +268,21 @@ def _byte_level(
     pre, ignore_merges = _pre_name(meta, override, path)
     texts = _strings(tokens, "token", path)
     types = _token_types(meta, len(texts), path)
-    kept = {t: i for i, t in enumerate(texts) if types[i] == NORMAL}
+    normal = {t: i for i, t in enumerate(texts) if types[i] == NORMAL}
+    kept = {t: i for t, i in normal.items() if is_byte_level(t)}
+    outside = [t for t in normal if t not in kept]
     vocab = unbyte_vocab(kept, path)
     lists = byte_level_lists(vocab, unbyte_merges(_merge_pairs(meta, path), path), path)
     file_pretok = gguf_pretokenizer(pre) if pre in PRE_TOKENIZERS else None
-    n_special = len(texts) - len(kept)
-    extra = [f"GGUF pre={pre!r}"] + (
-        [f"{n_special} control/user-defined/unused tokens excluded from vocab"] if n_special else []
-    )
+    n_special = len(texts) - len(normal)
+    extra = [f"GGUF pre={pre!r}"]
+    if n_special:
+        extra.append(f"{n_special} control/user-defined/unused tokens excluded from vocab")
+    if outside:
+        extra.append(
+            f"{len(outside)} normal tokens are not in GPT-2's byte alphabet (no byte-level "
+            f"encoding produces them), excluded from vocab (e.g. {examples(outside)})"
+        )
     return LoadedTokenizer(
         name=source.name,
         path=str(path),
