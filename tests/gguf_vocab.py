@@ -56,7 +56,11 @@ def fetch(dest: Path) -> Path:
             for member in tar.getmembers():
                 name = member.name.split("/", 1)[-1]
                 base = Path(name).name
-                if name.startswith(MEMBER_DIR) and base.startswith("ggml-vocab-") and member.isfile():
+                if (
+                    name.startswith(MEMBER_DIR)
+                    and base.startswith("ggml-vocab-")
+                    and member.isfile()
+                ):
                     source = tar.extractfile(member)
                     assert source is not None
                     (partial / base).write_bytes(source.read())

@@ -50,13 +50,17 @@ def _rank(item: tuple[bytes, int]) -> int:
 def write_tekken(
     path: Path, ranks: dict[bytes, int], pattern: str, *, n_special: int, vocab_size: int
 ) -> None:
+    """Tekken lists the 256 bytes first, byte ``i`` at rank ``i`` (``mistral-common`` checks);
+    a single byte's rank never decides a merge, so the other tokens keep their order."""
+    ordered = [bytes([b]) for b in range(256)]
+    ordered += [t for t, _ in sorted(ranks.items(), key=_rank) if len(t) > 1]
     vocab = [
         {
             "rank": r,
             "token_bytes": base64.b64encode(t).decode(),
             "token_str": t.decode("utf-8", errors="replace"),
         }
-        for t, r in sorted(ranks.items(), key=_rank)
+        for r, t in enumerate(ordered)
     ]
     specials = [
         {"rank": i, "token_str": f"<SPECIAL_{i}>", "is_control": True} for i in range(n_special)
