@@ -15,6 +15,7 @@ file of the format is available offline (no network but PyPI).
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 from collections import Counter
 from collections.abc import Iterable
@@ -107,7 +108,7 @@ def extension_ranks(
     by_rank = {r: t for t, r in base.items()}
     pairs: Counter[tuple[int, int]] = Counter()
     for ids in encode_words:
-        pairs.update(zip(ids, ids[1:], strict=False))
+        pairs.update(itertools.pairwise(ids))
     out = dict(base)
     for (a, b), _ in pairs.most_common():
         if len(out) >= n_total:

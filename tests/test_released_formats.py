@@ -216,5 +216,5 @@ def test_compressed_files_load_as_the_plain_ones(tokenizers_dir: Path, tmp_path:
     assert load_tokenizer(misnamed, pretokenizer="gpt2").n_merges == 50_000
     broken = tmp_path / "tokenizer.json.gz"
     broken.write_bytes(gzip.compress(plain_json.read_bytes())[:5000])
-    with pytest.raises(TokenizerFormatError, match="not valid JSON|does not decompress"):
+    with pytest.raises(TokenizerFormatError, match=r"not valid JSON|does not decompress"):
         load_tokenizer(broken)
