@@ -292,6 +292,7 @@ def _byte_level(
         pretokenizer=with_override(file_pretok, override, True, path),
         vocab=vocab,
         encoding_merges=lists.encoding_merges,
+        hand_inserted=lists.hand_inserted,
         notes=(*notes, *extra, *lists.notes),
         ignore_merges=ignore_merges and override is None,
     )
@@ -382,6 +383,7 @@ def _char_level(
         pretokenizer=with_override(pre, override, False, path),
         vocab=dict(zip(utf8(normal, path), normal.values(), strict=True)),
         encoding_merges=lists.encoding_merges,
+        hand_inserted=lists.hand_inserted,
         notes=(*notes, *lists.notes),
         byte_fallback=True,
         byte_pieces={

@@ -88,6 +88,7 @@ def _load_hf_json(source: Source, override: str | None) -> LoadedTokenizer:
         pretokenizer=pretok,
         vocab=byte_vocab,
         encoding_merges=lists.encoding_merges,
+        hand_inserted=lists.hand_inserted,
         notes=tuple(notes) + lists.notes,
         encoding_pretokenizer=encoding_pretok,
         **_hf_encoder_options(model, raw_vocab, byte_level=_is_byte_level(doc)),

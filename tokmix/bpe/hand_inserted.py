@@ -1,0 +1,84 @@
+"""Merges no frequency-driven trainer makes: hand-inserted heads of merge lists.
+
+Gemma's merge list starts with runs of ``\\n``, ``▁`` and ``\\t`` (1 394 merges in Gemma 4's
+list, 1 395 in the Gemma list Hayase et al. drop), put there by hand so that whitespace runs are
+single tokens. Two facts tell them from trained merges, without any data:
+
+- **out of order**: a BPE trainer can only merge symbols that exist, so a merge's parts are
+  always made before it. A hand-written list has no such constraint: Gemma lists the 31-newline
+  run before the 2-newline run its parts need. :func:`out_of_order` counts merges whose part is
+  first made by a *later* merge.
+- **whitespace only**: the head block is made of whitespace runs.
+
+The hand-inserted head is the leading block of whitespace-only merges when that block holds at
+least one out-of-order merge (so a trained list that merely starts with ``"▁▁"`` is not
+flagged). Replay still needs these tokens (the encoder produces them), so loaders put them first
+in an order replay can make (shorter runs first) and record them; the LP leaves their merges
+out by default, as Hayase et al. do by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T", str, bytes)
+
+WHITESPACE = frozenset(" \t\n\r\u2581\u3000\u00a0\f\v")
+"""Characters a hand-inserted whitespace run is made of (``▁`` is SentencePiece's space)."""
+
+
+def is_whitespace_run(token: str | bytes) -> bool:
+    """Whether a token (text, or UTF-8 bytes) is whitespace only."""
+    text = token.decode("utf-8", errors="replace") if isinstance(token, bytes) else token
+    return bool(text) and all(ch in WHITESPACE for ch in text)
+
+
+@dataclass(frozen=True)
+class HandInserted(Generic[T]):
+    """What :func:`find_hand_inserted` found in a file's merge list."""
+
+    n_merges: int
+    """How many leading merges of the file's list are hand-inserted."""
+    tokens: tuple[T, ...]
+    """The distinct tokens those merges make, shortest first (an order replay can make)."""
+    out_of_order: int
+    """Merges anywhere in the list whose part is first made by a later merge."""
+
+
+def first_made(merges: Sequence[tuple[T, T]]) -> dict[T, int]:
+    """Each product's first merge index."""
+    out: dict[T, int] = {}
+    for i, (left, right) in enumerate(merges):
+        out.setdefault(left + right, i)
+    return out
+
+
+def out_of_order(merges: Sequence[tuple[T, T]], base: Collection[T]) -> list[int]:
+    """Indices of merges with a part that is not a base symbol and is first made later."""
+    made = first_made(merges)
+    return [
+        i
+        for i, (left, right) in enumerate(merges)
+        if any(part not in base and made.get(part, -1) > i for part in (left, right))
+    ]
+
+
+def find_hand_inserted(
+    merges: Sequence[tuple[T, T]],
+    base: Collection[T],
+    *,
+    is_run: Callable[[T], bool] = is_whitespace_run,
+) -> HandInserted[T]:
+    """The hand-inserted head of a merge list (see the module docstring); ``n_merges`` is 0
+    when the list has none."""
+    late = out_of_order(merges, base)
+    head = 0
+    while head < len(merges) and is_run(merges[head][0] + merges[head][1]):
+        head += 1
+    if not any(i < head for i in late):
+        return HandInserted(0, (), len(late))
+    products = dict.fromkeys(left + right for left, right in merges[:head])
+    tokens = tuple(sorted(products, key=len))  # stable: first appearance among equal lengths
+    return HandInserted(head, tokens, len(late))
