@@ -125,3 +125,47 @@ def words_of(texts: Iterable[str], pattern: str) -> Iterable[str]:
     compiled = regex.compile(pattern)
     for text in texts:
         yield from compiled.findall(text)
+
+
+def write_gemma_json(path: Path, gguf_path: Path) -> None:
+    """A Gemma-3-style ``tokenizer.json`` from a Gemma GGUF vocabulary: the same vocabulary
+    and merges, with the pipeline Gemma's ``tokenizer.json`` declares."""
+    from tokmix.bpe.formats.gguf_metadata import read_gguf_metadata
+
+    meta, _ = read_gguf_metadata(gguf_path)
+    tokens = [t.decode("utf-8") for t in meta["tokenizer.ggml.tokens"]]
+    types = meta["tokenizer.ggml.token_type"]
+    merges = [m.decode("utf-8").split(" ") for m in meta["tokenizer.ggml.merges"]]
+    added = [
+        {"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+         "normalized": False, "special": True}
+        for i, t in enumerate(tokens) if types[i] in (3, 4)
+    ]  # fmt: skip
+    doc = {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": added,
+        "normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"},
+        "pre_tokenizer": {
+            "type": "Split",
+            "pattern": {"String": " "},
+            "behavior": "MergedWithPrevious",
+            "invert": False,
+        },
+        "post_processor": None,
+        "decoder": None,
+        "model": {
+            "type": "BPE",
+            "dropout": None,
+            "unk_token": "<unk>",
+            "continuing_subword_prefix": None,
+            "end_of_word_suffix": None,
+            "fuse_unk": True,
+            "byte_fallback": True,
+            "ignore_merges": False,
+            "vocab": {t: i for i, t in enumerate(tokens)},
+            "merges": merges,
+        },
+    }
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")

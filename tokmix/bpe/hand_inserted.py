@@ -79,6 +79,36 @@ def find_hand_inserted(
         head += 1
     if not any(i < head for i in late):
         return HandInserted(0, (), len(late))
-    products = dict.fromkeys(left + right for left, right in merges[:head])
-    tokens = tuple(sorted(products, key=len))  # stable: first appearance among equal lengths
-    return HandInserted(head, tokens, len(late))
+    products = list(dict.fromkeys(left + right for left, right in merges[:head]))
+    vocabulary = set(first_made(merges))
+    return HandInserted(head, _closed(products, base, vocabulary, is_run), len(late))
+
+
+def _closed(
+    tokens: list[T], base: Collection[T], vocabulary: Collection[T], is_run: Callable[[T], bool]
+) -> tuple[T, ...]:
+    """``tokens`` plus the runs needed to make them, shortest first, so replay can make each
+    from base symbols and earlier ones. Gemma's head lists tab runs of 3..31 but makes
+    ``"\t\t"`` only after its first trained merge; that run joins the head."""
+    have = set(tokens)
+    pending = sorted(have, key=len)
+    while pending:
+        token = pending.pop()
+        if _makeable(token, base, have):
+            continue
+        for i in range(1, len(token)):
+            parts = [p for p in (token[:i], token[i:]) if p not in base and p not in have]
+            if all(p in vocabulary and is_run(p) for p in parts):
+                have.update(parts)
+                pending.extend(parts)
+                break
+    ordered = sorted(have, key=len)
+    first = {t: i for i, t in enumerate(tokens)}
+    return tuple(sorted(ordered, key=lambda t: (len(t), first.get(t, len(first)))))
+
+
+def _makeable(token: T, base: Collection[T], have: Collection[T]) -> bool:
+    return any(
+        (token[:i] in base or token[:i] in have) and (token[i:] in base or token[i:] in have)
+        for i in range(1, len(token))
+    )

@@ -67,10 +67,11 @@ def hand_inserted_notes(hand: HandInserted[Any], n_tokens: int) -> tuple[str, ..
     notes = []
     if hand.n_merges:
         notes.append(
-            f"hand-inserted merges: the first {hand.n_merges} merges of the file make "
-            f"{n_tokens} whitespace runs ({examples(hand.tokens[-3:], 3)}, ...) listed before "
-            "the runs they are made of, which no frequency-driven trainer does; replayed first, "
-            "left out of the LP by default"
+            f"hand-inserted merges: the first {hand.n_merges} merges of the file are whitespace "
+            f"runs ({examples(hand.tokens[-3:], 3)}, ...) listed before the runs they are made "
+            "of, which no frequency-driven trainer does; their "
+            f"{n_tokens} tokens (with the runs they need) are replayed first and left out of "
+            "the LP by default"
         )
     elif hand.out_of_order:
         notes.append(
