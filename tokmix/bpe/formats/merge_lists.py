@@ -7,7 +7,7 @@ can make is reported (``MergeList.unreachable`` and a note), never dropped silen
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from tokmix.bpe.byte_level import Pairs
 from tokmix.bpe.hand_inserted import HandInserted, find_hand_inserted
 from tokmix.bpe.merges import BYTE_ALPHABET, MergeList
+from tokmix.bpe.order_check import replayable_order
 from tokmix.bpe.sentencepiece_model import CharMerges, replay_merges
 from tokmix.bpe.tiktoken_ranks import recover_merges
 from tokmix.errors import TokenizerFormatError
@@ -56,11 +57,22 @@ class Lists:
     """Products of the first replay merges, found hand-inserted (``tokmix.bpe.hand_inserted``)."""
 
 
-def _head_first(merges: Sequence[tuple[T, T]], hand: HandInserted[T]) -> list[tuple[T, T]]:
-    """A one-merge-per-token list with its hand-inserted head reordered so replay can make it
-    (shorter runs first); the rest keeps the file's order."""
+def _head_first(
+    merges: Sequence[tuple[T, T]], hand: HandInserted[T], base: Collection[T], notes: list[str]
+) -> list[tuple[T, T]]:
+    """A one-merge-per-token list in an order replay can make: its hand-inserted head first
+    (shorter runs first), then the file's order with any merge listed before its parts moved
+    after them (a list not in training order; the order check judges it)."""
     head = sorted(merges[: hand.n_merges], key=lambda pair: len(pair[0] + pair[1]))
-    return head + list(merges[hand.n_merges :])
+    out = head + list(merges[hand.n_merges :])
+    if hand.out_of_order:
+        fixed = replayable_order(out, base)
+        if len(fixed) < len(out):
+            notes.append(
+                f"{len(out) - len(fixed)} merges use parts no merge makes; left out of replay"
+            )
+        return fixed
+    return out
 
 
 def hand_inserted_notes(hand: HandInserted[Any], n_tokens: int) -> tuple[str, ...]:
@@ -76,7 +88,8 @@ def hand_inserted_notes(hand: HandInserted[Any], n_tokens: int) -> tuple[str, ..
     elif hand.out_of_order:
         notes.append(
             f"{hand.out_of_order} merges use a part that a later merge first makes (no trainer "
-            "does that); the order may not be the training order"
+            "does that: the list is not in training order); each is moved after its parts for "
+            "replay, and the order check will judge the rest"
         )
     return tuple(notes)
 
@@ -92,15 +105,16 @@ def byte_level_lists(vocab: Mapping[bytes, int], merges: Pairs, path: Path) -> L
         made = {left + right for left, right in merges}
         unreachable = tuple(t for t in by_id(vocab) if len(t) >= 2 and t not in made)
         hand = find_hand_inserted(merges, _BYTES)
+        order_notes: list[str] = []
         ml = merge_list(
             path,
             base=BYTE_ALPHABET,
-            merges=tuple(_head_first(merges, hand)),
+            merges=tuple(_head_first(merges, hand, _BYTES, order_notes)),
             alphabet="bytes",
             unreachable=unreachable,
         )
         plain_notes = unreachable_notes(unreachable, "no merge in the file makes")
-        plain_notes += hand_inserted_notes(hand, len(hand.tokens))
+        plain_notes += hand_inserted_notes(hand, len(hand.tokens)) + tuple(order_notes)
         return Lists(ml, None, plain_notes, hand.tokens)
     rec = recover_merges(vocab)
     ml = merge_list(
@@ -131,15 +145,16 @@ def char_level_lists(vocab: Mapping[str, int], merges: list[tuple[str, str]], pa
     if not is_redundant(merges):
         made = {left + right for left, right in merges}
         unreachable = [t for t in by_id(vocab) if len(t) >= 2 and t not in made]
+        order_notes: list[str] = []
         ml = merge_list(
             path,
             base=utf8(base, path),
-            merges=utf8_pairs(_head_first(merges, hand), path),
+            merges=utf8_pairs(_head_first(merges, hand, set(base), order_notes), path),
             alphabet="chars",
             unreachable=utf8(unreachable, path),
         )
         plain_notes = unreachable_notes(unreachable, "no merge in the file makes")
-        plain_notes += hand_inserted_notes(hand, len(hand.tokens))
+        plain_notes += hand_inserted_notes(hand, len(hand.tokens)) + tuple(order_notes)
         return Lists(ml, None, plain_notes, utf8(hand.tokens, path))
     order = list(dict.fromkeys(left + right for left, right in merges))
     in_order = set(order)
