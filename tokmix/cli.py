@@ -15,6 +15,7 @@ the LP in ``tokmix/solvers/mixture_lp.py``, Parquet schemas in ``tokmix/schemas`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -78,7 +79,19 @@ def _add_range(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--merge-range",
         metavar="A:B",
-        help="replay merges A+1..B only: what an extension of another tokenizer was trained on",
+        help="replay merges A+1..B only: what an extension of another tokenizer was trained "
+        "on; 'auto': the extension of the longest known base (--base)",
+    )
+
+
+def _add_bases(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--base",
+        action="append",
+        default=[],
+        metavar="TOKENIZER",
+        help="a tokenizer this one may extend (repeatable; also every tokenizer in the "
+        "directories of $TOKMIX_KNOWN_TOKENIZERS); --merge-range auto solves the extension",
     )
 
 
@@ -153,6 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", default=DEFAULT_OUT, help="output root (local or s3://)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--force", action="store_true", help="recompute committed stages")
+    _add_bases(p)
+
+    p = sub.add_parser(
+        "lineage",
+        help="which tokenizers' merge lists start with another's (an extension, a copy)",
+    )
+    p.add_argument("tokenizers", nargs="+", metavar="TOKENIZER", help="files or directories")
+    _add_bases(p)
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser(
         "run",
@@ -337,12 +359,37 @@ def _cmd_infer(args: argparse.Namespace) -> None:
         bootstrap=_bootstrap(args),
         solver_options={"estimator": args.estimator},
         force=args.force,
+        bases=args.base,
         log=_log,
     )
     if args.json:
         print(json.dumps(doc, indent=1))
     else:
         _print_mixture(doc)
+        for warning in doc.get("warnings", []):
+            print(f"  WARNING: {warning}")
+
+
+def _cmd_lineage(args: argparse.Namespace) -> None:
+    from tokmix.bpe.lineage import find_lineage
+    from tokmix.jobs.merge_checks import known_bases
+    from tokmix.jobs.tokenizers import load_tokenizer
+
+    given = [load_tokenizer(p) for p in args.tokenizers]
+    names = {t.sha256 for t in given}
+    extra = [t for t in known_bases(args.base) if t.sha256 not in names]
+    found = find_lineage(given + extra)
+    found = [
+        f for f in found if f.child in {t.name for t in given} or f.base in {t.name for t in given}
+    ]
+    if args.json:
+        rows = [{**dataclasses.asdict(f), "extends": f.extends} for f in found]
+        print(json.dumps(rows, indent=1))
+        return
+    for f in found:
+        print(f.describe())
+    if not found:
+        print(f"no lineage among {len(given) + len(extra)} tokenizers (shared prefixes < 1000)")
 
 
 def _cmd_count(args: argparse.Namespace) -> None:
@@ -487,6 +534,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 COMMANDS = {
     "run": _cmd_run,
     "infer": _cmd_infer,
+    "lineage": _cmd_lineage,
     "count": _cmd_count,
     "replay": _cmd_replay,
     "solve": _cmd_solve,

@@ -9,13 +9,14 @@ byte shares get the same intervals, from the same functions.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tokmix.jobs.count import run_count_groups
+from tokmix.jobs.merge_checks import known_bases, merge_steps, order_diagnostics
 from tokmix.jobs.replay import run_replay
 from tokmix.jobs.solve import bootstrap_options, run_solve
-from tokmix.jobs.spec import CategorySpec, SampleOptions, parse_merge_range
+from tokmix.jobs.spec import CategorySpec, SampleOptions
 from tokmix.jobs.tokenizers import load_tokenizer
 from tokmix.schemas.run_spec import BootstrapOptions
 
@@ -32,12 +33,15 @@ def run_infer(
     bootstrap: BootstrapOptions | None = None,
     solver_options: dict[str, Any] | None = None,
     force: bool = False,
+    bases: Sequence[str] = (),
     log: Callable[[str], None] = lambda _msg: None,
 ) -> dict[str, Any]:
     """Infer the mixture of ``tokenizer_path`` over ``categories``; the JSON document.
 
     ``bootstrap``: intervals from document groups (None or ``groups: 1``: point estimates
-    only); ``solver_options`` go to :func:`tokmix.solvers.mixture_lp.solve_mixture`."""
+    only); ``solver_options`` go to :func:`tokmix.solvers.mixture_lp.solve_mixture`; ``bases``:
+    tokenizers this one may extend (``tokmix.jobs.merge_checks``: lineage, ``--merge-range
+    auto``, the hand-inserted head and the order check)."""
     groups = bootstrap.groups if bootstrap is not None else 1
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -45,7 +49,10 @@ def run_infer(
     seconds["load"] = time.perf_counter() - t0
     for note in tokenizer.notes:
         log(f"tokenizer: {note}")
-    first, last = parse_merge_range(merge_range, merges, tokenizer.n_merges)
+    steps = merge_steps(tokenizer, merge_range, merges, known_bases(bases))
+    first, last = steps.first, steps.last
+    for message in steps.messages:
+        log(message)
     log(
         f"{tokenizer.name}: {tokenizer.format}, {tokenizer.n_merges} merges, "
         f"pre-tokenizer {tokenizer.pretokenizer.name}; replaying steps {first}..{last}"
@@ -62,6 +69,10 @@ def run_infer(
             f"{len(table):,} distinct words"
         )
 
+    order, order_warning = order_diagnostics(tokenizer, tables)
+    if order_warning:
+        log(f"WARNING: {order_warning}")
+
     t0 = time.perf_counter()
     run_replay(tokenizer, tables, out, first, last, group_tables=group_tables, force=force)
     seconds["replay"] = time.perf_counter() - t0
@@ -71,6 +82,11 @@ def run_infer(
         out, tokenizer.name, bootstrap=bootstrap_options(bootstrap), **(solver_options or {})
     )
     seconds["solve"] = time.perf_counter() - t0
+    doc["diagnostics"].update(steps.diagnostics)
+    doc["diagnostics"]["order_check"] = order
+    if order_warning:
+        doc["diagnostics"]["order_warning"] = order_warning
+        doc.setdefault("warnings", []).append(order_warning)
     doc["diagnostics"]["stage_seconds"] = {k: round(v, 3) for k, v in seconds.items()}
     doc["diagnostics"]["out"] = out
     return doc
