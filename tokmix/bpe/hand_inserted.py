@@ -10,9 +10,10 @@ single tokens. Two facts tell them from trained merges, without any data:
   first made by a *later* merge.
 - **whitespace only**: the head block is made of whitespace runs.
 
-The hand-inserted head is the leading block of whitespace-only merges when that block holds at
-least one out-of-order merge (so a trained list that merely starts with ``"▁▁"`` is not
-flagged). Replay still needs these tokens (the encoder produces them), so loaders put them first
+The hand-inserted head is the leading block of whitespace-only merges up to its last out-of-order
+merge (so a trained list that merely starts with ``"▁▁"`` is not flagged, and trained
+whitespace merges right after an inserted block are not swallowed), with the runs its tokens
+need to be made. Replay still needs these tokens (the encoder produces them), so loaders put them first
 in an order replay can make (shorter runs first) and record them; the LP leaves their merges
 out by default, as Hayase et al. do by hand.
 """
@@ -74,11 +75,13 @@ def find_hand_inserted(
     """The hand-inserted head of a merge list (see the module docstring); ``n_merges`` is 0
     when the list has none."""
     late = out_of_order(merges, base)
-    head = 0
-    while head < len(merges) and is_run(merges[head][0] + merges[head][1]):
-        head += 1
-    if not any(i < head for i in late):
+    runs = 0
+    while runs < len(merges) and is_run(merges[runs][0] + merges[runs][1]):
+        runs += 1
+    late_runs = [i for i in late if i < runs]
+    if not late_runs:
         return HandInserted(0, (), len(late))
+    head = late_runs[-1] + 1  # trained whitespace merges may follow the inserted block
     products = list(dict.fromkeys(left + right for left, right in merges[:head]))
     vocabulary = set(first_made(merges))
     return HandInserted(head, _closed(products, base, vocabulary, is_run), len(late))
