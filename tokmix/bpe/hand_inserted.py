@@ -13,9 +13,9 @@ single tokens. Two facts tell them from trained merges, without any data:
 The hand-inserted head is the leading block of whitespace-only merges up to its last out-of-order
 merge (so a trained list that merely starts with ``"▁▁"`` is not flagged, and trained
 whitespace merges right after an inserted block are not swallowed), with the runs its tokens
-need to be made. Replay still needs these tokens (the encoder produces them), so loaders put them first
-in an order replay can make (shorter runs first) and record them; the LP leaves their merges
-out by default, as Hayase et al. do by hand.
+need to be made. Replay still needs these tokens (the encoder produces them), so loaders put
+them first in an order replay can make (shorter runs first) and record them; the LP leaves
+their merges out by default, as Hayase et al. do by hand.
 """
 
 from __future__ import annotations
