@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tokmix.jobs.count import run_count_groups
-from tokmix.jobs.merge_checks import known_bases, merge_steps, order_diagnostics
+from tokmix.jobs.merge_checks import checks_for, known_bases, merge_steps, record_checks
 from tokmix.jobs.replay import run_replay
 from tokmix.jobs.solve import bootstrap_options, run_solve
 from tokmix.jobs.spec import CategorySpec, SampleOptions
@@ -69,9 +69,9 @@ def run_infer(
             f"{len(table):,} distinct words"
         )
 
-    order, order_warning = order_diagnostics(tokenizer, tables)
-    if order_warning:
-        log(f"WARNING: {order_warning}")
+    checks, warnings = checks_for(tokenizer, steps, tables)
+    for warning in warnings:
+        log(f"WARNING: {warning}")
 
     t0 = time.perf_counter()
     run_replay(tokenizer, tables, out, first, last, group_tables=group_tables, force=force)
@@ -82,11 +82,10 @@ def run_infer(
         out, tokenizer.name, bootstrap=bootstrap_options(bootstrap), **(solver_options or {})
     )
     seconds["solve"] = time.perf_counter() - t0
-    doc["diagnostics"].update(steps.diagnostics)
-    doc["diagnostics"]["order_check"] = order
-    if order_warning:
-        doc["diagnostics"]["order_warning"] = order_warning
-        doc.setdefault("warnings", []).append(order_warning)
+    record_checks(out, tokenizer.name, checks, warnings)
+    doc["diagnostics"].update(checks)
+    if warnings:
+        doc["warnings"] = warnings
     doc["diagnostics"]["stage_seconds"] = {k: round(v, 3) for k, v in seconds.items()}
     doc["diagnostics"]["out"] = out
     return doc

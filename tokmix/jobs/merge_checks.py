@@ -15,6 +15,7 @@ and formats what they say for the JSON document, the log and the report.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from tokmix.bpe.order_check import check_merge_order
 from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.bpe.words import WordTable
 from tokmix.errors import TokenizerFormatError, TokmixError
+from tokmix.io.fs import filesystem_for, write_bytes_atomic
+from tokmix.jobs.solve import mixture_json_path, read_mixture_json
 from tokmix.jobs.spec import parse_merge_range
 from tokmix.jobs.tokenizers import load_tokenizer
 
@@ -119,3 +122,27 @@ def order_diagnostics(
     sample = dict(pooled.counts.most_common(ORDER_CHECK_WORDS))
     check = check_merge_order(sample, tokenizer.merge_list, n_steps=n_steps)
     return check.as_dict(), check.warning()
+
+
+def record_checks(
+    out: str, tokenizer: str, diagnostics: Mapping[str, Any], warnings: Sequence[str]
+) -> None:
+    """Add the checks to the tokenizer's solve document (``mixtures/<tokenizer>.json``), which
+    the report reads: its diagnostics table shows them, the warning included."""
+    doc = read_mixture_json(out, tokenizer)
+    doc.setdefault("diagnostics", {}).update(diagnostics)
+    if warnings:
+        doc["warnings"] = sorted(set(doc.get("warnings", [])) | set(warnings))
+    fs, path = filesystem_for(mixture_json_path(out, tokenizer))
+    write_bytes_atomic(fs, path, (json.dumps(doc, indent=1) + "\n").encode())
+
+
+def checks_for(
+    tokenizer: LoadedTokenizer, steps: MergeSteps, tables: Mapping[str, WordTable]
+) -> tuple[dict[str, Any], list[str]]:
+    """Every check's diagnostics (lineage, hand-inserted, order) and warnings, as one dict."""
+    order, warning = order_diagnostics(tokenizer, tables)
+    diagnostics = {**steps.diagnostics, "order_check": order}
+    if warning:
+        diagnostics["order_warning"] = warning
+    return diagnostics, [warning] if warning else []

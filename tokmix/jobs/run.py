@@ -30,6 +30,13 @@ from tokmix.io.datasets import is_committed
 from tokmix.io.fs import filesystem_for, join, write_bytes_atomic
 from tokmix.jobs.count import count_inputs, read_word_tables
 from tokmix.jobs.count_ray import run_count_ray
+from tokmix.jobs.merge_checks import (
+    MergeSteps,
+    checks_for,
+    known_bases,
+    merge_steps,
+    record_checks,
+)
 from tokmix.jobs.replay_ray import run_replay_ray
 from tokmix.jobs.runtime import Log, get, ray_session, stderr_log
 from tokmix.jobs.solve import (
@@ -39,7 +46,7 @@ from tokmix.jobs.solve import (
     run_solve,
     solve_inputs,
 )
-from tokmix.jobs.spec import CategorySpec, SampleOptions, parse_merge_range
+from tokmix.jobs.spec import CategorySpec, SampleOptions
 from tokmix.jobs.stats import DATASETS as STATS_DATASETS
 from tokmix.jobs.stats import dataset_name as stats_dataset_name
 from tokmix.jobs.stats import read_token_stats, stats_inputs, write_stats
@@ -192,10 +199,15 @@ def run_pipeline(spec: RunSpec, *, force: bool = False, log: Log | None = None) 
             summary["corpus"][key] = _count(spec, categories, options, tok.pretokenizer, force, log)
         seconds["count"] = time.perf_counter() - t0
 
+    steps: dict[str, MergeSteps] = {}
     if "replay" in spec.stages:
         t0 = time.perf_counter()
+        bases = known_bases()
         for tok in tokenizers:
-            first, last = parse_merge_range(spec.merge_range, spec.merges, tok.n_merges)
+            steps[tok.name] = merge_steps(tok, spec.merge_range, spec.merges, bases)
+            first, last = steps[tok.name].first, steps[tok.name].last
+            for message in steps[tok.name].messages:
+                log(f"{tok.name}: {message}")
             run_replay_ray(
                 tok,
                 spec.out,
@@ -234,6 +246,16 @@ def run_pipeline(spec: RunSpec, *, force: bool = False, log: Log | None = None) 
                 f"solve {name}: {d['constraints']} constraints, {d['rounds']} rounds, "
                 f"{d['seconds']:.1f}s"
             )
+        for tok in tokenizers:  # lineage, hand-inserted merges, order check: into the docs
+            checks, warnings = checks_for(
+                tok,
+                steps.get(tok.name) or merge_steps(tok, spec.merge_range, spec.merges),
+                read_word_tables(spec.out, tok.pretokenizer),
+            )
+            record_checks(spec.out, tok.name, checks, warnings)
+            summary["tokenizers"][tok.name]["diagnostics"].update(checks)
+            for warning in warnings:
+                log(f"WARNING {tok.name}: {warning}")
         seconds["solve"] = time.perf_counter() - t0
 
     if "stats" in spec.stages:
