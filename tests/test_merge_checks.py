@@ -82,3 +82,7 @@ def test_infer_warns_on_a_shuffled_list_and_not_on_the_real_one(
         results[name] = capsys.readouterr().out
     assert "WARNING: the merge list does not look like a training order" in results["shuffled"]
     assert "WARNING" not in results["real"]
+    # the solve document the report reads carries the figure and the warning
+    recorded = json.loads((tmp_path / "shuffled" / "mixtures" / "shuffled.json").read_text())
+    assert recorded["diagnostics"]["order_check"]["in_training_order"] is False
+    assert recorded["warnings"] == [recorded["diagnostics"]["order_warning"]]
