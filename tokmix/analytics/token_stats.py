@@ -1,4 +1,4 @@
-"""Token statistics from word tables (DESIGN §6).
+"""Token statistics from word tables (ARCHITECTURE.md §6).
 
 A category's token count is ``Σ_w n(w) · len(encode(w))`` over its word table, and its token
 frequency table is ``Σ_w n(w) · bincount(encode(w))``: each distinct word is encoded once and

@@ -1,4 +1,4 @@
-"""Encoding pre-tokens exactly as a tokenizer's own library does (DESIGN §6).
+"""Encoding pre-tokens exactly as a tokenizer's own library does (ARCHITECTURE.md §6).
 
 Token statistics encode each distinct word of a word table once. The word is already normalized
 and pre-tokenized, so what is left is the tokenizer's BPE model applied to one pre-token. That

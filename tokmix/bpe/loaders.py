@@ -58,6 +58,11 @@ def load_tokenizer(path: str | Path, *, pretokenizer: str | None = None) -> Load
 
 
 def _load(source: Source, pretokenizer: str | None) -> LoadedTokenizer:
+    if not source.name.isprintable():
+        raise TokenizerFormatError(
+            f"tokenizer name {source.name!r} (from the file or folder name) holds control "
+            "characters or line breaks; rename it"
+        )
     fmt = next(f for f in REGISTRY if f.name == source.format)
     return fmt.load(source, pretokenizer)
 

@@ -27,10 +27,11 @@ from tokmix.bpe.order_check import check_merge_order
 from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.bpe.words import WordTable
 from tokmix.errors import TokenizerFormatError, TokmixError
+from tokmix.io.catalog import mixture_json_path
 from tokmix.io.fs import filesystem_for, write_bytes_atomic
-from tokmix.jobs.solve import mixture_json_path, read_mixture_json
-from tokmix.jobs.spec import parse_merge_range
 from tokmix.jobs.tokenizers import load_tokenizer
+from tokmix.schemas.mixture import MixtureResult
+from tokmix.schemas.run_spec import merge_steps as range_steps
 
 KNOWN_ENV = "TOKMIX_KNOWN_TOKENIZERS"
 ORDER_CHECK_WORDS = 200_000
@@ -67,9 +68,12 @@ def merge_steps(
     merge_range: str | None,
     merges: int | None,
     bases: Sequence[LoadedTokenizer] = (),
+    *,
+    keys: tuple[str, str] = ("merges", "merge_range"),
 ) -> MergeSteps:
     """``(first, last)`` steps for the replay and the LP, with the lineage and hand-inserted
-    merges that decided them (see the module docstring)."""
+    merges that decided them (see the module docstring); ``keys`` name the two options as the
+    user gave them."""
     diagnostics: dict[str, Any] = {}
     messages: list[str] = []
     lineage = base_of(tokenizer, bases) if bases else None
@@ -85,22 +89,28 @@ def merge_steps(
     if merge_range == "auto":
         if lineage is None:
             raise TokmixError(
-                f"--merge-range auto: {tokenizer.name} extends none of the known tokenizers "
-                f"({len(bases)} given with --base or ${KNOWN_ENV}); give --merge-range A:B"
+                f"{keys[1]} auto: {tokenizer.name} extends none of the known tokenizers "
+                f"({len(bases)} given with --base / bases: or ${KNOWN_ENV}); give A:B"
             )
         first, last = lineage.extension
         return MergeSteps(first + 1, last, diagnostics, tuple(messages))
-    first, last = parse_merge_range(merge_range, merges, tokenizer.n_merges)
+    try:
+        first, last = range_steps(
+            merges, merge_range, tokenizer.n_merges, tokenizer=f"tokenizer {tokenizer.name}",
+            keys=keys,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise TokmixError(str(exc)) from None
     if merge_range is None and hand:
         if last <= hand:
             raise TokmixError(
-                f"--merges {last}: the first {hand} merges of {tokenizer.name} are "
-                "hand-inserted and left out; give more, or --merge-range 0:T to keep them"
+                f"{keys[0]} {last}: the first {hand} merges of {tokenizer.name} are "
+                f"hand-inserted and left out; give more, or {keys[1]} 0:{last} to keep them"
             )
         first = hand + 1
         messages.append(
             f"{hand} hand-inserted merges (whitespace runs) replayed but left out of the LP; "
-            f"solving steps {first}..{last} (--merge-range 0:{last} keeps them)"
+            f"solving steps {first}..{last} ({keys[1]} 0:{last} keeps them)"
         )
     return MergeSteps(first, last, diagnostics, tuple(messages))
 
@@ -124,17 +134,14 @@ def order_diagnostics(
     return check.as_dict(), check.warning()
 
 
-def record_checks(
-    out: str, tokenizer: str, diagnostics: Mapping[str, Any], warnings: Sequence[str]
-) -> None:
-    """Add the checks to the tokenizer's solve document (``mixtures/<tokenizer>.json``), which
-    the report reads: its diagnostics table shows them, the warning included."""
-    doc = read_mixture_json(out, tokenizer)
-    doc.setdefault("diagnostics", {}).update(diagnostics)
-    if warnings:
-        doc["warnings"] = sorted(set(doc.get("warnings", [])) | set(warnings))
-    fs, path = filesystem_for(mixture_json_path(out, tokenizer))
-    write_bytes_atomic(fs, path, (json.dumps(doc, indent=1) + "\n").encode())
+def record_checks(out: str, result: MixtureResult, diagnostics: Mapping[str, Any]) -> MixtureResult:
+    """The result with the checks in its diagnostics, written over the solve's JSON document
+    (``mixtures/<tokenizer>.json``), which the report reads: its diagnostics table shows the
+    figures and the warning."""
+    result = result.with_diagnostics(**diagnostics)
+    fs, path = filesystem_for(mixture_json_path(out, result.tokenizer))
+    write_bytes_atomic(fs, path, (json.dumps(result.to_json(), indent=1) + "\n").encode())
+    return result
 
 
 def checks_for(
