@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -39,3 +42,32 @@ def test_intervals_are_percentiles_of_sums_per_draw_not_sums_of_bounds() -> None
     assert code.high - code.low < 1e-9 < (highs[2] + highs[3]) - (lows[2] + lows[3])
     (point_only,) = grouped_shares(CATEGORIES, point, members)
     assert point_only.low is None
+
+
+def test_infer_reports_groups_in_json_parquet_and_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On the shipped demo: the group share is the sum of its categories' shares, its interval
+    is computed over the replicates (inside [0, 1], around the share), and the Parquet dataset
+    holds the same rows."""
+    from tests.test_cli import CATEGORY_ARGS, DEMO_TOKENIZER
+    from tokmix.cli import main
+    from tokmix.io import catalog
+
+    names = [a.split("=", 1)[0] for a in CATEGORY_ARGS[1::2]]
+    first = names[0]
+    args = ["infer", str(DEMO_TOKENIZER), *CATEGORY_ARGS, "--out", str(tmp_path)]
+    args += ["--group", f"first={first}", "--group", "all=*", "--replicates", "6", "--json"]
+    assert main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    shares = {c["name"]: c["byte_share"] for c in doc["categories"]}
+    groups = {g["group"]: g for g in doc["diagnostics"]["groups"]}
+    assert groups["first"]["byte_share"] == pytest.approx(shares[first])
+    assert groups["all"]["byte_share"] == pytest.approx(1.0)
+    assert groups["all"]["byte_share_high"] - groups["all"]["byte_share_low"] < 1e-6
+    low, high = groups["first"]["byte_share_low"], groups["first"]["byte_share_high"]
+    assert 0.0 <= low <= high <= 1.0
+    table = catalog.MIXTURE_GROUPS.read(str(tmp_path), doc["tokenizer"]).to_pylist()
+    assert {r["group"]: r["byte_share"] for r in table} == {
+        g: v["byte_share"] for g, v in groups.items()
+    }

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from tokmix.analytics.groups import parse_group
 from tokmix.errors import TokmixError
 from tokmix.jobs.spec import CategorySpec, SampleOptions, parse_merge_range
 from tokmix.schemas.mixture import MixtureResult
@@ -194,6 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--force", action="store_true", help="recompute committed stages")
     _add_bases(p)
+    p.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        metavar="NAME=GLOB",
+        help="a category group (e.g. code='code-*'; repeatable): its share, with an interval "
+        "over the bootstrap replicates",
+    )
 
     p = sub.add_parser(
         "lineage",
@@ -348,6 +357,7 @@ def _infer_spec(args: argparse.Namespace) -> RunSpec:
         "merges": args.merges,
         "merge_range": args.merge_range,
         "bases": args.base,
+        "groups": dict(parse_group(g) for g in args.group),
         "pretokenizer": args.pretokenizer,
         "solver": {"estimator": args.estimator},
         "bootstrap": {
@@ -409,6 +419,11 @@ def _cmd_infer(args: argparse.Namespace) -> None:
         print(json.dumps(result.to_json(), indent=1))
     else:
         _print_mixture(result)
+        for g in result.diagnostics.get("groups", []):
+            span = ""
+            if g["byte_share_low"] is not None:
+                span = f"   {g['byte_share_low']:>6.1%} – {g['byte_share_high']:<6.1%}"
+            print(f"  group {g['group']:<12} {g['byte_share']:>9.2%}{span}")
         if "order_warning" in result.diagnostics:
             print(f"  WARNING: {result.diagnostics['order_warning']}")
 

@@ -120,6 +120,9 @@ class RunSpec(_Strict):
     """Tokenizers the run's tokenizers may extend (lineage; ``merge_range: auto``), besides
     those in ``$TOKMIX_KNOWN_TOKENIZERS``."""
     pretokenizer: str | None = None
+    groups: dict[str, str] = Field(default_factory=dict)
+    """Category groups, name -> glob over category names (``code: "code-*"``): each group's
+    share, with an interval over the bootstrap replicates (``tokmix.analytics.groups``)."""
     stages: list[Stage] = Field(default_factory=lambda: list(DEFAULT_STAGES))
     resources: dict[Stage, StageResources] = Field(default_factory=dict)
     shard_bytes: Size = Field(default=64 * 10**6, gt=0)
