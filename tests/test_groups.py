@@ -71,3 +71,19 @@ def test_infer_reports_groups_in_json_parquet_and_text(
     assert {r["group"]: r["byte_share"] for r in table} == {
         g: v["byte_share"] for g, v in groups.items()
     }
+
+
+def test_report_shows_groups_side_by_side() -> None:
+    from tokmix.analytics.report import RunData, build_report
+
+    group = {"group": "code & <c>", "categories": ["c"], "byte_share": 0.25}
+    run = RunData(source="x")
+    run.solutions = {
+        "tok-a": {"diagnostics": {"groups": [{**group, "byte_share_low": 0.2,
+                                              "byte_share_high": 0.3}]}},
+        "tok-b": {"diagnostics": {"groups": [{**group, "byte_share": 0.5,
+                                              "byte_share_low": None, "byte_share_high": None}]}},
+    }  # fmt: skip
+    html = build_report(run).html
+    assert "Category groups" in html and "code &amp; &lt;c&gt;" in html
+    assert "25.0% (20.0%–30.0%)" in html and "50.0%" in html
