@@ -316,6 +316,7 @@ def load_run_spec(path: str | Path, *, out: str | None = None) -> RunSpec:
     return spec.model_copy(
         update={
             "tokenizers": [_resolve(t, base) for t in spec.tokenizers],
+            "bases": [_resolve(t, base) for t in spec.bases],
             "categories": categories,
         }
     )
