@@ -487,3 +487,19 @@ def ray_driver(ray_cluster: LocalRayCluster) -> Iterator[LocalRayCluster]:
         yield ray_cluster
     finally:
         ray.shutdown()
+
+
+# --- llama.cpp GGUF vocab files -----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def gguf_vocab_dir() -> Path:
+    """llama.cpp's ``ggml-vocab-*.gguf`` files and test vectors (see ``tests/gguf_vocab.py``:
+    ``$TOKMIX_GGUF_VOCAB_DIR``, a cache, or a pip download of the llama-cpp-python sdist), or
+    skip with the reason."""
+    from tests.gguf_vocab import locate
+
+    folder, why = locate()
+    if folder is None:
+        pytest.skip(why)
+    return folder

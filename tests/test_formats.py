@@ -72,9 +72,15 @@ def test_no_format_is_named_outside_the_registry() -> None:
 
 def test_registry_names_are_unique_and_found_by_name() -> None:
     names = [f.name for f in formats.REGISTRY]
-    assert names == ["hf-json", "gpt2-vocab-merges", "tiktoken", "sentencepiece"]
+    assert names == [
+        "hf-json", "gpt2-vocab-merges", "tekken", "claude-json", "tiktoken", "sentencepiece",
+        "gguf",
+    ]  # fmt: skip
     assert all(formats.format_named(n).name == n for n in names)
-    assert loaders.PRIORITY == "tokenizer.json, vocab.json + merges.txt, *.tiktoken, *.model"
+    assert loaders.PRIORITY == (
+        "tokenizer.json, vocab.json + merges.txt, tekken*.json, claude*.json, *.tiktoken, "
+        "*.model, *.gguf"
+    )
     with pytest.raises(TokenizerFormatError, match="unknown tokenizer format 'nope'"):
         formats.format_named("nope")
 

@@ -15,6 +15,7 @@ the LP in ``tokmix/solvers/mixture_lp.py``, Parquet schemas in ``tokmix/schemas`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from tokmix.analytics.groups import parse_group
 from tokmix.errors import TokmixError
 from tokmix.jobs.spec import CategorySpec, SampleOptions, parse_merge_range
 from tokmix.schemas.mixture import MixtureResult
@@ -89,7 +91,19 @@ def _add_range(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--merge-range",
         metavar="A:B",
-        help="replay merges A+1..B only: what an extension of another tokenizer was trained on",
+        help="replay merges A+1..B only: what an extension of another tokenizer was trained "
+        "on; 'auto': the extension of the longest known base (--base)",
+    )
+
+
+def _add_bases(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--base",
+        action="append",
+        default=[],
+        metavar="TOKENIZER",
+        help="a tokenizer this one may extend (repeatable; also every tokenizer in the "
+        "directories of $TOKMIX_KNOWN_TOKENIZERS); --merge-range auto solves the extension",
     )
 
 
@@ -180,6 +194,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", default=DEFAULT_OUT, help="output root (local or s3://)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--force", action="store_true", help="recompute committed stages")
+    _add_bases(p)
+    p.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        metavar="NAME=GLOB",
+        help="a category group (e.g. code='code-*'; repeatable): its share, with an interval "
+        "over the bootstrap replicates",
+    )
+
+    p = sub.add_parser(
+        "lineage",
+        help="which tokenizers' merge lists start with another's (an extension, a copy)",
+    )
+    p.add_argument("tokenizers", nargs="+", metavar="TOKENIZER", help="files or directories")
+    _add_bases(p)
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser(
         "run",
@@ -325,6 +356,8 @@ def _infer_spec(args: argparse.Namespace) -> RunSpec:
         "categories": {c.name: {"paths": [c.path], **sample} for c in _categories(args)},
         "merges": args.merges,
         "merge_range": args.merge_range,
+        "bases": args.base,
+        "groups": dict(parse_group(g) for g in args.group),
         "pretokenizer": args.pretokenizer,
         "solver": {"estimator": args.estimator},
         "bootstrap": {
@@ -386,6 +419,33 @@ def _cmd_infer(args: argparse.Namespace) -> None:
         print(json.dumps(result.to_json(), indent=1))
     else:
         _print_mixture(result)
+        for g in result.diagnostics.get("groups", []):
+            span = ""
+            if g["byte_share_low"] is not None:
+                span = f"   {g['byte_share_low']:>6.1%} – {g['byte_share_high']:<6.1%}"
+            print(f"  group {g['group']:<12} {g['byte_share']:>9.2%}{span}")
+        if "order_warning" in result.diagnostics:
+            print(f"  WARNING: {result.diagnostics['order_warning']}")
+
+
+def _cmd_lineage(args: argparse.Namespace) -> None:
+    from tokmix.bpe.lineage import find_lineage
+    from tokmix.jobs.merge_checks import known_bases
+    from tokmix.jobs.tokenizers import load_tokenizer
+
+    given = [load_tokenizer(p) for p in args.tokenizers]
+    hashes = {t.sha256 for t in given}
+    extra = [t for t in known_bases(args.base) if t.sha256 not in hashes]
+    asked = {t.name for t in given}
+    found = [f for f in find_lineage(given + extra) if f.child in asked or f.base in asked]
+    if args.json:
+        rows = [{**dataclasses.asdict(f), "extends": f.extends} for f in found]
+        print(json.dumps(rows, indent=1))
+        return
+    for f in found:
+        print(f.describe())
+    if not found:
+        print(f"no lineage among {len(given) + len(extra)} tokenizers (shared prefixes < 1000)")
 
 
 def _cmd_count(args: argparse.Namespace) -> None:
@@ -553,6 +613,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 COMMANDS = {
     "run": _cmd_run,
     "infer": _cmd_infer,
+    "lineage": _cmd_lineage,
     "count": _cmd_count,
     "replay": _cmd_replay,
     "solve": _cmd_solve,

@@ -381,6 +381,31 @@ def _mixture_section(mixtures: pa.Table, b: _Builder) -> str:
     return _section("mixture", "Inferred mixture", "".join(parts))
 
 
+def _groups_section(solutions: dict[str, dict[str, Any]]) -> str:
+    """Category groups side by side: one row per group, one column per tokenizer (the
+    comparison of released tokenizers), each a share and its interval."""
+    names = sorted(
+        n for n, doc in solutions.items() if (doc.get("diagnostics") or {}).get("groups")
+    )
+    by_name = {n: {g["group"]: g for g in solutions[n]["diagnostics"]["groups"]} for n in names}
+    groups = list(dict.fromkeys(g for n in names for g in by_name[n]))
+
+    def cell(g: dict[str, Any] | None) -> str:
+        if g is None:
+            return ""
+        text = _pct(g["byte_share"], 1)
+        if g.get("byte_share_low") is not None:
+            text += f" ({_pct(g['byte_share_low'], 1)}–{_pct(g['byte_share_high'], 1)})"
+        return _e(text)
+
+    rows = [(_e(g), *(cell(by_name[n].get(g)) for n in names)) for g in groups]
+    note = (
+        "<p>Each group's byte share is the sum of its categories'; the interval is taken over "
+        "the bootstrap replicates' sums.</p>"
+    )
+    return _section("groups", "Category groups", note + _table(["group", *names], rows))
+
+
 def _diagnostics_section(solutions: dict[str, dict[str, Any]]) -> str:
     parts = []
     for name, doc in sorted(solutions.items()):
@@ -619,6 +644,8 @@ def build_report(run: RunData, *, generated: datetime | None = None) -> Report:
         sections.append(("inconsistent", "Inconsistent", _section("inconsistent", "Warning", text)))
     if run.mixtures is not None:
         sections.append(("mixture", "Mixture", _mixture_section(run.mixtures, b)))
+    if any((doc.get("diagnostics") or {}).get("groups") for doc in run.solutions.values()):
+        sections.append(("groups", "Groups", _groups_section(run.solutions)))
     if run.solutions:
         sections.append(("diagnostics", "Solver", _diagnostics_section(run.solutions)))
     if ratios:

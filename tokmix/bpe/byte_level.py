@@ -53,6 +53,15 @@ def _unbyte(token: str, path: Path) -> bytes:
         ) from None
 
 
+def is_byte_level(token: str) -> bool:
+    """Whether every character of ``token`` is in GPT-2's byte-level alphabet."""
+    try:
+        token.translate(_BYTE_DECODE).encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def unbyte_vocab(vocab: Mapping[str, int], path: Path) -> dict[bytes, int]:
     out: dict[bytes, int] = {}
     for token, idx in vocab.items():

@@ -19,6 +19,7 @@ from pathlib import Path
 from tokmix.bpe.byte_level import bytes_to_unicode
 from tokmix.bpe.formats import REGISTRY
 from tokmix.bpe.formats.base import NotThisFormat, Source, read_head
+from tokmix.bpe.formats.compression import compression_of, inner_path
 from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.errors import TokenizerFormatError
 
@@ -88,14 +89,25 @@ def _resolve_dir(folder: Path) -> Source:
 
 
 def _resolve_file(path: Path, head: bytes) -> Source:
-    """The strongest claim of the registered formats on a file; ties go to the earlier one."""
+    """The strongest claim of the registered formats on a file; ties go to the earlier one.
+
+    A compressed file (gzip or Zstandard magic; ``head`` is already decompressed) is judged
+    under its name without the compression suffix, and loaded from the file itself."""
+    named_as = path
+    with path.open("rb") as f:
+        if compression_of(f.read(8)) is not None:
+            named_as = inner_path(path)
     best = None
     for fmt in REGISTRY:
-        claim = fmt.detect(path, head)
+        claim = fmt.detect(named_as, head)
         if claim is not None and (best is None or claim.evidence > best.evidence):
             best = claim
     if best is None:
         raise TokenizerFormatError(
             f"{path}: not a tokenizer file tokmix knows ({PRIORITY}); starts with {head[:40]!r}"
         )
-    return best.source
+    if named_as is path:
+        return best.source
+    files = tuple(path if f == named_as else f for f in best.source.files)
+    note = f"{path.name}: decompressed ({path.suffix or 'by magic bytes'})"
+    return dataclasses.replace(best.source, files=files, notes=(*best.source.notes, note))

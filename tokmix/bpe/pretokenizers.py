@@ -505,12 +505,49 @@ FAMILIES: dict[str, Pretokenizer] = {
 
 
 def named(name: str) -> Pretokenizer:
-    """A known family by name (``gpt2``, ``cl100k``, ``llama3``, ``o200k``, ...)."""
+    """A known family by name (``gpt2``, ``cl100k``, ``llama3``, ``o200k``, ...), or a
+    byte-level regex (a tiktoken ``pat_str``) when ``name`` is one (:func:`from_pattern`)."""
     try:
         return FAMILIES[name]
     except KeyError:
-        known = ", ".join(sorted(FAMILIES))
-        raise TokenizerFormatError(f"unknown pre-tokenizer {name!r}; known: {known}") from None
+        pass
+    if _looks_like_regex(name):
+        return from_pattern(name)
+    known = ", ".join(sorted(FAMILIES))
+    raise TokenizerFormatError(
+        f"unknown pre-tokenizer {name!r}; known: {known}, or a regex (a tiktoken pat_str)"
+    ) from None
+
+
+_REGEX_SYNTAX = frozenset("\\|()[]?*+{}")
+
+
+def _looks_like_regex(spec: str) -> bool:
+    """Family names are plain words (``gpt2-digits``); a regex has regex syntax."""
+    return any(ch in _REGEX_SYNTAX for ch in spec)
+
+
+def from_pattern(pattern: str, *, name: str | None = None) -> Pretokenizer:
+    """A byte-level pre-tokenizer from a tiktoken-style regex (``pat_str``: its matches are
+    the words, text between matches is dropped, as tiktoken does).
+
+    A pattern that is a known family's (GPT-2, cl100k, Llama 3, o200k) returns that family, so
+    tokenizers that split alike share word tables. Others are named ``regex-<hash>`` (or
+    ``name``); the pattern must compile in the ``regex`` module (Python syntax, which tiktoken's
+    fancy-regex patterns use).
+    """
+    for family in (GPT2, CL100K, LLAMA3, O200K):
+        only = family.steps[0]
+        if isinstance(only, RegexSplit) and only.pattern == pattern:
+            return family
+    try:
+        regex.compile(pattern)
+    except regex.error as exc:
+        raise TokenizerFormatError(
+            f"pre-tokenizer regex does not compile ({exc}): {pattern!r}"
+        ) from None
+    digest = hashlib.sha256(pattern.encode("utf-8")).hexdigest()[:8]
+    return regex_pretokenizer(name or f"regex-{digest}", pattern)
 
 
 # ------------------------------------------------------------------ tokenizer.json

@@ -20,7 +20,7 @@ class LoadedTokenizer:
     name: str
     path: str
     format: str
-    """One of ``hf-json``, ``gpt2-vocab-merges``, ``tiktoken``, ``sentencepiece``."""
+    """The name of its format in ``tokmix.bpe.formats.REGISTRY`` (``hf-json``, ``gguf``, ...)."""
     sha256: str
     merge_list: MergeList
     pretokenizer: Pretokenizer
@@ -47,6 +47,11 @@ class LoadedTokenizer:
     ignore_merges: bool = False
     """Hugging Face ``ignore_merges`` (Llama 3): a pre-token that is itself a vocabulary token
     is emitted whole, before any merge applies."""
+
+    hand_inserted: tuple[bytes, ...] = ()
+    """Tokens of the first ``len(hand_inserted)`` replay merges, found hand-inserted (merges no
+    frequency-driven trainer makes, :mod:`tokmix.bpe.hand_inserted`); the LP leaves them out
+    by default."""
 
     @property
     def n_merges(self) -> int:

@@ -98,6 +98,7 @@ GROUP_TRAJECTORIES = Dataset(
 )
 GROUP_TOTALS = Dataset("group_totals", "tokenizer", schemas.GROUP_TOTALS, (), "replay")
 MIXTURES = Dataset("mixtures", "tokenizer", schemas.MIXTURES, (), "solve")
+MIXTURE_GROUPS = Dataset("mixture_groups", "tokenizer", schemas.MIXTURE_GROUPS, (), "solve")
 TOKEN_STATS = Dataset("token_stats", "tokenizer", schemas.TOKEN_STATS, (), "stats")
 TOKEN_FREQUENCIES = Dataset(
     "token_frequencies", "tokenizer", schemas.TOKEN_FREQUENCIES, (), "stats"
@@ -115,6 +116,7 @@ CATALOG: tuple[Dataset, ...] = (
     GROUP_TRAJECTORIES,
     GROUP_TOTALS,
     MIXTURES,
+    MIXTURE_GROUPS,
     TOKEN_STATS,
     TOKEN_FREQUENCIES,
     UNDERTRAINED,

@@ -26,8 +26,16 @@ from tokmix.errors import TokmixError
 from tokmix.io.catalog import run_summary_path
 from tokmix.io.fs import filesystem_for, write_bytes_atomic
 from tokmix.io.root import owned_root
+from tokmix.jobs.count import read_word_tables
 from tokmix.jobs.count_ray import COUNT
 from tokmix.jobs.executors import Executor
+from tokmix.jobs.merge_checks import (
+    MergeSteps,
+    checks_for,
+    known_bases,
+    merge_steps,
+    record_checks,
+)
 from tokmix.jobs.progress import Log, stderr_log
 from tokmix.jobs.replay_ray import REPLAY
 from tokmix.jobs.solve import SOLVE
@@ -45,12 +53,17 @@ assert tuple(s.name for s in STAGES) == STAGE_NAMES, "the spec's stage names fol
 
 
 def _merge_steps(
-    spec: RunSpec, tok: LoadedTokenizer, keys: tuple[str, str], prefix: str
-) -> tuple[int, int]:
-    """The spec's merge range checked against a tokenizer, as soon as it has loaded."""
+    spec: RunSpec,
+    tok: LoadedTokenizer,
+    bases: list[LoadedTokenizer],
+    keys: tuple[str, str],
+    prefix: str,
+) -> MergeSteps:
+    """The spec's merge range checked against a tokenizer, as soon as it has loaded; lineage
+    (``auto``) and hand-inserted merges decide the default (:mod:`tokmix.jobs.merge_checks`)."""
     try:
-        return spec.merge_steps(tok.n_merges, f"tokenizer {tok.name}", keys)
-    except ValueError as exc:
+        return merge_steps(tok, spec.merge_range, spec.merges, bases, keys=keys)
+    except TokmixError as exc:
         raise TokmixError(f"{prefix}{exc}") from None
 
 
@@ -74,13 +87,22 @@ def prepare(
     names = [t.name for t in tokenizers]
     if len(set(names)) != len(names):
         raise TokmixError(f"tokenizer names must be unique within a run: {names}")
-    steps = {t.name: _merge_steps(spec, t, range_keys, message_prefix) for t in tokenizers}
+    bases = known_bases(spec.bases)
+    checked = {t.name: _merge_steps(spec, t, bases, range_keys, message_prefix) for t in tokenizers}
+    for name, found in checked.items():
+        for message in found.messages:
+            log(f"tokenizer {name}: {message}")
+    steps = {name: (found.first, found.last) for name, found in checked.items()}
     categories, options = categories_of(spec)
-    return RunContext(spec, tokenizers, steps, categories, options, executor, force, log)
+    return RunContext(
+        spec, tokenizers, steps, categories, options, executor, force, log, merge_checks=checked
+    )
 
 
 def run_stages(ctx: RunContext) -> dict[str, float]:
-    """Run the spec's stages in the one order; seconds per stage.
+    """Run the spec's stages in the one order; seconds per stage. After the solve, the merge
+    checks (lineage, hand-inserted merges, the order check on the counted samples) join each
+    tokenizer's result and solve document.
 
     The output root is claimed and leased for the duration (:mod:`tokmix.io.root`): a folder
     that is not tokmix's is refused unless ``force``, and a second run into the same root fails
@@ -97,8 +119,22 @@ def run_stages(ctx: RunContext) -> dict[str, float]:
             if stage.name in ctx.spec.stages:
                 t0 = time.perf_counter()
                 stage.run(ctx)
+                if stage.name == "solve":
+                    _record_merge_checks(ctx)
                 seconds[stage.name] = time.perf_counter() - t0
     return seconds
+
+
+def _record_merge_checks(ctx: RunContext) -> None:
+    results = ctx.summary.get("tokenizers", {})
+    for tok in ctx.tokenizers:
+        if tok.name not in results:
+            continue
+        tables = read_word_tables(ctx.spec.out, tok.pretokenizer)
+        diagnostics, warnings = checks_for(tok, ctx.merge_checks[tok.name], tables)
+        results[tok.name] = record_checks(ctx.spec.out, results[tok.name], diagnostics)
+        for warning in warnings:
+            ctx.log(f"WARNING {tok.name}: {warning}")
 
 
 def run_pipeline(

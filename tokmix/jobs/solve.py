@@ -8,6 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from tokmix.analytics.groups import group_members, grouped_shares
 from tokmix.errors import DatasetError, SolverError
 from tokmix.io import catalog
 from tokmix.io.catalog import mixture_json_path
@@ -86,6 +87,7 @@ def run_solve(
     *,
     bootstrap: dict[str, Any] | None = None,
     map_fn: MapFn = map,
+    category_groups: dict[str, str] | None = None,
     **solver_options: Any,
 ) -> MixtureResult:
     """Solve from a run's committed trajectories; write the JSON, then commit ``mixtures/``.
@@ -105,7 +107,13 @@ def run_solve(
     power = options.pop("scaled_power", DEFAULT_POWER)
     if estimator not in ("scaled", "paper"):
         raise SolverError(f"unknown estimator {estimator!r}: use 'scaled' or 'paper'")
-    recorded = {**options, "estimator": estimator, "scaled_power": power, "bootstrap": bootstrap}
+    recorded = {
+        **options,
+        "estimator": estimator,
+        "scaled_power": power,
+        "bootstrap": bootstrap,
+        **_groups_key(category_groups or {}),
+    }
     # The inputs recorded are the trajectories read: their digest before and after reading
     # must agree, or another run committed new ones meanwhile.
     inputs = solve_inputs(out, tokenizer, recorded)
@@ -172,6 +180,25 @@ def run_solve(
         ),
         diagnostics,
     )
+    if category_groups:
+        shares = grouped_shares(
+            sol.categories,
+            sol.byte_share,
+            group_members(list(category_groups.items()), sol.categories),
+            None if interval is None else interval.replicate_byte_shares,
+            1.0 if interval is None else interval.level,
+        )
+        result = result.with_diagnostics(groups=[g.as_dict() for g in shares])
+        catalog.MIXTURE_GROUPS.write(
+            pa.Table.from_pylist(
+                [{"tokenizer": tokenizer, **g.as_dict()} for g in shares],
+                schema=catalog.MIXTURE_GROUPS.schema,
+            ),
+            out,
+            tokenizer,
+            provenance={"stage": "solve", "tokenizer_name": tokenizer},
+            inputs={**inputs, "groups": json.dumps(category_groups, sort_keys=True)},
+        )
     fs, path = filesystem_for(mixture_json_path(out, tokenizer))
     write_bytes_atomic(fs, path, (json.dumps(result.to_json(), indent=1) + "\n").encode())
     write_dataset(
@@ -186,16 +213,29 @@ def run_solve(
     return result
 
 
+def _groups_key(groups: dict[str, str]) -> dict[str, Any]:
+    """Category groups join the solve's inputs only when given (older commits stay current)."""
+    return {"category_groups": groups} if groups else {}
+
+
 def _solve_task(
     out: str,
     tokenizer: str,
     options: dict[str, Any],
     bootstrap: dict[str, Any] | None,
     map_fn: MapFn,
+    category_groups: dict[str, str] | None = None,
 ) -> MixtureResult:
     """The solve stage's task; bootstrap replicates fan out through ``map_fn`` (as tasks of
     their own on Ray)."""
-    return run_solve(out, tokenizer, bootstrap=bootstrap, map_fn=map_fn, **options)
+    return run_solve(
+        out,
+        tokenizer,
+        bootstrap=bootstrap,
+        map_fn=map_fn,
+        category_groups=category_groups,
+        **options,
+    )
 
 
 def _run_solve_stage(ctx: RunContext) -> None:
@@ -205,7 +245,9 @@ def _run_solve_stage(ctx: RunContext) -> None:
     results: dict[str, MixtureResult] = ctx.summary.setdefault("tokenizers", {})
     pending = []
     for tok in ctx.tokenizers:
-        inputs = solve_inputs(spec.out, tok.name, {**solver, "bootstrap": bootstrap})
+        inputs = solve_inputs(
+            spec.out, tok.name, {**solver, "bootstrap": bootstrap, **_groups_key(spec.groups)}
+        )
         if not ctx.force and catalog.MIXTURES.is_current(
             spec.out, tok.name, inputs, check_schema=True
         ):
@@ -217,7 +259,7 @@ def _run_solve_stage(ctx: RunContext) -> None:
     map_fn = ctx.executor.map_fn(resources)
     solved = ctx.executor.map(
         _solve_task,
-        [(spec.out, name, solver, bootstrap, map_fn) for name in pending],
+        [(spec.out, name, solver, bootstrap, map_fn, spec.groups) for name in pending],
         resources=resources,
         retries=2,
     )

@@ -37,6 +37,8 @@ class RunContext:
     force: bool = False
     log: Log = lambda _m: None
     summary: dict[str, Any] = field(default_factory=dict)
+    merge_checks: dict[str, Any] = field(default_factory=dict)
+    """Per tokenizer, what decided its steps (``tokmix.jobs.merge_checks.MergeSteps``)."""
 
 
 @dataclass(frozen=True)

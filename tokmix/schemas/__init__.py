@@ -113,6 +113,21 @@ MIXTURES = _schema(
 """One row per tokenizer and category: ``weight`` is alpha (pair units), ``byte_share`` is
 beta (share of training bytes, what people mean by "share of the data")."""
 
+MIXTURE_GROUPS = _schema(
+    "mixture_groups",
+    1,
+    [
+        pa.field("tokenizer", pa.string(), nullable=False),
+        pa.field("group", pa.string(), nullable=False),
+        pa.field("categories", pa.list_(pa.string()), nullable=False),
+        pa.field("byte_share", pa.float64(), nullable=False),
+        pa.field("byte_share_low", pa.float64()),
+        pa.field("byte_share_high", pa.float64()),
+    ],
+)
+"""One row per tokenizer and category group (``groups:``, ``--group``): the group's byte share
+(the sum of its categories') and its interval, taken over per-replicate sums."""
+
 TOKEN_STATS = _schema(
     "token_stats",
     1,

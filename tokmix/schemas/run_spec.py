@@ -115,7 +115,14 @@ class RunSpec(_Strict):
     categories: dict[str, CategoryInput] = Field(min_length=1)
     merges: int | None = Field(default=None, ge=1)
     merge_range: str | None = None
+    """``A:B``, or ``auto``: the extension of the longest of ``bases`` the tokenizer continues."""
+    bases: list[str] = Field(default_factory=list)
+    """Tokenizers the run's tokenizers may extend (lineage; ``merge_range: auto``), besides
+    those in ``$TOKMIX_KNOWN_TOKENIZERS``."""
     pretokenizer: str | None = None
+    groups: dict[str, str] = Field(default_factory=dict)
+    """Category groups, name -> glob over category names (``code: "code-*"``): each group's
+    share, with an interval over the bootstrap replicates (``tokmix.analytics.groups``)."""
     stages: list[Stage] = Field(default_factory=lambda: list(DEFAULT_STAGES))
     resources: dict[Stage, StageResources] = Field(default_factory=dict)
     shard_bytes: Size = Field(default=64 * 10**6, gt=0)
@@ -133,7 +140,7 @@ class RunSpec(_Strict):
     @field_validator("merge_range")
     @classmethod
     def _range_syntax(cls, value: str | None) -> str | None:
-        if value is not None:
+        if value is not None and value != "auto":
             merge_range_bounds(value)
         return value
 
@@ -309,6 +316,7 @@ def load_run_spec(path: str | Path, *, out: str | None = None) -> RunSpec:
     return spec.model_copy(
         update={
             "tokenizers": [_resolve(t, base) for t in spec.tokenizers],
+            "bases": [_resolve(t, base) for t in spec.bases],
             "categories": categories,
         }
     )

@@ -31,13 +31,25 @@ The plugin interface (:mod:`tokmix.bpe.formats.base`). A format module defines `
   format's encoder can apply (under-trained token analysis).
 
 Shared building blocks: ``base`` (files, names, overrides), ``merge_lists`` (replay lists from a
-vocabulary and a merge list), ``tokmix.bpe.byte_level`` (GPT-2's byte alphabet). Formats read
+vocabulary and a merge list), ``rank_json`` (tiktoken ranks carried in JSON with their regex),
+``gguf_metadata`` (GGUF header keys), ``tokmix.bpe.byte_level`` (GPT-2's byte alphabet).
+Compression is not a format: ``compression`` undoes gzip / Zstandard (by magic bytes) wherever
+``base.read_file`` / ``read_head`` read, and the dispatcher detects a compressed file under its
+name without the compression suffix. Formats read
 local files only; URLs are fetched by the caller (``tokmix.jobs.tokenizers``).
 """
 
 from __future__ import annotations
 
-from tokmix.bpe.formats import gpt2_files, hf_json, sentencepiece, tiktoken
+from tokmix.bpe.formats import (
+    claude_json,
+    gguf_vocab,
+    gpt2_files,
+    hf_json,
+    sentencepiece,
+    tekken,
+    tiktoken,
+)
 from tokmix.bpe.formats.base import TokenizerFormat
 from tokmix.errors import TokenizerFormatError
 
@@ -46,8 +58,11 @@ __all__ = ["REGISTRY", "TokenizerFormat", "format_named"]
 REGISTRY: tuple[TokenizerFormat, ...] = (
     hf_json.FORMAT,
     gpt2_files.FORMAT,
+    tekken.FORMAT,
+    claude_json.FORMAT,
     tiktoken.FORMAT,
     sentencepiece.FORMAT,
+    gguf_vocab.FORMAT,
 )
 """Every known format, in priority order."""
 

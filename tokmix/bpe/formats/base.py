@@ -16,6 +16,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tokmix.bpe.formats.compression import open_bytes, open_head
 from tokmix.bpe.pretokenizers import Pretokenizer, named
 from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.errors import TokenizerFormatError
@@ -107,21 +108,26 @@ class TokenizerFormat:
 
 
 def read_file(path: Path) -> bytes:
-    """A local file's bytes; a missing, unreadable or empty file is a format error."""
+    """A local file's bytes, decompressed when it is gzip or Zstandard (by magic bytes); a
+    missing, unreadable or empty file is a format error."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise TokenizerFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not data:
         raise TokenizerFormatError(f"{path}: the file is empty (0 bytes)")
+    data = open_bytes(data, path)
+    if not data:
+        raise TokenizerFormatError(f"{path}: the file decompresses to nothing (0 bytes)")
     return data
 
 
 def read_head(path: Path) -> bytes:
-    """The first :data:`HEAD_BYTES` bytes of a local file (empty for an empty file)."""
+    """The first :data:`HEAD_BYTES` bytes of a local file (empty for an empty file),
+    decompressed when the file is compressed."""
     try:
         with path.open("rb") as f:
-            return f.read(HEAD_BYTES)
+            return open_head(f.read(HEAD_BYTES), HEAD_BYTES)
     except OSError as exc:
         raise TokenizerFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
 

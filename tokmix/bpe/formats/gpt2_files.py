@@ -85,6 +85,7 @@ def _load_vocab_merges(source: Source, override: str | None) -> LoadedTokenizer:
         pretokenizer=with_override(GPT2, override, True, merges_path),
         vocab=vocab,
         encoding_merges=lists.encoding_merges,
+        hand_inserted=lists.hand_inserted,
         notes=(
             *notes,
             f"vocabulary from {vocab_path.name}; sha256 covers both files",

@@ -88,6 +88,7 @@ def _load_hf_json(source: Source, override: str | None) -> LoadedTokenizer:
         pretokenizer=pretok,
         vocab=byte_vocab,
         encoding_merges=lists.encoding_merges,
+        hand_inserted=lists.hand_inserted,
         notes=tuple(notes) + lists.notes,
         encoding_pretokenizer=encoding_pretok,
         **_hf_encoder_options(model, raw_vocab, byte_level=_is_byte_level(doc)),
@@ -244,8 +245,17 @@ def _hf_sentencepiece_pretokenizer(
     rest_norm, prepended, replaced = _strip_metaspace_normalizers(norm)
     if not metaspace and not replaced:
         return _hf_pretokenizer(doc, path, byte_level=False)
+    leaves = _leaf_steps(pre)
+    spaces = [s for s in leaves if replaced and _splits_on_space(s)]
+    if spaces:
+        notes.append(
+            "Split(' ') after Replace(' ' -> '▁') splits nothing (no space is left, as in "
+            "Gemma's tokenizer.json): the encoder sees whole texts; training split before ▁"
+        )
     others = [
-        s.get("type") for s in _leaf_steps(pre) if s.get("type") not in ("Metaspace", "Digits")
+        s.get("type")
+        for s in leaves
+        if s.get("type") not in ("Metaspace", "Digits") and s not in spaces
     ]
     if others:
         raise TokenizerFormatError(
@@ -263,6 +273,11 @@ def _hf_sentencepiece_pretokenizer(
     except TokenizerFormatError as exc:
         raise TokenizerFormatError(f"{path}: {exc}") from None
     return sentencepiece_pretokenizer(digits, dummy, normalizer)
+
+
+def _splits_on_space(step: dict[str, Any]) -> bool:
+    """A ``Split`` on the literal string " " (a no-op once spaces are ``▁``)."""
+    return step.get("type") == "Split" and step.get("pattern") == {"String": " "}
 
 
 def _hf_sentencepiece_encoding_pretokenizer(

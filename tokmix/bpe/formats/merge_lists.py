@@ -7,16 +7,21 @@ can make is reported (``MergeList.unreachable`` and a note), never dropped silen
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tokmix.bpe.byte_level import Pairs
+from tokmix.bpe.hand_inserted import HandInserted, find_hand_inserted
 from tokmix.bpe.merges import BYTE_ALPHABET, MergeList
+from tokmix.bpe.order_check import replayable_order
 from tokmix.bpe.sentencepiece_model import CharMerges, replay_merges
 from tokmix.bpe.tiktoken_ranks import recover_merges
 from tokmix.errors import TokenizerFormatError
+
+T = TypeVar("T", str, bytes)
+_BYTES = frozenset(BYTE_ALPHABET)
 
 
 def merge_list(path: Path, **kwargs: Any) -> MergeList:
@@ -64,6 +69,45 @@ class Lists:
     merge_list: MergeList
     encoding_merges: tuple[tuple[bytes, bytes], ...] | None
     notes: tuple[str, ...]
+    hand_inserted: tuple[bytes, ...] = ()
+    """Products of the first replay merges, found hand-inserted (``tokmix.bpe.hand_inserted``)."""
+
+
+def _head_first(
+    merges: Sequence[tuple[T, T]], hand: HandInserted[T], base: Collection[T], notes: list[str]
+) -> list[tuple[T, T]]:
+    """A one-merge-per-token list in an order replay can make: its hand-inserted head first
+    (shorter runs first), then the file's order with any merge listed before its parts moved
+    after them (a list not in training order; the order check judges it)."""
+    head = sorted(merges[: hand.n_merges], key=lambda pair: len(pair[0] + pair[1]))
+    out = head + list(merges[hand.n_merges :])
+    if hand.out_of_order:
+        fixed = replayable_order(out, base)
+        if len(fixed) < len(out):
+            notes.append(
+                f"{len(out) - len(fixed)} merges use parts no merge makes; left out of replay"
+            )
+        return fixed
+    return out
+
+
+def hand_inserted_notes(hand: HandInserted[Any], n_tokens: int) -> tuple[str, ...]:
+    notes = []
+    if hand.n_merges:
+        notes.append(
+            f"hand-inserted merges: the first {hand.n_merges} merges of the file are whitespace "
+            f"runs ({examples(hand.tokens[-3:], 3)}, ...) listed before the runs they are made "
+            "of, which no frequency-driven trainer does; their "
+            f"{n_tokens} tokens (with the runs they need) are replayed first and left out of "
+            "the LP by default"
+        )
+    elif hand.out_of_order:
+        notes.append(
+            f"{hand.out_of_order} merges use a part that a later merge first makes (no trainer "
+            "does that: the list is not in training order); each is moved after its parts for "
+            "replay, and the order check will judge the rest"
+        )
+    return tuple(notes)
 
 
 def byte_level_lists(vocab: Mapping[bytes, int], merges: Pairs, path: Path) -> Lists:
@@ -76,17 +120,19 @@ def byte_level_lists(vocab: Mapping[bytes, int], merges: Pairs, path: Path) -> L
     if not is_redundant(merges):
         made = {left + right for left, right in merges}
         unreachable = tuple(t for t in by_id(vocab) if len(t) >= 2 and t not in made)
+        hand = find_hand_inserted(merges, _BYTES)
+        order_notes: list[str] = []
         ml = merge_list(
             path,
             base=BYTE_ALPHABET,
-            merges=tuple(merges),
+            merges=tuple(_head_first(merges, hand, _BYTES, order_notes)),
             alphabet="bytes",
             unreachable=unreachable,
         )
-        missing = missing_product_notes([a + b for a, b in merges], vocab)
-        return Lists(
-            ml, None, (*unreachable_notes(unreachable, "no merge in the file makes"), *missing)
-        )
+        plain_notes = unreachable_notes(unreachable, "no merge in the file makes")
+        plain_notes += hand_inserted_notes(hand, len(hand.tokens)) + tuple(order_notes)
+        plain_notes += missing_product_notes([a + b for a, b in merges], vocab)
+        return Lists(ml, None, plain_notes, hand.tokens)
     rec = recover_merges(vocab)
     ml = merge_list(
         path, base=BYTE_ALPHABET, merges=rec.merges, alphabet="bytes", unreachable=rec.unreachable
@@ -112,32 +158,40 @@ def char_level_lists(vocab: Mapping[str, int], merges: list[tuple[str, str]], pa
     sorted by piece score), each made by the split whose parts exist earliest.
     """
     base = [t for t in by_id(vocab) if len(t) == 1]
+    hand = find_hand_inserted(merges, set(base))
     if not is_redundant(merges):
         made = {left + right for left, right in merges}
         unreachable = [t for t in by_id(vocab) if len(t) >= 2 and t not in made]
+        order_notes: list[str] = []
         ml = merge_list(
             path,
             base=utf8(base, path),
-            merges=utf8_pairs(merges, path),
+            merges=utf8_pairs(_head_first(merges, hand, set(base), order_notes), path),
             alphabet="chars",
             unreachable=utf8(unreachable, path),
         )
-        missing = missing_product_notes([a + b for a, b in merges], vocab)
-        return Lists(
-            ml, None, (*unreachable_notes(unreachable, "no merge in the file makes"), *missing)
-        )
+        plain_notes = unreachable_notes(unreachable, "no merge in the file makes")
+        plain_notes += hand_inserted_notes(hand, len(hand.tokens)) + tuple(order_notes)
+        plain_notes += missing_product_notes([a + b for a, b in merges], vocab)
+        return Lists(ml, None, plain_notes, utf8(hand.tokens, path))
     order = list(dict.fromkeys(left + right for left, right in merges))
     in_order = set(order)
     order += [t for t in by_id(vocab) if len(t) >= 2 and t not in in_order]
+    if hand.tokens:
+        in_head = set(hand.tokens)
+        order = list(hand.tokens) + [t for t in order if t not in in_head]
     cleaned = replay_merges(order, base)
+    replayed = {left + right for left, right in cleaned.merges}
+    head = [t for t in hand.tokens if t in replayed]  # the first replay merges, in this order
     ml = char_merge_list(cleaned, path)
     notes = [
         f"redundant merge list ({len(merges)} merges for {len(in_order)} tokens, as "
         f"SentencePiece conversions write): one merge per token kept for replay "
         f"({len(cleaned.merges)}); the full list is kept in encoding_merges",
         *unreachable_notes(cleaned.unreachable, "no merge of two earlier tokens makes"),
+        *hand_inserted_notes(hand, len(head)),
     ]
-    return Lists(ml, utf8_pairs(merges, path), tuple(notes))
+    return Lists(ml, utf8_pairs(merges, path), tuple(notes), utf8(head, path))
 
 
 def by_id(vocab: Mapping[Any, int]) -> list[Any]:

@@ -102,6 +102,20 @@ def _load_sentencepiece(source: Source, override: str | None) -> LoadedTokenizer
     path = source.files[0]
     data = read_file(path)
     model = _parse_sentencepiece(data, path, guessed=source.guessed)
+    return sentencepiece_tokenizer(source, data, model, override)
+
+
+def sentencepiece_tokenizer(
+    source: Source,
+    data: bytes,
+    model: SentencePieceModel,
+    override: str | None,
+    *,
+    format_name: str = NAME,
+) -> LoadedTokenizer:
+    """A :class:`LoadedTokenizer` from parsed SentencePiece pieces (a ``.model`` file, or the
+    pieces and scores of a GGUF ``llama`` vocabulary)."""
+    path = source.files[0]
     if model.model_type != "BPE":
         raise TokenizerFormatError(
             f"{path}: the SentencePiece model type is {model.model_type}, not BPE; tokmix infers "
@@ -122,7 +136,7 @@ def _load_sentencepiece(source: Source, override: str | None) -> LoadedTokenizer
     return LoadedTokenizer(
         name=source.name,
         path=str(path),
-        format=NAME,
+        format=format_name,
         sha256=sha256(data),
         merge_list=ml,
         pretokenizer=with_override(pre, override, False, path),

@@ -26,7 +26,7 @@ from tokmix.bpe.formats.base import (
 )
 from tokmix.bpe.formats.merge_lists import merge_list, recovery_notes
 from tokmix.bpe.merges import BYTE_ALPHABET
-from tokmix.bpe.pretokenizers import CL100K, GPT2, O200K, Pretokenizer
+from tokmix.bpe.pretokenizers import CL100K, GPT2, LLAMA3, O200K, Pretokenizer
 from tokmix.bpe.tiktoken_ranks import parse_tiktoken_ranks, recover_merges
 from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.errors import TokenizerFormatError
@@ -48,10 +48,17 @@ def _find_in(folder: Path) -> tuple[Source, ...]:
 
 
 def _detect(path: Path, head: bytes) -> Detection | None:
-    """A ``.tiktoken`` file by name; otherwise a first line ``base64 rank`` by content."""
+    """Rank lines (``base64 rank``) by content, whatever the name: Meta ships Llama 3's ranks
+    as ``tokenizer.model``, a SentencePiece name. Two such lines are a signature no other
+    format has (a protobuf or JSON file cannot start so); one line, or a ``.tiktoken`` name
+    alone, is weaker evidence."""
+    lines = [ln.strip() for ln in head.split(b"\n")[:3]]
+    matching = [bool(_TIKTOKEN_LINE.fullmatch(ln)) for ln in lines[:2]]
+    if len(lines) >= 3 and all(matching):
+        return Detection(single_source(NAME, path), Evidence.SIGNATURE)
     if path.suffix.lower() == ".tiktoken":
         return Detection(single_source(NAME, path), Evidence.SUFFIX)
-    if _TIKTOKEN_LINE.fullmatch(head.split(b"\n", 1)[0].strip()):
+    if matching and matching[0]:
         return Detection(single_source(NAME, path), Evidence.CONTENT)
     return None
 
@@ -67,16 +74,29 @@ def rank_merges(tokenizer: LoadedTokenizer) -> Iterable[tuple[bytes, bytes]]:
     )
 
 
-def _tiktoken_family(path: Path, override: str | None) -> Pretokenizer:
+LLAMA3_RANKS = 128_000
+"""Meta's Llama 3 ``tokenizer.model``: tiktoken ranks, this many, split by the Llama 3 regex."""
+
+
+def _tiktoken_family(
+    path: Path, override: str | None, n_ranks: int, notes: list[str]
+) -> Pretokenizer:
     if override is not None:
         return with_override(None, override, True, path)
     stem = path.name.lower()
     for key, family in _TIKTOKEN_FAMILIES:
         if key in stem:
             return family
+    if path.suffix.lower() == ".model" and n_ranks == LLAMA3_RANKS:
+        notes.append(
+            f"{path.name}: tiktoken ranks under a SentencePiece name with {n_ranks} tokens, as "
+            "Meta ships Llama 3; split with the Llama 3 regex (pass pretokenizer= otherwise)"
+        )
+        return LLAMA3
     raise TokenizerFormatError(
         f"{path}: a tiktoken file carries no pre-tokenizer regex and its name names no known "
-        "family (r50k, p50k, gpt2, cl100k, o200k); pass pretokenizer= (e.g. 'cl100k', 'o200k')"
+        "family (r50k, p50k, gpt2, cl100k, o200k); pass pretokenizer= a family (e.g. "
+        "'cl100k', 'o200k') or the tokenizer's regex (its pat_str)"
     )
 
 
@@ -85,13 +105,15 @@ def _load_tiktoken(source: Source, override: str | None) -> LoadedTokenizer:
     path = source.files[0]
     data = read_file(path)
     ranks = parse_tiktoken_ranks(data, str(path))
-    pretok = _tiktoken_family(path, override)
+    family_notes: list[str] = []
+    pretok = _tiktoken_family(path, override, len(ranks), family_notes)
     rec = recover_merges(ranks)
     ml = merge_list(
         path, base=BYTE_ALPHABET, merges=rec.merges, alphabet="bytes", unreachable=rec.unreachable
     )
     notes = [
         *source.notes,
+        *family_notes,
         f"merges recovered from ranks: {len(rec.merges)}",
         *recovery_notes(rec.non_binary, rec.unreachable),
     ]
