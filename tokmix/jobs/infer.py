@@ -68,7 +68,11 @@ def run_infer(
 
     t0 = time.perf_counter()
     doc = run_solve(
-        out, tokenizer.name, bootstrap=bootstrap_options(bootstrap), **(solver_options or {})
+        out,
+        tokenizer.name,
+        bootstrap=bootstrap_options(bootstrap),
+        log=log,
+        **(solver_options or {}),
     )
     seconds["solve"] = time.perf_counter() - t0
     doc["diagnostics"]["stage_seconds"] = {k: round(v, 3) for k, v in seconds.items()}

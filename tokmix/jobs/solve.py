@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -88,6 +89,7 @@ def run_solve(
     *,
     bootstrap: dict[str, Any] | None = None,
     map_fn: MapFn = map,
+    log: Callable[[str], None] | None = None,
     **solver_options: Any,
 ) -> dict[str, Any]:
     """Solve from a run's committed trajectories; write the JSON, then commit ``mixtures/``.
@@ -100,6 +102,10 @@ def run_solve(
     per-group trajectories (a run with bootstrap groups), every byte share gets a bootstrap
     interval over document groups and merge blocks (tokmix.solvers.bootstrap); ``map_fn`` runs the
     replicates (a Ray job passes a parallel one). Returns the JSON document.
+
+    The solves share their work: the scaled LP starts from the paper LP's α and rows, each
+    replicate from the point estimate's (:class:`tokmix.solvers.mixture_lp.WarmStart`);
+    ``log`` gets the solves' progress lines.
     """
     trajs, merge_ids, bytes_ = read_trajectories(out, tokenizer)
     problem = build_problem(trajs, merge_ids, bytes_)
@@ -108,7 +114,7 @@ def run_solve(
     power = options.pop("scaled_power", DEFAULT_POWER)
     if estimator not in ("scaled", "paper"):
         raise SolverError(f"unknown estimator {estimator!r}: use 'scaled' or 'paper'")
-    paper = solve_mixture(problem, **options)
+    paper = solve_mixture(problem, log=log, **options)
     solve: Any
     if estimator == "paper":
         solve, sol = functools.partial(solve_mixture, **options), paper
@@ -116,7 +122,8 @@ def run_solve(
         solve = functools.partial(
             solve_mixture_scaled, reference_alpha=paper.alpha, power=power, **options
         )
-        sol = solve(problem)
+        sol = solve(problem, start=paper.warm, log=log)
+    solve = functools.partial(solve, start=sol.warm)  # replicates start from the estimate
     groups = read_group_trajectories(out, tokenizer) if bootstrap else None
     interval = None
     if groups is not None and bootstrap is not None:
