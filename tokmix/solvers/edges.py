@@ -27,7 +27,17 @@ from tokmix.solvers.violations import _heap_pop, _heap_push
 
 @nb.njit(cache=True)
 def _sweep_mixed(
-    rows_pair, rows_cat, rows_delta, step_start, merge_pair, n_pairs, weight, v_step, v_pair, limit, tol
+    rows_pair,
+    rows_cat,
+    rows_delta,
+    step_start,
+    merge_pair,
+    n_pairs,
+    weight,
+    v_step,
+    v_pair,
+    limit,
+    tol,
 ):
     g = np.zeros(n_pairs, dtype=np.float64)
     total = np.zeros(n_pairs, dtype=np.int64)

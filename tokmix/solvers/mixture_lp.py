@@ -28,6 +28,7 @@ import numpy as np
 from tokmix.errors import SolverError
 from tokmix.solvers.edges import PairHistory, find_violated_edges
 from tokmix.solvers.problem import MixtureProblem, byte_shares
+from tokmix.solvers.violations import find_violations
 
 Log = Callable[[str], None]
 
@@ -241,6 +242,7 @@ def solve_mixture(
     log: Log | None = None,
     log_every: float = 10.0,
     time_limit: float | None = None,
+    sweep: str = "mixed",
 ) -> MixtureSolution:
     """Solve the mixture LP with lazily generated constraints; α, β and diagnostics.
 
@@ -265,9 +267,13 @@ def solve_mixture(
     objective, violated rows, rows kept, seconds) at least every ``log_every`` seconds of
     rounds; the lines are kept in the diagnostics (``progress``). ``time_limit`` (seconds):
     stop with a :class:`SolverError` once a round ends past it (benchmarks cap slow peers).
-    The sweep replays the α-mixed frequencies (:mod:`tokmix.solvers.edges`): memory linear
-    in the trajectory rows, whatever the number of categories.
+    ``sweep="mixed"`` replays the α-mixed frequencies (:mod:`tokmix.solvers.edges`): memory
+    linear in the trajectory rows, whatever the number of categories; ``"dense"`` is the
+    previous sweep (:mod:`tokmix.solvers.violations`, a ``pairs x categories`` count matrix),
+    kept as the benchmarks' peer. Both find the same rows.
     """
+    if sweep not in ("mixed", "dense"):
+        raise SolverError(f"sweep must be 'mixed' or 'dense', not {sweep!r}")
     if per_step < 1 or stride < 1 or (max_rows is not None and max_rows < 1):
         raise SolverError(
             f"per_step, stride and max_rows must be >= 1, got {per_step}, {stride}, {max_rows}"
@@ -289,7 +295,7 @@ def solve_mixture(
     lp = _LazyLP(
         n, problem.n_steps, problem.n_pairs, threads=threads, step_cost=cost, pair_cost=pair_cost
     )
-    history = PairHistory.build(problem)
+    history: PairHistory | None = None  # built on first use (the dense sweep needs none)
     alpha = np.full(n, 1.0 / n)
     v_step = np.zeros(problem.n_steps)
     v_pair = np.zeros(problem.n_pairs)
@@ -305,6 +311,7 @@ def solve_mixture(
         keep = ~unused[steps] & (problem.merge_pair[steps] != pairs)
         steps, pairs = steps[keep], pairs[keep]
         if len(steps):
+            history = PairHistory.build(problem)
             lp.add(steps, pairs, history.coefficients(problem, steps, pairs, scale))
             alpha, v_step, v_pair, objective = lp.solve()
         coarse[:] = False  # a warm α needs no coarse phase
@@ -314,14 +321,23 @@ def solve_mixture(
     last_log = started
     for rounds in range(1, max_rounds + 1):
         t0 = time.perf_counter()
-        steps, pairs, excess, missing = find_violated_edges(
-            problem, alpha, v_step, v_pair, scale, per_step=limit, tol=tol
-        )
+        if sweep == "dense":
+            steps, pairs, excess, coefs, missing = find_violations(
+                problem, alpha, v_step, v_pair, scale, per_step=limit, tol=tol
+            )
+        else:
+            steps, pairs, excess, missing = find_violated_edges(
+                problem, alpha, v_step, v_pair, scale, per_step=limit, tol=tol
+            )
         violated = len(steps)
         if max_rows is not None and len(steps) > max_rows:
             top = np.argpartition(-excess, max_rows)[:max_rows]
             steps, pairs = steps[top], pairs[top]
-        coefs = history.coefficients(problem, steps, pairs, scale)
+            if sweep == "dense":
+                coefs = coefs[top]
+        if sweep != "dense":
+            history = history or PairHistory.build(problem)
+            coefs = history.coefficients(problem, steps, pairs, scale)
         sweep_seconds += time.perf_counter() - t0
         if t0 - last_log >= log_every:
             last_log = t0
