@@ -234,11 +234,11 @@ def _since(t: tuple[float, float]) -> tuple[float, float]:
     return time.perf_counter() - t[0], time.process_time() - t[1]
 
 
-def _point(problem: MixtureProblem, *, previous: bool, cap: float | None) -> Any:
+def _point(problem: MixtureProblem, *, previous: bool, cap: float | None, log: Any = None) -> Any:
     """The solve stage's point estimate: paper LP, then the noise-scaled LP (as run_solve)."""
     from tokmix.solvers.noise_scaled_lp import DEFAULT_POWER, solve_mixture_scaled
 
-    options: dict[str, Any] = {"time_limit": cap}
+    options: dict[str, Any] = {"time_limit": cap, "log": log}
     if previous:
         options["sweep"] = "dense"
     paper = solve_mixture(problem, **options)
@@ -255,7 +255,7 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_scale(name: str, *, replicates: int, cap: float, peer: bool) -> None:
+def bench_scale(name: str, *, replicates: int, cap: float, peer: bool, log: Any = None) -> None:
     """One scale case: point estimate (new vs previous), then bootstrap replicates."""
     from benchmarks.scale import scale_groups, scale_problem
 
@@ -266,13 +266,21 @@ def bench_scale(name: str, *, replicates: int, cap: float, peer: bool) -> None:
     solve_mixture(truncated(problem, 20))  # compile outside the timing
     label = f"{name:12} {n_cat} categories x {problem.n_steps:,} merges, {problem.n_pairs:,} pairs"
     t = _clock()
-    paper, sol = _point(problem, previous=False, cap=None)
+    try:
+        paper, sol = _point(problem, previous=False, cap=cap, log=log)
+    except SolverError as exc:
+        wall, cpu = _since(t)
+        print(f"scale {label}: point estimate > {cap:.0f} s ({wall:.0f} s wall, {cpu:.0f} s CPU)")
+        print(f"  {exc}; peak RSS {_peak_mb():,.0f} MB")
+        return
     wall, cpu = _since(t)
     target = SCALE_TARGETS.get((n_cat, merges))
     print(
         f"scale {label}: point estimate {wall:.1f} s wall, {cpu:.1f} s CPU"
         f" (paper LP {paper.diagnostics['seconds']:.1f} s, {paper.diagnostics['rounds']} rounds;"
-        f" scaled LP {sol.diagnostics['seconds']:.1f} s, {sol.diagnostics['rounds']} rounds)"
+        f" scaled LP {sol.diagnostics['seconds']:.1f} s, {sol.diagnostics['rounds']} rounds;"
+        f" HiGHS {paper.diagnostics['lp_seconds'] + sol.diagnostics['lp_seconds']:.1f} s,"
+        f" sweeps {paper.diagnostics['sweep_seconds'] + sol.diagnostics['sweep_seconds']:.1f} s)"
         + (f"; target <= {target:.0f} s" if target else "")
         + f"; peak RSS {_peak_mb():,.0f} MB",
         flush=True,
@@ -348,12 +356,19 @@ def main() -> None:
     ap.add_argument("--no-peer", dest="peer", action="store_false")
     ap.add_argument("--replicates", type=int, default=0)
     ap.add_argument("--peer-cap", type=float, default=600.0)
+    ap.add_argument("--log", action="store_true", help="print the solves' progress lines")
     args = ap.parse_args()
     for name in args.case or ["demo"]:
         if name in CASES:
             bench_lp(name, cached(name, args.cache), peer=args.peer)
         elif "-" in name:
-            bench_scale(name, replicates=args.replicates, cap=args.peer_cap, peer=args.peer)
+            bench_scale(
+                name,
+                replicates=args.replicates,
+                cap=args.peer_cap,
+                peer=args.peer,
+                log=print if args.log else None,
+            )
         else:
             ap.error(f"unknown case {name!r}: {sorted(CASES)} or <tokenizer>-<n>x<k>k")
 

@@ -13,6 +13,11 @@ round adds at most the 5 000 most violated rows; rows whose slack is basic are p
 each solve, so HiGHS re-solves a model of the rows that matter rather than of every row ever
 found. :func:`solve_mixture_dense` writes every constraint out and hands the LP to
 ``scipy.optimize.linprog``: the reference for small instances.
+
+At scale (``benchmarks/README.md``): the sweep replays α-mixed frequencies, one float per
+pair (:mod:`tokmix.solvers.edges`), so memory stays linear in the trajectory rows at 150
+categories; a solve hands its α and kept rows on (:class:`WarmStart`) to the noise-scaled LP
+and to the bootstrap replicates; progress lines come at least every 10 s of rounds.
 """
 
 from __future__ import annotations
