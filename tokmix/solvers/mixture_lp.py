@@ -284,6 +284,7 @@ def solve_mixture(
             f"per_step, stride and max_rows must be >= 1, got {per_step}, {stride}, {max_rows}"
         )
     started = time.perf_counter()
+    started_cpu = time.process_time()
     scale = frequency_scale(problem)
     n = problem.n_categories
     if step_weight is not None and (
@@ -348,6 +349,7 @@ def solve_mixture(
             last_log = t0
             entry = {
                 "seconds": round(t0 - started, 1),
+                "cpu_seconds": round(time.process_time() - started_cpu, 1),
                 "round": rounds,
                 "objective": objective,
                 "violated": violated,
@@ -407,6 +409,7 @@ def solve_mixture(
         "warm_start": start is not None,
         "progress": progress,
         "seconds": round(time.perf_counter() - started, 3),
+        "cpu_seconds": round(time.process_time() - started_cpu, 3),
     }
     key = (problem.pair_left.astype(np.int64) << 32) | problem.pair_right.astype(np.int64)
     row_step, row_pair = np.divmod(lp.row_key, problem.n_pairs)
