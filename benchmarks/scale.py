@@ -27,7 +27,8 @@ import numpy as np
 from tokmix.bpe.loaders import load_tokenizer
 from tokmix.bpe.replay import PairTrajectory, replay_merges
 from tokmix.bpe.tokenizer import LoadedTokenizer
-from tokmix.io.corpus import iter_documents, read_category_groups
+from tokmix.io.corpus import iter_documents
+from tokmix.jobs.count import read_category_groups
 from tokmix.solvers.problem import MixtureProblem, build_problem
 
 REPO = Path(__file__).resolve().parents[1]
