@@ -69,9 +69,10 @@ def test_mixed_sweep_finds_exactly_the_violated_constraints(small: MixtureProble
         np.testing.assert_allclose(np.sort(got_e[got_s == k])[::-1], at_k, rtol=1e-9)
 
 
-def _resampled(problem: MixtureProblem) -> MixtureProblem:
+def _resampled(problem: MixtureProblem, only: set[str] | None = None) -> MixtureProblem:
     """Other counts over the same merges, as a bootstrap replicate's: category ``i``'s word
-    table plus category ``i+1``'s (trajectories add up, DESIGN §4)."""
+    table plus category ``i+1``'s (trajectories add up, DESIGN §4); ``only``: just these
+    categories, unchanged (two of three categories' merges are then absent)."""
     step = np.repeat(np.arange(len(problem.step_start) - 1), np.diff(problem.step_start))
     parts = []
     for i in range(problem.n_categories):
@@ -93,6 +94,9 @@ def _resampled(problem: MixtureProblem) -> MixtureProblem:
         c: int(problem.bytes_[i] + problem.bytes_[(i + 1) % n])
         for i, c in enumerate(problem.categories)
     }
+    if only is not None:
+        trajs = {c: parts[i] for i, c in enumerate(problem.categories) if c in only}
+        bytes_ = {c: int(problem.bytes_[i]) for i, c in enumerate(problem.categories) if c in only}
     merge_ids = np.zeros((problem.last_step, 3), dtype=np.int64)
     merged = problem.merge_pair >= 0
     ids = np.stack([problem.pair_left, problem.pair_right], axis=1)
@@ -121,6 +125,24 @@ def test_a_warm_start_never_changes_the_optimum(tmp_path: Path, seed: int) -> No
     assert other.objective != pytest.approx(dense.objective, rel=1e-3)  # a different problem
     assert cold.warm is not None and len(cold.warm.step) > 0
     np.testing.assert_allclose(solve_mixture(problem, start=cold.warm).alpha, cold.alpha, atol=1e-7)
+
+
+def test_a_start_with_rows_at_steps_whose_merge_this_problem_lacks(tmp_path: Path) -> None:
+    """A replicate may lack a merge the point estimate had: the start's rows at that step
+    must not enter (a step without its merge has no rows), else they force slack."""
+    rng = np.random.default_rng(4)
+    problem = _noisy_problem(tmp_path, rng, 60)
+    one = {problem.categories[0]}
+    trajs = _resampled(problem, only=one)
+    assert len(trajs.missing_steps) > 0
+    point = solve_mixture(problem)
+    steps = np.repeat(np.arange(problem.n_steps), 5)
+    keys = (problem.pair_left.astype(np.int64) << 32) | problem.pair_right.astype(np.int64)
+    start = WarmStart(point.alpha, steps, keys[rng.integers(0, problem.n_pairs, len(steps))])
+    warm = solve_mixture(trajs, start=start)
+    assert warm.objective == pytest.approx(
+        solve_mixture_dense(trajs).objective, rel=1e-7, abs=1e-10
+    )
 
 
 def test_scaled_lp_from_the_paper_lp_rows(tmp_path: Path) -> None:

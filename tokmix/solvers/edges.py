@@ -164,6 +164,29 @@ def _coefficients(
     return out
 
 
+@nb.njit(cache=True)
+def _merge_present(group_first, pair_group, h_group_step, h_cum, merge_pair, steps):
+    out = np.zeros(len(steps), dtype=np.bool_)
+    for e in range(len(steps)):
+        k = steps[e]
+        m = merge_pair[k]
+        if m < 0:
+            continue
+        for gi in range(pair_group[m], pair_group[m + 1]):
+            lo, hi = group_first[gi], group_first[gi + 1]
+            a, b = lo, hi
+            while a < b:
+                mid = (a + b) // 2
+                if h_group_step[mid] <= k:
+                    a = mid + 1
+                else:
+                    b = mid
+            if a > lo and h_cum[a - 1] != 0:
+                out[e] = True
+                break
+    return out
+
+
 @dataclass(frozen=True)
 class PairHistory:
     """Each (pair, category)'s running count by step: the rows' coefficients on demand.
@@ -216,4 +239,16 @@ class PairHistory:
             np.asarray(steps, dtype=np.int64),
             np.asarray(pairs, dtype=np.int64),
             np.ascontiguousarray(scale, dtype=np.float64),
+        )
+
+    def merge_present(self, problem: MixtureProblem, steps: np.ndarray) -> np.ndarray:
+        """Per local step, whether its merge occurs in some category at that step: the steps
+        that have rows at all (as the sweeps' ``missing`` flag, negated)."""
+        return _merge_present(
+            self.group_first,
+            self.pair_group,
+            self.step,
+            self.cum,
+            problem.merge_pair,
+            np.asarray(steps, dtype=np.int64),
         )

@@ -318,6 +318,11 @@ def solve_mixture(
         steps, pairs = steps[keep], pairs[keep]
         if len(steps):
             history = PairHistory.build(problem)
+            # a step whose merge this problem lacks has no rows (a replicate may lack one)
+            keep = history.merge_present(problem, steps)
+            steps, pairs = steps[keep], pairs[keep]
+        if len(steps):
+            assert history is not None
             lp.add(steps, pairs, history.coefficients(problem, steps, pairs, scale))
             alpha, v_step, v_pair, objective = lp.solve()
         coarse[:] = False  # a warm α needs no coarse phase
