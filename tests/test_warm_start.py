@@ -72,7 +72,7 @@ def test_mixed_sweep_finds_exactly_the_violated_constraints(small: MixtureProble
 def _resampled(problem: MixtureProblem, only: set[str] | None = None) -> MixtureProblem:
     """Other counts over the same merges, as a bootstrap replicate's: category ``i``'s word
     table plus category ``i+1``'s (trajectories add up, DESIGN §4); ``only``: just these
-    categories, unchanged (two of three categories' merges are then absent)."""
+    categories, unchanged (some merges are then absent)."""
     step = np.repeat(np.arange(len(problem.step_start) - 1), np.diff(problem.step_start))
     parts = []
     for i in range(problem.n_categories):
@@ -132,14 +132,19 @@ def test_a_start_with_rows_at_steps_whose_merge_this_problem_lacks(tmp_path: Pat
     must not enter (a step without its merge has no rows), else they force slack."""
     rng = np.random.default_rng(4)
     problem = _noisy_problem(tmp_path, rng, 60)
-    one = {problem.categories[0]}
-    trajs = _resampled(problem, only=one)
+    trajs = _resampled(problem, only=set(problem.categories[:2]))
     assert len(trajs.missing_steps) > 0
     point = solve_mixture(problem)
+    assert point.warm is not None
     steps = np.repeat(np.arange(problem.n_steps), 5)
     keys = (problem.pair_left.astype(np.int64) << 32) | problem.pair_right.astype(np.int64)
-    start = WarmStart(point.alpha, steps, keys[rng.integers(0, problem.n_pairs, len(steps))])
+    start = WarmStart(
+        point.alpha[:2],
+        np.r_[point.warm.step, steps],
+        np.r_[point.warm.pair_key, keys[rng.integers(0, problem.n_pairs, len(steps))]],
+    )
     warm = solve_mixture(trajs, start=start)
+    assert warm.diagnostics["warm_start"]
     assert warm.objective == pytest.approx(
         solve_mixture_dense(trajs).objective, rel=1e-7, abs=1e-10
     )

@@ -310,7 +310,8 @@ def solve_mixture(
     rounds = coarse_rounds = 0
     missing = np.zeros(problem.n_steps, dtype=bool)
     coarse = np.arange(problem.n_steps) % stride != 0
-    if start is not None and len(start.alpha) == n and np.sum(start.alpha) > 0:
+    warm_start = start is not None and len(start.alpha) == n and np.sum(start.alpha) > 0
+    if start is not None and warm_start:
         alpha = np.clip(np.asarray(start.alpha, dtype=np.float64), 0.0, None)
         alpha /= alpha.sum()
         steps, pairs = start.rows_for(problem)
@@ -411,7 +412,7 @@ def solve_mixture(
         "objective_scale": float(1.0 / (scale[0] * problem.pairs_[0])),
         "sweep_seconds": round(sweep_seconds, 3),
         "lp_seconds": round(lp_seconds, 3),
-        "warm_start": start is not None,
+        "warm_start": bool(warm_start),
         "progress": progress,
         "seconds": round(time.perf_counter() - started, 3),
         "cpu_seconds": round(time.process_time() - started_cpu, 3),
