@@ -1,6 +1,14 @@
 """LP benchmark: the mixture LP's fast path vs plain constraint generation (ARCHITECTURE.md §9).
 
     python -m benchmarks.lp [--case demo|cl100k|many30|many30x20k ...] [--cache DIR] [--no-peer]
+    python -m benchmarks.lp --case gpt2-30x30k [--replicates 20] [--peer-cap 600]
+
+Scale cases ``<tokenizer>-<categories>x<merges>k`` (``gpt2``/``cl100k``, 30/60/150 categories,
+5/10/30 k merges) read the trajectories cached by ``python -m benchmarks.scale`` and time the
+solve stage as ``tokmix infer`` runs it (the paper LP, then the default noise-scaled LP, then
+``--replicates`` bootstrap replicates), each figure beside its target and beside the previous
+solver (no warm starts, the dense sweep) measured in the same run under a time cap
+(``--peer-cap``: reported as "> cap" when it does not finish).
 
 Each case builds one problem (count, replay, ``build_problem``; cached as ``.npz`` under
 ``--cache``, no pickle), then solves it twice in the same run: ``solve_mixture`` as shipped
@@ -19,10 +27,12 @@ stays meaningful on a machine shared with other jobs.
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +40,7 @@ from tokmix.bpe.loaders import load_tokenizer
 from tokmix.bpe.replay import replay_merges
 from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.bpe.words import WordTable, count_words
+from tokmix.errors import SolverError
 from tokmix.jobs.count import read_category
 from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
 from tokmix.solvers.problem import MixtureProblem, build_problem
@@ -212,14 +223,154 @@ def truncated(problem: MixtureProblem, n_steps: int) -> MixtureProblem:
     )
 
 
+SCALE_TARGETS = {(30, 30_000): 60.0, (150, 30_000): 300.0}
+
+
+def _clock() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def _since(t: tuple[float, float]) -> tuple[float, float]:
+    return time.perf_counter() - t[0], time.process_time() - t[1]
+
+
+def _point(problem: MixtureProblem, *, previous: bool, cap: float | None, log: Any = None) -> Any:
+    """The solve stage's point estimate: paper LP, then the noise-scaled LP (as run_solve)."""
+    from tokmix.solvers.noise_scaled_lp import DEFAULT_POWER, solve_mixture_scaled
+
+    options: dict[str, Any] = {"time_limit": cap, "log": log}
+    if previous:
+        options["sweep"] = "dense"
+    paper = solve_mixture(problem, **options)
+    start = None if previous else paper.warm
+    sol = solve_mixture_scaled(
+        problem, reference_alpha=paper.alpha, power=DEFAULT_POWER, start=start, **options
+    )
+    return paper, sol
+
+
+def _peak_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_scale(name: str, *, replicates: int, cap: float, peer: bool, log: Any = None) -> None:
+    """One scale case: point estimate (new vs previous), then bootstrap replicates."""
+    from benchmarks.scale import scale_groups, scale_problem
+
+    tokenizer, size = name.split("-")
+    n_cat, merges = (int(x) for x in size.rstrip("k").split("x"))
+    merges *= 1000
+    problem = scale_problem(tokenizer, n_cat, merges)
+    solve_mixture(truncated(problem, 20))  # compile outside the timing
+    label = f"{name:12} {n_cat} categories x {problem.n_steps:,} merges, {problem.n_pairs:,} pairs"
+    t = _clock()
+    try:
+        paper, sol = _point(problem, previous=False, cap=cap, log=log)
+    except SolverError as exc:
+        wall, cpu = _since(t)
+        print(f"scale {label}: point estimate > {cap:.0f} s ({wall:.0f} s wall, {cpu:.0f} s CPU)")
+        print(f"  {exc}; peak RSS {_peak_mb():,.0f} MB")
+        return
+    wall, cpu = _since(t)
+    target = SCALE_TARGETS.get((n_cat, merges))
+    print(
+        f"scale {label}: point estimate {wall:.1f} s wall, {cpu:.1f} s CPU"
+        f" (paper LP {paper.diagnostics['seconds']:.1f} s, {paper.diagnostics['rounds']} rounds;"
+        f" scaled LP {sol.diagnostics['seconds']:.1f} s, {sol.diagnostics['rounds']} rounds;"
+        f" HiGHS {paper.diagnostics['lp_seconds'] + sol.diagnostics['lp_seconds']:.1f} s,"
+        f" sweeps {paper.diagnostics['sweep_seconds'] + sol.diagnostics['sweep_seconds']:.1f} s)"
+        + (f"; target <= {target:.0f} s" if target else "")
+        + f"; peak RSS {_peak_mb():,.0f} MB",
+        flush=True,
+    )
+    if peer:
+        t = _clock()
+        try:
+            _, old = _point(problem, previous=True, cap=cap)
+        except SolverError as exc:
+            wall_p, cpu_p = _since(t)
+            print(
+                f"scale {label}: previous solver > {cap:.0f} s"
+                f" ({wall_p:.0f} s wall, {cpu_p:.0f} s CPU): {exc}"
+            )
+        else:
+            wall_p, cpu_p = _since(t)
+            gap = abs(old.objective - sol.objective) / max(abs(old.objective), 1e-12)
+            print(
+                f"scale {label}: previous solver {wall_p:.1f} s wall, {cpu_p:.1f} s CPU;"
+                f" ratio {wall_p / wall:.1f}x wall, {cpu_p / cpu:.1f}x CPU; objectives differ by"
+                f" {gap:.1e}, alpha by {np.abs(old.alpha - sol.alpha).max():.1e}",
+                flush=True,
+            )
+    if replicates:
+        from tokmix.solvers.bootstrap import bootstrap_mixture
+        from tokmix.solvers.noise_scaled_lp import DEFAULT_POWER, solve_mixture_scaled
+
+        groups, group_bytes, merge_ids = scale_groups(tokenizer, n_cat, merges)
+        solve = functools.partial(
+            solve_mixture_scaled, reference_alpha=paper.alpha, power=DEFAULT_POWER
+        )
+        t = _clock()
+        boot = bootstrap_mixture(
+            groups,
+            group_bytes,
+            merge_ids,
+            replicates=replicates,
+            merge_block=20,
+            center=sol,
+            solve=functools.partial(solve, start=sol.warm),
+        )
+        wall_r, cpu_r = _since(t)
+        print(
+            f"scale {label}: {replicates} replicates from the point solution {wall_r:.1f} s wall,"
+            f" {cpu_r:.1f} s CPU = {wall_r / wall:.2f}x the point estimate (target <= 3x);"
+            f" {boot.failed} failed; peak RSS {_peak_mb():,.0f} MB",
+            flush=True,
+        )
+        if peer:
+            t = _clock()
+            cold = bootstrap_mixture(
+                groups,
+                group_bytes,
+                merge_ids,
+                replicates=2,
+                merge_block=20,
+                center=sol,
+                solve=functools.partial(solve, time_limit=cap),
+            )
+            wall_c, cpu_c = _since(t)
+            print(
+                f"scale {label}: previous (cold) replicates {wall_c / 2:.1f} s wall,"
+                f" {cpu_c / 2:.1f} s CPU each (2 measured, {cold.failed} over the cap); warm"
+                f" {wall_r / replicates:.1f} s each",
+                flush=True,
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--case", action="append", choices=sorted(CASES))
+    ap.add_argument("--case", action="append")
     ap.add_argument("--cache", type=Path, default=None)
     ap.add_argument("--no-peer", dest="peer", action="store_false")
+    ap.add_argument("--replicates", type=int, default=0)
+    ap.add_argument("--peer-cap", type=float, default=600.0)
+    ap.add_argument("--log", action="store_true", help="print the solves' progress lines")
     args = ap.parse_args()
     for name in args.case or ["demo"]:
-        bench_lp(name, cached(name, args.cache), peer=args.peer)
+        if name in CASES:
+            bench_lp(name, cached(name, args.cache), peer=args.peer)
+        elif "-" in name:
+            bench_scale(
+                name,
+                replicates=args.replicates,
+                cap=args.peer_cap,
+                peer=args.peer,
+                log=print if args.log else None,
+            )
+        else:
+            ap.error(f"unknown case {name!r}: {sorted(CASES)} or <tokenizer>-<n>x<k>k")
 
 
 if __name__ == "__main__":

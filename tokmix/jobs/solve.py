@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -14,6 +15,7 @@ from tokmix.io import catalog
 from tokmix.io.catalog import mixture_json_path
 from tokmix.io.datasets import content_digest, read_manifest, write_dataset
 from tokmix.io.fs import filesystem_for, write_bytes_atomic
+from tokmix.jobs.executors import LocalExecutor
 from tokmix.jobs.replay import read_group_trajectories, read_trajectories, trajectories_name
 from tokmix.jobs.stage import RunContext, Stage
 from tokmix.schemas import MIXTURES
@@ -88,6 +90,7 @@ def run_solve(
     bootstrap: dict[str, Any] | None = None,
     map_fn: MapFn = map,
     category_groups: dict[str, str] | None = None,
+    log: Callable[[str], None] | None = None,
     **solver_options: Any,
 ) -> MixtureResult:
     """Solve from a run's committed trajectories; write the JSON, then commit ``mixtures/``.
@@ -101,6 +104,10 @@ def run_solve(
     interval over document groups and merge blocks (tokmix.solvers.bootstrap); ``map_fn`` runs the
     replicates (a Ray job passes a parallel one). Returns the result, also written as
     ``mixtures/NAME.json``.
+
+    The solves share their work: the scaled LP starts from the paper LP's α and rows, each
+    replicate from the point estimate's (:class:`tokmix.solvers.mixture_lp.WarmStart`);
+    ``log`` gets the solves' progress lines.
     """
     options = dict(solver_options)
     estimator = options.pop("estimator", "scaled")
@@ -125,7 +132,7 @@ def run_solve(
             "is writing this output root?); re-run when it is done"
         )
     problem = build_problem(trajs, merge_ids, bytes_)
-    paper = solve_mixture(problem, **options)
+    paper = solve_mixture(problem, log=log, **options)
     solve: Any
     if estimator == "paper":
         solve, sol = functools.partial(solve_mixture, **options), paper
@@ -133,7 +140,8 @@ def run_solve(
         solve = functools.partial(
             solve_mixture_scaled, reference_alpha=paper.alpha, power=power, **options
         )
-        sol = solve(problem)
+        sol = solve(problem, start=paper.warm, log=log)
+    solve = functools.partial(solve, start=sol.warm)  # replicates start from the estimate
     interval = None
     if groups is not None and bootstrap is not None:
         group_trajs, group_bytes = groups
@@ -225,15 +233,17 @@ def _solve_task(
     bootstrap: dict[str, Any] | None,
     map_fn: MapFn,
     category_groups: dict[str, str] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> MixtureResult:
     """The solve stage's task; bootstrap replicates fan out through ``map_fn`` (as tasks of
-    their own on Ray)."""
+    their own on Ray); ``log`` (in-process runs) gets the solves' progress lines."""
     return run_solve(
         out,
         tokenizer,
         bootstrap=bootstrap,
         map_fn=map_fn,
         category_groups=category_groups,
+        log=log,
         **options,
     )
 
@@ -257,9 +267,13 @@ def _run_solve_stage(ctx: RunContext) -> None:
             pending.append(tok.name)
     resources = spec.resources_for("solve")
     map_fn = ctx.executor.map_fn(resources)
+    in_process = isinstance(ctx.executor, LocalExecutor) and (
+        ctx.executor.processes == 1 or len(pending) <= 1
+    )
+    local_log = ctx.log if in_process else None  # a worker process cannot log here
     solved = ctx.executor.map(
         _solve_task,
-        [(spec.out, name, solver, bootstrap, map_fn, spec.groups) for name in pending],
+        [(spec.out, name, solver, bootstrap, map_fn, spec.groups, local_log) for name in pending],
         resources=resources,
         retries=2,
     )

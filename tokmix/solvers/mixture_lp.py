@@ -13,11 +13,17 @@ round adds at most the 5 000 most violated rows; rows whose slack is basic are p
 each solve, so HiGHS re-solves a model of the rows that matter rather than of every row ever
 found. :func:`solve_mixture_dense` writes every constraint out and hands the LP to
 ``scipy.optimize.linprog``: the reference for small instances.
+
+At scale (``benchmarks/README.md``): the sweep replays α-mixed frequencies, one float per
+pair (:mod:`tokmix.solvers.edges`), so memory stays linear in the trajectory rows at 150
+categories; a solve hands its α and kept rows on (:class:`WarmStart`) to the noise-scaled LP
+and to the bootstrap replicates; progress lines come at least every 10 s of rounds.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +31,33 @@ import highspy
 import numpy as np
 
 from tokmix.errors import SolverError
+from tokmix.solvers.edges import PairHistory, find_violated_edges
 from tokmix.solvers.problem import MixtureProblem, byte_shares
 from tokmix.solvers.violations import find_violations
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """Where a solve of a related problem may start: its α and the rows it kept, as ``(local
+    step, pair key)`` with ``key = left << 32 | right`` (pair numbers differ between
+    problems). The paper LP's start serves the noise-scaled LP (same rows, other costs); the
+    point estimate's serves each bootstrap replicate (same steps, resampled counts). A start
+    changes where the search begins, never the optimum: the loop still ends only when a sweep
+    over every step finds no violated row."""
+
+    alpha: np.ndarray
+    step: np.ndarray
+    pair_key: np.ndarray
+
+    def rows_for(self, problem: MixtureProblem) -> tuple[np.ndarray, np.ndarray]:
+        """The start's rows that exist in ``problem``: ``(local step, pair index)``."""
+        universe = (problem.pair_left.astype(np.int64) << 32) | problem.pair_right.astype(np.int64)
+        pos = np.minimum(np.searchsorted(universe, self.pair_key), max(len(universe) - 1, 0))
+        ok = (len(universe) > 0) & (universe[pos] == self.pair_key)
+        ok &= (self.step >= 0) & (self.step < problem.n_steps)
+        return self.step[ok], pos[ok]
 
 
 @dataclass(frozen=True)
@@ -38,6 +69,7 @@ class MixtureSolution:
     byte_share: np.ndarray
     objective: float
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    warm: WarmStart | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -211,6 +243,11 @@ def solve_mixture(
     max_rows: int | None = 5000,
     step_weight: np.ndarray | None = None,
     pair_weight: np.ndarray | None = None,
+    start: WarmStart | None = None,
+    log: Log | None = None,
+    log_every: float = 10.0,
+    time_limit: float | None = None,
+    sweep: str = "mixed",
 ) -> MixtureSolution:
     """Solve the mixture LP with lazily generated constraints; α, β and diagnostics.
 
@@ -229,12 +266,25 @@ def solve_mixture(
     bootstrap over merges resamples (:mod:`tokmix.solvers.bootstrap`). ``pair_weight`` (one
     per pair, > 0) prices each pair's slack; with both, the slack costs of the noise-scaled
     LP (:mod:`tokmix.solvers.noise_scaled_lp`). ``None``: every slack costs 1, the paper's LP.
+
+    ``start`` (a related solve's :attr:`MixtureSolution.warm`) begins at its α with its rows
+    already in the model and skips the coarse phase. ``log`` gets a progress line (round,
+    objective, violated rows, rows kept, seconds) at least every ``log_every`` seconds of
+    rounds; the lines are kept in the diagnostics (``progress``). ``time_limit`` (seconds):
+    stop with a :class:`SolverError` once a round ends past it (benchmarks cap slow peers).
+    ``sweep="mixed"`` replays the α-mixed frequencies (:mod:`tokmix.solvers.edges`): memory
+    linear in the trajectory rows, whatever the number of categories; ``"dense"`` is the
+    previous sweep (:mod:`tokmix.solvers.violations`, a ``pairs x categories`` count matrix),
+    kept as the benchmarks' peer. Both find the same rows.
     """
+    if sweep not in ("mixed", "dense"):
+        raise SolverError(f"sweep must be 'mixed' or 'dense', not {sweep!r}")
     if per_step < 1 or stride < 1 or (max_rows is not None and max_rows < 1):
         raise SolverError(
             f"per_step, stride and max_rows must be >= 1, got {per_step}, {stride}, {max_rows}"
         )
     started = time.perf_counter()
+    started_cpu = time.process_time()
     scale = frequency_scale(problem)
     n = problem.n_categories
     if step_weight is not None and (
@@ -251,6 +301,7 @@ def solve_mixture(
     lp = _LazyLP(
         n, problem.n_steps, problem.n_pairs, threads=threads, step_cost=cost, pair_cost=pair_cost
     )
+    history: PairHistory | None = None  # built on first use (the dense sweep needs none)
     alpha = np.full(n, 1.0 / n)
     v_step = np.zeros(problem.n_steps)
     v_pair = np.zeros(problem.n_pairs)
@@ -259,16 +310,66 @@ def solve_mixture(
     rounds = coarse_rounds = 0
     missing = np.zeros(problem.n_steps, dtype=bool)
     coarse = np.arange(problem.n_steps) % stride != 0
+    warm_start = start is not None and len(start.alpha) == n and np.sum(start.alpha) > 0
+    if start is not None and warm_start:
+        alpha = np.clip(np.asarray(start.alpha, dtype=np.float64), 0.0, None)
+        alpha /= alpha.sum()
+        steps, pairs = start.rows_for(problem)
+        keep = ~unused[steps] & (problem.merge_pair[steps] != pairs)
+        steps, pairs = steps[keep], pairs[keep]
+        if len(steps):
+            history = PairHistory.build(problem)
+            # a step whose merge this problem lacks has no rows (a replicate may lack one)
+            keep = history.merge_present(problem, steps)
+            steps, pairs = steps[keep], pairs[keep]
+        if len(steps):
+            assert history is not None
+            lp.add(steps, pairs, history.coefficients(problem, steps, pairs, scale))
+            alpha, v_step, v_pair, objective = lp.solve()
+        coarse[:] = False  # a warm α needs no coarse phase
     limit = np.where(coarse | unused, 0, per_step).astype(np.int64)
+    violated = 0
+    progress: list[dict[str, Any]] = []
+    last_log = started
     for rounds in range(1, max_rounds + 1):
         t0 = time.perf_counter()
-        steps, pairs, excess, coefs, missing = find_violations(
-            problem, alpha, v_step, v_pair, scale, per_step=limit, tol=tol
-        )
+        if sweep == "dense":
+            steps, pairs, excess, coefs, missing = find_violations(
+                problem, alpha, v_step, v_pair, scale, per_step=limit, tol=tol
+            )
+        else:
+            steps, pairs, excess, missing = find_violated_edges(
+                problem, alpha, v_step, v_pair, scale, per_step=limit, tol=tol
+            )
+        violated = len(steps)
         if max_rows is not None and len(steps) > max_rows:
             top = np.argpartition(-excess, max_rows)[:max_rows]
-            steps, pairs, coefs = steps[top], pairs[top], coefs[top]
+            steps, pairs = steps[top], pairs[top]
+            if sweep == "dense":
+                coefs = coefs[top]
+        if sweep != "dense":
+            history = history or PairHistory.build(problem)
+            coefs = history.coefficients(problem, steps, pairs, scale)
         sweep_seconds += time.perf_counter() - t0
+        if t0 - last_log >= log_every:
+            last_log = t0
+            entry = {
+                "seconds": round(t0 - started, 1),
+                "cpu_seconds": round(time.process_time() - started_cpu, 1),
+                "round": rounds,
+                "objective": objective,
+                "violated": violated,
+                "rows": len(lp.row_key),
+                "phase": "coarse" if coarse.any() and not coarse_rounds else "full",
+            }
+            progress.append(entry)
+            if log is not None:
+                log("solve: " + ", ".join(f"{k} {v}" for k, v in entry.items()))
+        if time_limit is not None and t0 - started > time_limit:
+            raise SolverError(
+                f"the LP was not solved within {time_limit:g} s ({rounds} rounds, objective"
+                f" {objective:.6g}, {violated} violated rows left)"
+            )
         if lp.add(steps, pairs, coefs) == 0:
             if coarse_rounds or not coarse.any():
                 break
@@ -283,6 +384,11 @@ def solve_mixture(
     else:
         raise SolverError(
             f"constraint generation did not converge in {max_rounds} rounds; raise max_rounds"
+        )
+    if log is not None:
+        log(
+            f"solve: done, {rounds} rounds, objective {objective:.9g}, {lp.distinct} rows seen,"
+            f" {len(lp.row_key)} kept, {time.perf_counter() - started:.1f} s"
         )
     missing_steps = (problem.first_step + np.flatnonzero(missing)).tolist()
     diagnostics = {
@@ -306,10 +412,16 @@ def solve_mixture(
         "objective_scale": float(1.0 / (scale[0] * problem.pairs_[0])),
         "sweep_seconds": round(sweep_seconds, 3),
         "lp_seconds": round(lp_seconds, 3),
+        "warm_start": bool(warm_start),
+        "progress": progress,
         "seconds": round(time.perf_counter() - started, 3),
+        "cpu_seconds": round(time.process_time() - started_cpu, 3),
     }
+    key = (problem.pair_left.astype(np.int64) << 32) | problem.pair_right.astype(np.int64)
+    row_step, row_pair = np.divmod(lp.row_key, problem.n_pairs)
+    warm = WarmStart(alpha.copy(), row_step, key[row_pair])
     return MixtureSolution(
-        problem.categories, alpha, byte_shares(alpha, problem), objective, diagnostics
+        problem.categories, alpha, byte_shares(alpha, problem), objective, diagnostics, warm
     )
 
 

@@ -80,10 +80,14 @@ def solve_mixture_scaled(
 ) -> MixtureSolution:
     """The noise-scaled LP. ``reference_alpha`` prices the slack (the paper LP's α is solved
     when omitted); ``step_weight`` multiplies the step costs (a merge-bootstrap draw);
-    ``options`` go to :func:`solve_mixture` (``per_step``, ``max_rounds``, ``threads``...)."""
+    ``options`` go to :func:`solve_mixture` (``per_step``, ``max_rounds``, ``threads``,
+    ``start``...); the paper LP solved here hands its rows and α to the scaled solve."""
     started = time.perf_counter()
     if reference_alpha is None:
-        reference_alpha = solve_mixture(problem, step_weight=step_weight, **options).alpha
+        reference = solve_mixture(problem, step_weight=step_weight, **options)
+        reference_alpha = reference.alpha
+        if options.get("start") is None:  # same rows, other costs: start from its rows
+            options = {**options, "start": reference.warm}
     steps, pairs = slack_weights(problem, reference_alpha, power)
     if step_weight is not None:
         steps = steps * np.asarray(step_weight, dtype=np.float64)
@@ -94,4 +98,6 @@ def solve_mixture_scaled(
         "power": power,
         "seconds": round(time.perf_counter() - started, 3),
     }
-    return MixtureSolution(sol.categories, sol.alpha, sol.byte_share, sol.objective, diagnostics)
+    return MixtureSolution(
+        sol.categories, sol.alpha, sol.byte_share, sol.objective, diagnostics, sol.warm
+    )
