@@ -132,14 +132,21 @@ def sweep(root: Path, top_ks: list[int]) -> None:
     for name, d, e, better in zip(header[2:], delta.mean(0), se, (delta < 0).sum(0), strict=False):
         print(f"{name} vs paper-lp: mean Δ {d:+.3f} ± {e:.3f} (s.e.), better in {better}")
     print(f"likelihood interval coverage (last k): {np.mean(covers):.2f}")
-    print(f"CPU s per trial: paper {cpu[0] / len(s):.2f}, scaled {cpu[1] / len(s):.2f}, "
-          f"likelihood {cpu[2] / len(s):.2f}")
+    print(
+        f"CPU s per trial: paper {cpu[0] / len(s):.2f}, scaled {cpu[1] / len(s):.2f}, "
+        f"likelihood {cpu[2] / len(s):.2f}"
+    )
 
 
 def main() -> None:
     if sys.argv[1] == "cache":
-        cache(Path(sys.argv[2]), sys.argv[3].split(","), int(sys.argv[4]), int(sys.argv[5]),
-              int(sys.argv[6]))
+        cache(
+            Path(sys.argv[2]),
+            sys.argv[3].split(","),
+            int(sys.argv[4]),
+            int(sys.argv[5]),
+            int(sys.argv[6]),
+        )
     else:
         ks = [int(k) for k in sys.argv[3].split(",")] if len(sys.argv) > 3 else [64]
         sweep(Path(sys.argv[2]), ks)

@@ -15,6 +15,7 @@ from tokmix.jobs.replay import read_group_trajectories, read_trajectories, traje
 from tokmix.schemas import MIXTURES
 from tokmix.schemas.run_spec import BootstrapOptions
 from tokmix.solvers.bootstrap import BootstrapResult, MapFn, bootstrap_mixture
+from tokmix.solvers.likelihood import solve_mixture_likelihood
 from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
 from tokmix.solvers.noise_scaled_lp import DEFAULT_POWER, solve_mixture_scaled
 from tokmix.solvers.problem import build_problem
@@ -92,9 +93,11 @@ def run_solve(
 ) -> dict[str, Any]:
     """Solve from a run's committed trajectories; write the JSON, then commit ``mixtures/``.
 
-    ``solver_options``: ``estimator`` (``scaled``, the default, or ``paper``),
+    ``solver_options``: ``estimator`` (``scaled``, the default, ``paper`` or ``likelihood``),
     ``scaled_power``, and :func:`solve_mixture`'s own options. The paper's LP is always solved
-    (the scaled LP prices its slack from that α) and reported beside the estimate.
+    (the scaled LP prices its slack from that α, the likelihood starts from it) and reported
+    beside the estimate. The likelihood estimator's own intervals (merge-block sandwich of
+    its observed information) fill the byte-share bounds when there is no bootstrap.
 
     With ``bootstrap`` (``replicates``, ``level``, ``seed``, ``merge_block``) and committed
     per-group trajectories (a run with bootstrap groups), every byte share gets a bootstrap
@@ -106,12 +109,15 @@ def run_solve(
     options = dict(solver_options)
     estimator = options.pop("estimator", "scaled")
     power = options.pop("scaled_power", DEFAULT_POWER)
-    if estimator not in ("scaled", "paper"):
-        raise SolverError(f"unknown estimator {estimator!r}: use 'scaled' or 'paper'")
+    if estimator not in ("scaled", "paper", "likelihood"):
+        raise SolverError(f"unknown estimator {estimator!r}: use 'scaled', 'paper' or 'likelihood'")
     paper = solve_mixture(problem, **options)
     solve: Any
     if estimator == "paper":
         solve, sol = functools.partial(solve_mixture, **options), paper
+    elif estimator == "likelihood":
+        solve = functools.partial(solve_mixture_likelihood, start_alpha=paper.alpha)
+        sol = solve(problem)
     else:
         solve = functools.partial(
             solve_mixture_scaled, reference_alpha=paper.alpha, power=power, **options
@@ -145,6 +151,11 @@ def run_solve(
             "objective": paper.objective,
             "byte_share": dict(zip(paper.categories, paper.byte_share.tolist(), strict=True)),
         }
+    model_low = doc["diagnostics"].pop("byte_share_low", None)
+    model_high = doc["diagnostics"].pop("byte_share_high", None)
+    if interval is None and model_low is not None:  # the likelihood's own intervals
+        for row, lo, hi in zip(doc["categories"], model_low, model_high, strict=True):
+            row["byte_share_low"], row["byte_share_high"] = lo, hi
     if interval is not None and bootstrap is not None:
         for row, lo, hi in zip(
             doc["categories"], interval.byte_share_low, interval.byte_share_high, strict=True

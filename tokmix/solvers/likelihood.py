@@ -90,20 +90,27 @@ class RaceData:
     mask: np.ndarray  # bool (T', k)
 
 
-def race_data(problem: MixtureProblem, alpha: np.ndarray, top_k: int) -> RaceData:
-    """The ``top_k`` strongest competitors of every step under ``alpha``, as gap coefficients.
+def race_data(
+    problem: MixtureProblem,
+    alpha: np.ndarray,
+    top_k: int,
+    handicap: np.ndarray | None = None,
+) -> RaceData:
+    """The ``top_k`` strongest competitors of every step under ``alpha``, as gap coefficients:
+    the pairs with the largest ``x_t(p) - handicap[p]`` (frequency units; none by default).
 
     A step whose merge occurs in no category has no race (the LP gives it no rows either)."""
     if top_k < 1:
         raise SolverError(f"top_k must be >= 1, got {top_k}")
     n_steps, n = problem.n_steps, problem.n_categories
     # a step slack of -10 puts every present pair "above" the winner (mixed frequencies are
-    # <= ~1 in these units), so the sweep returns each step's top_k pairs, strongest first
+    # <= ~1 in these units), so the sweep returns each step's top_k pairs, strongest first;
+    # the pair slack is the handicap
     steps, pairs, _, coef, missing = find_violations(
         problem,
         np.asarray(alpha, dtype=np.float64),
         np.full(n_steps, -10.0),
-        np.zeros(problem.n_pairs),
+        np.zeros(problem.n_pairs) if handicap is None else np.asarray(handicap, np.float64),
         frequency_scale(problem),
         per_step=top_k,
         tol=0.0,
@@ -204,15 +211,13 @@ class _Race:
         return c[self.slot] * self.inv_scale
 
 
-def _race_on_device(
-    race: RaceData, s: np.ndarray, weight: np.ndarray, device: str
-) -> _Race:
+def _race_on_device(race: RaceData, s: np.ndarray, weight: np.ndarray, device: str) -> _Race:
     torch = _torch()
     pairs, inverse = np.unique(race.pair[race.mask], return_inverse=True)
     slot = np.zeros(race.pair.shape, dtype=np.int64)
     slot[race.mask] = inverse
 
-    def tensor(x: np.ndarray) -> torch.Tensor:
+    def tensor(x: np.ndarray) -> Any:
         return torch.as_tensor(x, device=device)
 
     return _Race(
@@ -240,7 +245,7 @@ def _fit(
         w, c = xt[:n], xt[n:]
         offset = r.offset(c) if handicaps else None
         ll = (r.weight * step_log_likelihood(w, r.gaps, r.mask, offset)).sum()
-        loss = -ll * scale + (pair_cost * scale * c.sum() if handicaps else 0.0)
+        loss = -ll * scale + (float(pair_cost or 0.0) * scale * c.sum() if handicaps else 0.0)
         loss.backward()
         assert xt.grad is not None
         return float(loss.detach()), xt.grad.cpu().numpy()
@@ -255,7 +260,11 @@ def _fit(
         options={"maxiter": max_iter, "ftol": 1e-13, "gtol": 1e-9, "maxcor": 30},
     )
     c = res.x[n:] if handicaps else np.zeros(len(r.pairs))
-    return res.x[:n], c, -(float(res.fun) - pair_cost * scale * c.sum() if handicaps else float(res.fun)) / scale
+    return (
+        res.x[:n],
+        c,
+        -(float(res.fun) - float(pair_cost or 0.0) * scale * c.sum()) / scale,
+    )
 
 
 def _start(
@@ -281,8 +290,13 @@ def _start(
 
 
 def _share_covariance(
-    w: np.ndarray, r: _Race, offset: torch.Tensor | None, ratio: np.ndarray, steps: np.ndarray,
-    method: str, block: int,
+    w: np.ndarray,
+    r: _Race,
+    offset: torch.Tensor | None,
+    ratio: np.ndarray,
+    steps: np.ndarray,
+    method: str,
+    block: int,
 ) -> np.ndarray:
     """Covariance of the byte shares ``β ∝ w_i · bytes_i / pairs_i`` by the delta method."""
     torch = _torch()
@@ -331,11 +345,11 @@ def solve_mixture_likelihood(
     """The maximum-likelihood mixture, its fitted temperature and model-based intervals.
 
     ``start_alpha``: the warm start (the paper LP's α is solved when omitted). Each round
-    picks every step's ``top_k`` competitors under the current α (added to those of earlier rounds) and its
-    scale, then fits ``(w, c)``; rounds stop when α moves by less than 1e-5 or no step gains a
-    competitor. ``pair_cost``: the price of a
-    pair's handicap (None: no handicaps). ``step_weight`` multiplies each step's
-    log-likelihood (a merge-bootstrap draw: a step drawn k times counts k times).
+    picks every step's ``top_k`` competitors under the current α and handicaps (added to
+    those of earlier rounds) and its scale, then fits ``(w, c)``; rounds stop when α moves by
+    less than 1e-5 or no step gains a competitor. ``pair_cost``: the price of a pair's
+    handicap (None: no handicaps). ``step_weight`` multiplies each step's log-likelihood (a
+    merge-bootstrap draw: a step drawn k times counts k times).
     ``threads``: torch's CPU threads during the fit (its tensors are small: on a shared
     2-core machine one thread measured 12x faster than two).
     ``diagnostics`` holds ``temperature``, ``log_likelihood``, ``handicapped_pairs`` and
@@ -347,8 +361,18 @@ def solve_mixture_likelihood(
     torch.set_num_threads(threads)
     try:
         return _solve(
-            problem, start_alpha, top_k, power, pair_cost, interval, block, level, rounds,
-            max_iter, device or default_device(), step_weight,
+            problem,
+            start_alpha,
+            top_k,
+            power,
+            pair_cost,
+            interval,
+            block,
+            level,
+            rounds,
+            max_iter,
+            device or default_device(),
+            step_weight,
         )
     finally:
         torch.set_num_threads(before)
@@ -388,7 +412,12 @@ def _solve(
     handicap: dict[int, float] = {}
     race: RaceData | None = None
     for n_rounds in range(1, rounds + 1):
-        fresh = race_data(problem, alpha, top_k)
+        if race is None or pair_cost is None or w is None:
+            fresh = race_data(problem, alpha, top_k)
+        else:  # the competitors that matter are strong *after* their handicap
+            b = np.zeros(problem.n_pairs)
+            b[np.fromiter(handicap, np.int64)] = np.fromiter(handicap.values(), float) / w.sum()
+            fresh = race_data(problem, alpha, top_k, b)
         grown = fresh.mask.sum() if race is None else 0
         if race is not None:
             before = int(race.mask.sum())
