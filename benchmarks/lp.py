@@ -1,4 +1,4 @@
-"""LP benchmark: the mixture LP's fast path vs plain constraint generation (DESIGN §9).
+"""LP benchmark: the mixture LP's fast path vs plain constraint generation (ARCHITECTURE.md §9).
 
     python -m benchmarks.lp [--case demo|cl100k|many30|many30x20k ...] [--cache DIR] [--no-peer]
 
@@ -30,7 +30,7 @@ from tokmix.bpe.loaders import load_tokenizer
 from tokmix.bpe.replay import replay_merges
 from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.bpe.words import WordTable, count_words
-from tokmix.io.corpus import read_category
+from tokmix.jobs.count import read_category
 from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
 from tokmix.solvers.problem import MixtureProblem, build_problem
 

@@ -15,8 +15,9 @@ import pytest
 from tokmix.bpe.pretokenizers import GPT2
 from tokmix.bpe.words import count_words
 from tokmix.errors import CorpusReadError
-from tokmix.io.corpus import Document, corpus_files, iter_documents, read_category
+from tokmix.io.corpus import Document, corpus_files, iter_documents
 from tokmix.io.fs import expand, join
+from tokmix.jobs.count import read_category
 
 DOCS = ["first document\nwith two lines", "second: héllo wörld ✓", "third 😀 doc"]
 

@@ -13,7 +13,7 @@ import pytest
 
 from tokmix.bpe.pretokenizers import GPT2
 from tokmix.errors import DatasetError
-from tokmix.io.corpus import iter_documents, read_category
+from tokmix.io.corpus import iter_documents
 from tokmix.io.datasets import (
     MANIFEST,
     is_committed,
@@ -22,6 +22,7 @@ from tokmix.io.datasets import (
     write_dataset,
 )
 from tokmix.io.fs import expand, filesystem_for
+from tokmix.jobs.count import read_category
 from tokmix.schemas import CORPUS_STATS, TRAJECTORIES, WORD_COUNTS, provenance_of
 
 HASHES = {"corpus": "abc123", "pretokenizer": "gpt2"}

@@ -1,4 +1,5 @@
-"""Tokenizer loaders (DESIGN §2) against the real released files in ../shared/data/tokenizers.
+"""Tokenizer loaders (ARCHITECTURE.md §2) against the real released files in
+../shared/data/tokenizers.
 
 The oracles are independent of the loader: the files' own encoders (``tokenizers`` reading the
 file, ``tiktoken`` on the ranks, ``sentencepiece`` on the ``.model``) must give the same ids on

@@ -325,7 +325,7 @@ def test_raycluster_manifest() -> None:
 )
 def test_rayjob_manifests(name: str, job: dict[str, Any]) -> None:
     assert rayjob_errors(job) == []
-    assert job["spec"]["entrypoint"] == "python -m tokmix.jobs.run /specs/run.yaml"
+    assert job["spec"]["entrypoint"] == "python -m tokmix run /specs/run.yaml"
 
 
 def test_the_structural_checks_catch_mistakes() -> None:

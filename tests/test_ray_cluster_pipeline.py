@@ -117,7 +117,8 @@ def test_ray_job_submit_on_s3_equals_the_local_run(
             "--",
             "python",
             "-m",
-            "tokmix.jobs.run",
+            "tokmix",
+            "run",
             str(spec),
             "--json",
         ],
@@ -140,7 +141,7 @@ def test_ray_job_submit_on_s3_equals_the_local_run(
 
     # Submitted again: every stage is committed on s3 from the same inputs, so all skip.
     again = subprocess.run(
-        [sys.executable, "-m", "tokmix.jobs.run", str(spec)],
+        [sys.executable, "-m", "tokmix", "run", str(spec)],
         env={**ray_cluster.env, "PYTHONPATH": str(REPO)},
         cwd=REPO,
         capture_output=True,
@@ -175,7 +176,7 @@ def test_a_lost_worker_node_loses_and_duplicates_nothing(
     watcher.start()
     env = {**ray_cluster.env, "PYTHONPATH": str(REPO)}
     done = subprocess.run(
-        [sys.executable, "-m", "tokmix.jobs.run", str(spec)],
+        [sys.executable, "-m", "tokmix", "run", str(spec)],
         env=env,
         cwd=REPO,
         capture_output=True,
@@ -216,7 +217,7 @@ def test_a_killed_run_resumes_from_its_counted_shards(
     spec = _write_spec(tmp_path / "spec.yaml", str(tmp_path / "out"), cats, merges=800)
     text = spec.read_text().replace("shard_bytes: 60KB", "shard_bytes: 15KB")
     spec.write_text(text)
-    command = [sys.executable, "-m", "tokmix.jobs.run", str(spec)]
+    command = [sys.executable, "-m", "tokmix", "run", str(spec)]
     env = {**ray_cluster.env, "PYTHONPATH": str(REPO)}
     driver = subprocess.Popen(
         command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -28,9 +28,9 @@ from tokmix.io.datasets import read_dataset, read_manifest
 from tokmix.jobs.count import corpus_stats_name, run_count, word_counts_name
 from tokmix.jobs.count_ray import run_count_ray
 from tokmix.jobs.infer import run_infer
+from tokmix.jobs.pipeline import run_pipeline
 from tokmix.jobs.replay import read_group_trajectories, read_trajectories, run_replay
 from tokmix.jobs.replay_ray import run_replay_ray
-from tokmix.jobs.run import run_pipeline
 from tokmix.jobs.spec import CategorySpec, SampleOptions
 from tokmix.schemas import CORPUS_STATS, MIXTURES, WORD_COUNTS
 from tokmix.schemas.run_spec import RunSpec, load_run_spec
@@ -91,10 +91,8 @@ def test_ray_count_and_replay_equal_in_process(
     specs = [CategorySpec(n, p) for n, p in corpus.items()]
     local, dist = str(tmp_path / "local"), str(tmp_path / "ray")
 
-    tables = {}
-    for spec in specs:  # the oracle: one stream per category, with that category's options
-        out = f"{local}/{spec.name}"
-        tables.update(run_count([spec], tok.pretokenizer, out, OPTIONS[spec.name]))
+    # the oracle: one sequential stream per category, with that category's options
+    tables = run_count(specs, tok.pretokenizer, local, OPTIONS)
 
     totals = run_count_ray(
         specs, OPTIONS, tok.pretokenizer, dist, shard_bytes=40_000, partitions=3, groups=4
@@ -165,15 +163,7 @@ def test_pipeline_is_idempotent_and_resumes(
 
     # `tokmix infer` (one process) on the same inputs and seed: the same estimate and the
     # same intervals, bit for bit, in the JSON and in the committed mixtures.
-    local = run_infer(
-        str(DEMO_TOKENIZER),
-        [CategorySpec(n, p) for n, p in corpus.items()],
-        str(tmp_path / "local"),
-        SampleOptions(),
-        merges=spec.merges,
-        bootstrap=spec.bootstrap,
-        solver_options=spec.solver.model_dump(),
-    )
+    local = run_infer(spec.model_copy(update={"out": str(tmp_path / "local")})).to_json()
     assert local["categories"] == rows
     assert (
         local["diagnostics"]["interval"] == first["tokenizers"]["demo"]["diagnostics"]["interval"]
@@ -196,6 +186,23 @@ def test_pipeline_is_idempotent_and_resumes(
     resumed = run_pipeline(spec, log=lines.append)
     assert sum("skipped" in line for line in lines) == 1  # count only
     assert resumed["tokenizers"]["demo"]["categories"] == first["tokenizers"]["demo"]["categories"]
+
+
+def test_run_reuses_what_infer_committed(
+    embedded_ray: None, corpus: dict[str, str], tmp_path: Path
+) -> None:
+    """One input-digest scheme: ``tokmix infer`` (in-process) then ``tokmix run`` (Ray) on the
+    same spec and root skips every stage, rewrites nothing and reports the same mixture."""
+    spec = _spec(corpus, tmp_path, merges=300, bootstrap={"groups": 3, "replicates": 3})
+    local = run_infer(spec).to_json()
+    before = {p: p.read_bytes() for p in tmp_path.rglob("_SUCCESS")}
+    assert len(before) == 10  # count 4, replay 5, solve 1
+    lines: list[str] = []
+    summary = run_pipeline(spec, log=lines.append)
+    skipped = [line for line in lines if "already committed" in line]
+    assert [line.split()[0].rstrip(":") for line in skipped] == ["count", "replay", "solve"], lines
+    assert summary["tokenizers"]["demo"]["categories"] == local["categories"]
+    assert {p: p.read_bytes() for p in tmp_path.rglob("_SUCCESS")} == before
 
 
 def test_bad_inputs_name_the_path(

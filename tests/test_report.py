@@ -47,8 +47,8 @@ from tokmix.io.datasets import write_dataset
 from tokmix.io.fs import filesystem_for
 from tokmix.jobs.infer import run_infer
 from tokmix.jobs.report import collect_run, run_report
-from tokmix.jobs.spec import CategorySpec, SampleOptions
 from tokmix.schemas import MIXTURES, TOKEN_FREQUENCIES, TOKEN_STATS, UNDERTRAINED
+from tokmix.schemas.run_spec import RunSpec
 
 DEMO = REPO / "data" / "tokenizers" / "demo"
 SAMPLES = REPO / "data" / "samples"
@@ -140,11 +140,15 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         HOSTILE: str(SAMPLES / "rust.jsonl.gz"),
     }
     run_infer(
-        str(DEMO),
-        [CategorySpec(name=n, path=p) for n, p in sample.items()],
-        str(out),
-        SampleOptions(max_bytes=40_000),
-        merges=150,
+        RunSpec.model_validate(
+            {
+                "out": str(out),
+                "tokenizers": [str(DEMO)],
+                "categories": {n: {"paths": [p], "max_bytes": 40_000} for n, p in sample.items()},
+                "merges": 150,
+                "bootstrap": {"groups": 1},
+            }
+        )
     )
     stats, freqs, under = _stats_tables(out, sample)
     _commit(out, "token_stats/tokenizer=demo", stats, TOKEN_STATS)

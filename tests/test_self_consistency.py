@@ -1,5 +1,5 @@
-"""DESIGN §4 self-consistency: replaying a tokenizer over its own training words finds, at every
-step, that its merge is a most frequent pair. This holds only if pre-tokenization, pair
+"""ARCHITECTURE.md §4 self-consistency: replaying a tokenizer over its own training words finds, at
+every step, that its merge is a most frequent pair. This holds only if pre-tokenization, pair
 counting and merge application all match the ``tokenizers`` BpeTrainer exactly."""
 
 from __future__ import annotations

@@ -20,8 +20,19 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import ValidationError
+
 from tokmix.errors import TokmixError
 from tokmix.jobs.spec import CategorySpec, SampleOptions, parse_merge_range
+from tokmix.schemas.mixture import MixtureResult
+from tokmix.schemas.run_spec import (
+    BootstrapOptions,
+    RunSpec,
+    SolverOptions,
+    check_out_root,
+    load_run_spec,
+    validation_problems,
+)
 from tokmix.units import parse_size
 
 DEFAULT_OUT = "tokmix-out"
@@ -89,7 +100,7 @@ def _add_estimator(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--estimator",
         choices=("scaled", "paper", "likelihood"),
-        default="scaled",
+        default=_default(SolverOptions, "estimator"),
         help="scaled: the noise-scaled LP (default, more accurate on the controlled "
         "experiment); paper: the paper's LP unchanged; likelihood: the merge-race "
         "likelihood (needs torch, the gpu extra)",
@@ -102,25 +113,42 @@ def _add_bootstrap(p: argparse.ArgumentParser, *, groups: bool = True) -> None:
         p.add_argument(
             "--groups",
             type=int,
-            default=10,
-            help="bootstrap document groups per category (default 10; 0 or 1: no intervals)",
+            default=_default(BootstrapOptions, "groups"),
+            help="bootstrap document groups per category (default %(default)s; 0 or 1: no "
+            "intervals)",
         )
     p.add_argument(
         "--replicates",
         type=int,
-        default=20,
-        help="bootstrap replicates, each one LP solve (default 20"
+        default=_default(BootstrapOptions, "replicates"),
+        help="bootstrap replicates, each one LP solve (default %(default)s"
         + ("" if groups else "; 0: no intervals")
         + ")",
     )
-    p.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
-    p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the resampling")
+    p.add_argument(
+        "--level",
+        type=float,
+        default=_default(BootstrapOptions, "level"),
+        help="interval level (default %(default)s)",
+    )
+    p.add_argument(
+        "--bootstrap-seed",
+        type=int,
+        default=_default(BootstrapOptions, "seed"),
+        help="seed of the resampling",
+    )
     p.add_argument(
         "--merge-block",
         type=int,
-        default=20,
-        help="replicates also redraw blocks of this many merges (default 20; 0: documents only)",
+        default=_default(BootstrapOptions, "merge_block"),
+        help="replicates also redraw blocks of this many merges (default %(default)s; 0: "
+        "documents only)",
     )
+
+
+def _default(model: type[Any], field: str) -> Any:
+    """A flag's default is the options model's (one set of defaults for every verb)."""
+    return model.model_fields[field].default
 
 
 def _size(text: str) -> int:
@@ -130,9 +158,8 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``tokmix run`` and ``python -m tokmix.jobs.run`` (kept here so that
-    ``tokmix --help`` does not import Ray)."""
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``tokmix run`` (and of ``python -m tokmix run``, the same command)."""
     parser.add_argument("spec", help="run spec (YAML); see ray_cluster/example-spec.yaml")
     parser.add_argument("--out", "-o", help="override the spec's output root")
     parser.add_argument("--force", action="store_true", help="recompute committed stages")
@@ -163,9 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the whole pipeline from a YAML run spec, on Ray (embedded, or RAY_ADDRESS)",
         description="Run count -> replay -> solve from a run spec on Ray. Committed stages "
         "are skipped, so re-running a killed run resumes it. The same as "
-        "`ray job submit --working-dir . -- python -m tokmix.jobs.run SPEC`.",
+        "`ray job submit --working-dir . -- python -m tokmix run SPEC`.",
     )
-    add_run_arguments(p)
+    _add_run_arguments(p)
 
     p = sub.add_parser("count", help="word tables of each category (Parquet)")
     _add_tokenizer(p)
@@ -265,46 +292,73 @@ def _options(args: argparse.Namespace) -> SampleOptions:
     )
 
 
-def _bootstrap(args: argparse.Namespace) -> Any:
-    """The run-spec bootstrap options of ``--groups/--replicates/--level/--bootstrap-seed``;
-    None without groups."""
-    from pydantic import ValidationError
+_FLAGS = {
+    "merges": "--merges",
+    "merge_range": "--merge-range",
+    "pretokenizer": "--pretokenizer",
+    "out": "--out",
+    "solver.estimator": "--estimator",
+    "bootstrap.groups": "--groups",
+    "bootstrap.replicates": "--replicates",
+    "bootstrap.level": "--level",
+    "bootstrap.seed": "--bootstrap-seed",
+    "bootstrap.merge_block": "--merge-block",
+}
+"""Run spec keys as the CLI's flags, for messages."""
 
-    from tokmix.schemas.run_spec import BootstrapOptions
 
-    if args.groups <= 1:
-        return None
+def _validated(model: type[Any], raw: dict[str, Any], flags: dict[str, str]) -> Any:
+    """Build an options model from flags; a bad value is one line naming the flag."""
     try:
-        return BootstrapOptions(
-            groups=args.groups,
-            replicates=args.replicates,
-            level=args.level,
-            seed=args.bootstrap_seed,
-            merge_block=args.merge_block,
-        )
+        return model.model_validate(raw)
     except ValidationError as exc:
-        flag = {"seed": "bootstrap-seed", "merge_block": "merge-block"}
-        bad = "; ".join(
-            f"--{flag.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors()
-        )
-        raise TokmixError(f"bad interval options: {bad}") from None
+        raise TokmixError(f"bad options: {validation_problems(exc, flags)}") from None
 
 
-def _print_mixture(doc: dict[str, Any]) -> None:
-    rows = sorted(doc["categories"], key=lambda r: -r["byte_share"])
-    width = max(len(r["name"]) for r in rows)
-    d = doc["diagnostics"]
+def _infer_spec(args: argparse.Namespace) -> RunSpec:
+    """The run spec of ``tokmix infer``'s flags: the one options model ``tokmix run`` reads."""
+    sample = {
+        "max_bytes": args.max_bytes,
+        "seed": args.seed,
+        "text_field": args.text_field,
+        "txt_mode": args.txt_mode,
+    }
+    raw = {
+        "out": args.out,
+        "tokenizers": [args.tokenizer],
+        "categories": {c.name: {"paths": [c.path], **sample} for c in _categories(args)},
+        "merges": args.merges,
+        "merge_range": args.merge_range,
+        "pretokenizer": args.pretokenizer,
+        "solver": {"estimator": args.estimator},
+        "bootstrap": {
+            "groups": max(args.groups, 1),
+            "replicates": args.replicates,
+            "level": args.level,
+            "seed": args.bootstrap_seed,
+            "merge_block": args.merge_block,
+        },
+    }
+    flags = {**_FLAGS, **{f"categories.{c}": f"--category {c}" for c in raw["categories"]}}
+    spec: RunSpec = _validated(RunSpec, raw, flags)
+    return spec
+
+
+def _print_mixture(result: MixtureResult) -> None:
+    rows = sorted(result.categories, key=lambda r: -r.byte_share)
+    width = max(len(r.name) for r in rows)
+    d = result.diagnostics
     interval = d.get("interval")
-    print(f"Inferred training mixture of {doc['tokenizer']}")
+    print(f"Inferred training mixture of {result.tokenizer}")
     head = f"  {'category':<{width}}  byte share"
     if interval:
         head += f"   {interval['level']:.0%} interval"
     print(head + "   weight (pair units)")
     for r in rows:
-        line = f"  {r['name']:<{width}}  {r['byte_share']:>9.2%}"
-        if interval:
-            line += f"   {r['byte_share_low']:>6.1%} – {r['byte_share_high']:<6.1%}"
-        print(f"{line}   {r['weight']:.4f}")
+        line = f"  {r.name:<{width}}  {r.byte_share:>9.2%}"
+        if interval and r.byte_share_low is not None and r.byte_share_high is not None:
+            line += f"   {r.byte_share_low:>6.1%} – {r.byte_share_high:<6.1%}"
+        print(f"{line}   {r.weight:.4f}")
     print(
         f"  steps {d['first_step']}..{d['last_step']}, {d['constraints']} constraints in "
         f"{d['rounds']} rounds, objective {d['objective']:.4g}, "
@@ -314,9 +368,11 @@ def _print_mixture(doc: dict[str, Any]) -> None:
         paper = d["paper_lp"]["byte_share"]
         print(
             f"  estimator: {_ESTIMATOR_NAMES.get(d.get('estimator', ''), 'the noise-scaled LP')}; "
-            "the paper's LP gives " + ", ".join(f"{r['name']} {paper[r['name']]:.1%}" for r in rows)
+            "the paper's LP gives " + ", ".join(f"{r.name} {paper[r.name]:.1%}" for r in rows)
         )
-    if interval:
+    if interval and "replicates" not in interval:  # the likelihood's model intervals
+        print(f"  intervals: {interval['method']}")
+    elif interval:
         blocks = interval.get("merge_block", 0)
         print(
             f"  intervals: {interval['replicates']} bootstrap replicates over "
@@ -330,85 +386,97 @@ def _print_mixture(doc: dict[str, Any]) -> None:
 def _cmd_infer(args: argparse.Namespace) -> None:
     from tokmix.jobs.infer import run_infer
 
-    doc = run_infer(
-        args.tokenizer,
-        _categories(args),
-        args.out,
-        _options(args),
-        merges=args.merges,
-        merge_range=args.merge_range,
-        pretokenizer=args.pretokenizer,
-        bootstrap=_bootstrap(args),
-        solver_options={"estimator": args.estimator},
-        force=args.force,
-        log=_log,
-    )
+    keys = (_FLAGS["merges"], _FLAGS["merge_range"])
+    result = run_infer(_infer_spec(args), force=args.force, log=_log, range_keys=keys)
     if args.json:
-        print(json.dumps(doc, indent=1))
+        print(json.dumps(result.to_json(), indent=1))
     else:
-        _print_mixture(doc)
+        _print_mixture(result)
 
 
 def _cmd_count(args: argparse.Namespace) -> None:
-    from tokmix.bpe.loaders import load_tokenizer
-    from tokmix.jobs.count import run_count
+    """The count stage alone, its tasks in this process (the stage ``tokmix run`` runs)."""
+    from tokmix.jobs.count_ray import run_count_ray
+    from tokmix.jobs.executors import LocalExecutor
+    from tokmix.jobs.tokenizers import load_tokenizer
 
     tok = load_tokenizer(args.tokenizer, pretokenizer=args.pretokenizer)
-    tables = run_count(
-        _categories(args),
+    categories = _categories(args)
+    totals = run_count_ray(
+        categories,
+        {c.name: _options(args) for c in categories},
         tok.pretokenizer,
         args.out,
-        _options(args),
-        groups=args.groups,
+        shard_bytes=_default(RunSpec, "shard_bytes"),
+        groups=max(args.groups, 1),
         force=args.force,
+        log=_log,
+        executor=LocalExecutor(),
     )
-    for name, t in tables.items():
-        print(f"{name}: {t.documents} documents, {t.bytes_:,} bytes, {len(t):,} distinct words")
+    for name, t in totals.items():
+        print(
+            f"{name}: {t['documents']} documents, {t['bytes']:,} bytes, "
+            f"{t['distinct_words']:,} distinct words"
+        )
 
 
 def _cmd_replay(args: argparse.Namespace) -> None:
-    from tokmix.bpe.loaders import load_tokenizer
-    from tokmix.jobs.count import read_group_word_tables, read_word_tables
-    from tokmix.jobs.replay import run_replay
+    """The replay stage alone, its tasks in this process (the stage ``tokmix run`` runs)."""
+    from tokmix.io import catalog
+    from tokmix.jobs.executors import LocalExecutor
+    from tokmix.jobs.replay_ray import run_replay_ray
+    from tokmix.jobs.tokenizers import load_tokenizer
 
     tok = load_tokenizer(args.tokenizer, pretokenizer=args.pretokenizer)
     first, last = parse_merge_range(args.merge_range, args.merges, tok.n_merges)
-    tables = read_word_tables(args.out, tok.pretokenizer)
-    groups = read_group_word_tables(args.out, tok.pretokenizer)
-    trajs = run_replay(tok, tables, args.out, first, last, group_tables=groups, force=args.force)
-    for name, t in trajs.items():
-        print(f"{name}: steps {first}..{last}, {len(t):,} trajectory rows, {t.pairs:,} pairs")
+    run_replay_ray(
+        tok,
+        args.out,
+        first,
+        last,
+        pretokenizer=args.pretokenizer,
+        force=args.force,
+        log=_log,
+        executor=LocalExecutor(),
+    )
+    for row in catalog.REPLAY_TOTALS.read(args.out, tok.name).to_pylist():
+        print(f"{row['category']}: steps {first}..{last}, {row['pairs']:,} pairs")
 
 
 def _cmd_solve(args: argparse.Namespace) -> None:
-    from tokmix.jobs.solve import run_solve
+    from tokmix.jobs.solve import bootstrap_options, run_solve
 
     bootstrap = None
     if args.replicates:  # intervals when the run has bootstrap groups
-        if args.replicates < 2 or not 0 < args.level < 1 or args.merge_block < 0:
-            raise TokmixError(
-                "--replicates must be 0 or at least 2, --level in (0, 1), --merge-block >= 0"
-            )
-        bootstrap = {
+        flags = {k.removeprefix("bootstrap."): v for k, v in _FLAGS.items()}
+        raw = {
             "replicates": args.replicates,
             "level": args.level,
             "seed": args.bootstrap_seed,
             "merge_block": args.merge_block,
         }
-    doc = run_solve(args.out, args.tokenizer, bootstrap=bootstrap, estimator=args.estimator)
+        bootstrap = bootstrap_options(_validated(BootstrapOptions, raw, flags))
+    solver = _validated(SolverOptions, {"estimator": args.estimator}, {})
+    result = run_solve(args.out, args.tokenizer, bootstrap=bootstrap, **solver.model_dump())
     if args.json:
-        print(json.dumps(doc, indent=1))
+        print(json.dumps(result.to_json(), indent=1))
     else:
-        _print_mixture(doc)
+        _print_mixture(result)
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from tokmix.jobs.run import run_from_args
+    from tokmix.jobs.pipeline import run_pipeline
+    from tokmix.jobs.runtime import ray_session, stderr_log
 
-    summary = run_from_args(args)
-    if not args.json:
+    spec = load_run_spec(args.spec, out=args.out)
+    log = stderr_log(spec.effective_run_id)
+    with ray_session(num_cpus=args.num_cpus, log=log):
+        summary = run_pipeline(spec, force=args.force, log=log)
+    if args.json:
+        print(json.dumps(summary, indent=1, default=str))
+    else:
         for doc in summary["tokenizers"].values():
-            _print_mixture(doc)
+            _print_mixture(MixtureResult.from_json(doc))
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -503,6 +571,8 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command != "run" and getattr(args, "out", None):
+            check_out_root(args.out, "--out")
         COMMANDS[args.command](args)
     except TokmixError as exc:
         print(f"tokmix: error: {exc}", file=sys.stderr)

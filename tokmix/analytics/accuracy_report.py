@@ -25,7 +25,7 @@ from tokmix.analytics.report import CSP, STYLE, _e, _table
 from tokmix.io.fs import filesystem_for, join, write_bytes_atomic
 from tokmix.solvers.bootstrap import widen_for_training_noise
 
-# Hayase et al. 2024, Table 1 (mean log10 MSE over byte shares; DESIGN §8).
+# Hayase et al. 2024, Table 1 (mean log10 MSE over byte shares; ARCHITECTURE.md §8).
 PAPER = {
     ("languages", 5): -7.30,
     ("languages", 10): -7.66,

@@ -10,7 +10,7 @@ bytes, diagnostics) is HTML-escaped; token bytes are shown as Python literals
 (:func:`display_token`), so spaces, control characters and invalid UTF-8 stay visible.
 
 Ratios (bytes per token, fertility, vocabulary use) are derived here from the raw sums the
-stats stage stores (DESIGN §6), never read as stored ratios.
+stats stage stores (ARCHITECTURE.md §6), never read as stored ratios.
 """
 
 from __future__ import annotations

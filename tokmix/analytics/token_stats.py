@@ -1,4 +1,4 @@
-"""Token statistics from word tables (DESIGN §6).
+"""Token statistics from word tables (ARCHITECTURE.md §6).
 
 A category's token count is ``Σ_w n(w) · len(encode(w))`` over its word table, and its token
 frequency table is ``Σ_w n(w) · bincount(encode(w))``: each distinct word is encoded once and
@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from tokmix.analytics.encoders import WordEncoder
 from tokmix.analytics.word_split import Junctions, junctions, split_words
+from tokmix.bpe.encoders import WordEncoder
+from tokmix.bpe.formats import format_named
 from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.bpe.words import WordTable
 
@@ -141,17 +142,9 @@ def merge_pairs(tokenizer: LoadedTokenizer) -> Iterable[tuple[bytes, bytes]]:
     """The merges the tokenizer's encoder can apply.
 
     A merge-list encoder (``tokenizers``) applies exactly its file's list, redundant splits
-    included. tiktoken merges any two adjacent parts whose concatenation has a rank, so for a
-    rank file every split of a token into two tokens is a merge."""
-    if tokenizer.format != "tiktoken":
-        return tokenizer.encoding_merges or tokenizer.merge_list.merges
-    vocab = tokenizer.vocab
-    return (
-        (token[:k], token[k:])
-        for token in vocab
-        for k in range(1, len(token))
-        if token[:k] in vocab and token[k:] in vocab
-    )
+    included; tiktoken merges any two adjacent parts whose concatenation has a rank. Each format
+    says which (:attr:`TokenizerFormat.encoder_merges`)."""
+    return format_named(tokenizer.format).encoder_merges(tokenizer)
 
 
 def reachable_ids(tokenizer: LoadedTokenizer) -> set[int]:

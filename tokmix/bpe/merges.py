@@ -1,4 +1,4 @@
-"""The merge list: what a BPE tokenizer is reduced to for replay (DESIGN §2).
+"""The merge list: what a BPE tokenizer is reduced to for replay (ARCHITECTURE.md §2).
 
 Symbols are byte strings. Byte-level tokenizers have the 256 single bytes as base symbols;
 SentencePiece-style tokenizers have Unicode characters (UTF-8 encoded, ``▁`` included).

@@ -1,4 +1,4 @@
-"""Merge replay: pair-count trajectories of a word table under a merge list (DESIGN §4).
+"""Merge replay: pair-count trajectories of a word table under a merge list (ARCHITECTURE.md §4).
 
 For a category with word counts ``n(w)``, ``c_t(x, y)`` is the number of adjacent symbol
 pairs ``(x, y)`` in the words after merges ``m_1 .. m_{t-1}``, overlaps included, weighted by
@@ -50,7 +50,7 @@ class PairTrajectory:
     pairs: int
 
     def __add__(self, other: PairTrajectory) -> PairTrajectory:
-        """Trajectories of disjoint word shards add up (linearity, DESIGN §4)."""
+        """Trajectories of disjoint word shards add up (linearity, ARCHITECTURE.md §4)."""
         if (self.first_step, self.last_step) != (other.first_step, other.last_step):
             raise ValueError("only trajectories over the same steps add up")
         return _canonical(

@@ -1,7 +1,7 @@
 """SentencePiece BPE models: reading ``.model`` files and deriving their merge lists.
 
 A SentencePiece BPE model has no merge list, only pieces with scores; score order is the order
-in which training added them. Two lists are derived from the pieces (DESIGN §2):
+in which training added them. Two lists are derived from the pieces (ARCHITECTURE.md §2):
 
 - :func:`replay_merges`: one merge per produced piece, in score order, each the split whose
   parts exist earliest. This is what training did, and what replay needs.

@@ -1,4 +1,4 @@
-"""Merge lists recovered from token ranks (DESIGN §2).
+"""Merge lists recovered from token ranks (ARCHITECTURE.md §2).
 
 tiktoken files carry no merge list, only ``token -> rank``; some ``tokenizer.json`` files carry
 every split of every token instead of the training order (Llama 3, gpt-oss). Both reduce to the

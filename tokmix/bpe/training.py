@@ -1,6 +1,6 @@
 """Train byte-level BPE tokenizers of known mixture with the ``tokenizers`` BpeTrainer.
 
-The controlled experiment (DESIGN §8) needs tokenizers whose training text we know exactly;
+The controlled experiment (ARCHITECTURE.md §8) needs tokenizers whose training text we know exactly;
 the Hugging Face trainer is the reference implementation of BPE training, so the merge lists
 are the ones a real release would carry.
 """

@@ -1,4 +1,4 @@
-"""Word tables (DESIGN §3): the multiset of pre-tokens of a corpus sample, with its totals.
+"""Word tables (ARCHITECTURE.md §3): the multiset of pre-tokens of a corpus sample, with its totals.
 
 A word table is the only thing later stages read, so it is a mergeable value: tables of
 disjoint shards add up (``a + b``), and the result does not depend on the order of addition.
@@ -119,8 +119,8 @@ def count_words(texts: Iterable[str], pretokenizer: Pretokenizer) -> WordTable:
 def document_group(text: bytes, groups: int) -> int:
     """The bootstrap group (``0 .. groups-1``) of a document, from a hash of its text alone.
 
-    Intervals resample document groups (DESIGN §5). Hashing the text makes a document's group
-    the same however the corpus is sharded, ordered or read (one process or Ray), so both
+    Intervals resample document groups (ARCHITECTURE.md §5). Hashing the text makes a document's
+    group the same however the corpus is sharded, ordered or read (one process or Ray), so both
     pipelines split a sample into the same groups."""
     if groups < 1:
         raise ValueError(f"groups must be >= 1, got {groups}")

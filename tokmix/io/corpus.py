@@ -1,4 +1,4 @@
-"""Reading corpus documents: the one place tokmix touches raw text (DESIGN §3).
+"""Reading corpus documents: the one place tokmix touches raw text (ARCHITECTURE.md §3).
 
 Formats, chosen by file suffix, each plain or compressed (``.gz``, ``.zst`` / ``.zstd``,
 decompressed as a stream by pyarrow):
@@ -34,7 +34,7 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any, Literal
@@ -42,8 +42,6 @@ from typing import IO, Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tokmix.bpe.pretokenizers import Pretokenizer
-from tokmix.bpe.words import WordTable, document_group
 from tokmix.errors import CorpusReadError
 from tokmix.io.fs import common_root, describe_missing, expand, filesystem_for, relative_to
 
@@ -61,7 +59,7 @@ _READ_CHUNK = 1 << 20
 _PARQUET_BATCH_ROWS = 1024
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
-_BOM = b"\xef\xbb\xbf"
+BOM = b"\xef\xbb\xbf"
 NEWLINE = b"\n"
 
 
@@ -132,7 +130,7 @@ def iter_documents(
     used = 0
     skipped = 0
     for url in corpus_files(paths, seed=seed):
-        for doc in _file_documents(url, text_field, txt_mode, on_invalid_utf8):
+        for doc in file_documents(url, text_field, txt_mode, on_invalid_utf8):
             if skipped < skip_documents:
                 skipped += 1
                 continue
@@ -143,87 +141,7 @@ def iter_documents(
             yield doc
 
 
-def read_category(
-    paths: str | Sequence[str],
-    pretokenizer: Pretokenizer,
-    *,
-    text_field: str = "text",
-    txt_mode: TxtMode = "file",
-    max_bytes: int | None = None,
-    seed: int | None = None,
-    skip_documents: int = 0,
-    on_invalid_utf8: OnInvalidUtf8 = "replace",
-) -> WordTable:
-    """The word table of one category's sample (options as :func:`iter_documents`).
-
-    ``files`` counts the files that gave the sample at least one document. A sample with no
-    text at all is an error rather than an empty table: an empty category would silently drop
-    out of the mixture.
-    """
-    return read_category_groups(
-        paths,
-        pretokenizer,
-        1,
-        text_field=text_field,
-        txt_mode=txt_mode,
-        max_bytes=max_bytes,
-        seed=seed,
-        skip_documents=skip_documents,
-        on_invalid_utf8=on_invalid_utf8,
-    )[0]
-
-
-def read_category_groups(
-    paths: str | Sequence[str],
-    pretokenizer: Pretokenizer,
-    groups: int,
-    *,
-    text_field: str = "text",
-    txt_mode: TxtMode = "file",
-    max_bytes: int | None = None,
-    seed: int | None = None,
-    skip_documents: int = 0,
-    on_invalid_utf8: OnInvalidUtf8 = "replace",
-) -> tuple[WordTable, list[WordTable]]:
-    """:func:`read_category`'s table and the same sample split into ``groups`` bootstrap
-    groups of documents (:func:`count_documents`); the groups add up to the table."""
-    docs = iter_documents(
-        paths,
-        text_field=text_field,
-        txt_mode=txt_mode,
-        max_bytes=max_bytes,
-        seed=seed,
-        skip_documents=skip_documents,
-        on_invalid_utf8=on_invalid_utf8,
-    )
-    tables, sources = count_documents(docs, pretokenizer, groups)
-    table = tables[0] if len(tables) == 1 else WordTable.total(tables)
-    table.files = len(sources)
-    if table.bytes_ == 0:
-        raise CorpusReadError(_no_text_message(paths, table.documents, max_bytes, skip_documents))
-    return table, tables
-
-
-def count_documents(
-    docs: Iterable[Document], pretokenizer: Pretokenizer, groups: int = 1
-) -> tuple[list[WordTable], set[str]]:
-    """Word tables of some documents, one per bootstrap group (one table when ``groups`` is
-    1), and the files they came from.
-
-    A document's group is :func:`tokmix.bpe.words.document_group` of its text. This is the
-    one counter of both pipelines (``tokmix infer`` per category, ``tokmix run`` per shard),
-    so they split a sample into the same groups and their intervals agree."""
-    tables = [WordTable() for _ in range(max(groups, 1))]
-    sources: set[str] = set()
-    for doc in docs:
-        table = tables[document_group(doc.text.encode("utf-8"), groups) if groups > 1 else 0]
-        table.add_text(doc.text, pretokenizer)
-        table.invalid_utf8_documents += doc.invalid_utf8
-        sources.add(doc.source)
-    return tables, sources
-
-
-def _no_text_message(
+def no_text_message(
     paths: str | Sequence[str], documents: int, max_bytes: int | None, skip_documents: int
 ) -> str:
     spec = paths if isinstance(paths, str) else ", ".join(paths)
@@ -252,7 +170,7 @@ def _check_options(
 # --- one file -----------------------------------------------------------------------------
 
 
-def _split_suffix(url: str) -> tuple[str, str | None]:
+def split_suffix(url: str) -> tuple[str, str | None]:
     """The format suffix of ``url`` and its compression codec (or None)."""
     name = url.rsplit("/", 1)[-1].lower()
     codec = None
@@ -264,11 +182,11 @@ def _split_suffix(url: str) -> tuple[str, str | None]:
     return (name[dot:] if dot > 0 else ""), codec
 
 
-def _file_documents(
+def file_documents(
     url: str, text_field: str, txt_mode: TxtMode, on_invalid: OnInvalidUtf8
 ) -> Iterator[Document]:
     """Every document of one file, with I/O and decompression failures as CorpusReadError."""
-    suffix, codec = _split_suffix(url)
+    suffix, codec = split_suffix(url)
     if suffix == ".parquet" and codec:
         raise CorpusReadError(
             f"{url}: Parquet compresses internally; decompress the file "
@@ -285,7 +203,7 @@ def _file_documents(
             documents += 1
             yield doc
     except (OSError, EOFError, pa.ArrowException) as exc:
-        raise CorpusReadError(_unreadable_message(url, codec, exc)) from exc
+        raise CorpusReadError(unreadable_message(url, codec, exc)) from exc
     if documents == 0:
         raise CorpusReadError(
             f"{url}: empty file (no documents); remove it or leave it out of the path spec"
@@ -301,19 +219,19 @@ def _format_documents(
     on_invalid: OnInvalidUtf8,
 ) -> Iterator[Document]:
     if suffix == ".parquet":
-        yield from _parquet_documents(url, text_field, on_invalid)
+        yield from parquet_documents(url, text_field, on_invalid)
         return
     with _open_binary(url, codec) as stream:
         if suffix in JSON_SUFFIXES:
-            yield from _jsonl_documents(_numbered_lines(stream), url, text_field, on_invalid)
+            yield from jsonl_documents(_numbered_lines(stream), url, text_field, on_invalid)
         elif txt_mode == "file":
             yield from _whole_file_document(stream, url, on_invalid)
         else:
             lines = _numbered_lines(stream)
-            yield from _txt_documents(lines, url, txt_mode == "paragraph", on_invalid)
+            yield from txt_documents(lines, url, txt_mode == "paragraph", on_invalid)
 
 
-def _unreadable_message(url: str, codec: str | None, exc: BaseException) -> str:
+def unreadable_message(url: str, codec: str | None, exc: BaseException) -> str:
     if isinstance(exc, FileNotFoundError):
         return f"{url}: file vanished while reading; check that nothing else is changing the corpus"
     if codec:
@@ -365,7 +283,7 @@ def _whole_file_document(
         )
     if not raw:
         return
-    raw = raw.removeprefix(_BOM)
+    raw = raw.removeprefix(BOM)
     text, invalid = _decode(raw, on_invalid, _byte_locator(url, 0))
     yield Document(text, url, 0, invalid)
 
@@ -378,7 +296,7 @@ def _numbered_lines(stream: IO[bytes]) -> Lines:
     """The lines of a whole stream; a leading BOM dropped."""
     offset = 0
     for number, line in enumerate(stream, start=1):
-        body = line.removeprefix(_BOM) if number == 1 else line
+        body = line.removeprefix(BOM) if number == 1 else line
         yield number, offset + len(line) - len(body), body
         offset += len(line)
 
@@ -387,7 +305,7 @@ def _strip_eol(line: bytes) -> bytes:
     return line[:-2] if line.endswith(b"\r\n") else line.rstrip(b"\n")
 
 
-def _txt_documents(
+def txt_documents(
     lines: Lines, url: str, paragraphs: bool, on_invalid: OnInvalidUtf8
 ) -> Iterator[Document]:
     """Line documents, or paragraph documents (runs of non-blank lines)."""
@@ -431,7 +349,7 @@ def _block_document(
     return Document(text, url, index, invalid)
 
 
-def _jsonl_documents(
+def jsonl_documents(
     lines: Lines, url: str, text_field: str, on_invalid: OnInvalidUtf8
 ) -> Iterator[Document]:
     index = 0
@@ -492,7 +410,7 @@ def _without_surrogates(text: str, on_invalid: OnInvalidUtf8, where: str) -> tup
     return text, False
 
 
-def _parquet_documents(
+def parquet_documents(
     url: str, text_field: str, on_invalid: OnInvalidUtf8, row_groups: range | None = None
 ) -> Iterator[Document]:
     """The rows of a Parquet file, or of the row groups ``row_groups`` (a shard of it)."""

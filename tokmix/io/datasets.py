@@ -1,4 +1,4 @@
-"""Parquet datasets that commit atomically with a ``_SUCCESS`` manifest (DESIGN §7).
+"""Parquet datasets that commit atomically with a ``_SUCCESS`` manifest (ARCHITECTURE.md §7).
 
 A stage writes ``<root>/<dataset>/``: hive-partitioned data files with deterministic names
 (``category=python/part-00000.parquet``, one per input table and partition), then, last, the

@@ -25,19 +25,19 @@ import pyarrow.parquet as pq
 
 from tokmix.errors import CorpusReadError
 from tokmix.io.corpus import (
-    _BOM,
+    BOM,
     JSON_SUFFIXES,
     Document,
     Lines,
     OnInvalidUtf8,
     TxtMode,
-    _file_documents,
-    _jsonl_documents,
-    _parquet_documents,
-    _split_suffix,
-    _txt_documents,
-    _unreadable_message,
     corpus_files,
+    file_documents,
+    jsonl_documents,
+    parquet_documents,
+    split_suffix,
+    txt_documents,
+    unreadable_message,
 )
 from tokmix.io.fs import filesystem_for
 
@@ -79,7 +79,7 @@ def plan_shards(
             raise CorpusReadError(
                 f"{url}: empty file (no documents); remove it or leave it out of the path spec"
             )
-        suffix, codec = _split_suffix(url)
+        suffix, codec = split_suffix(url)
         splittable = codec is None and (
             suffix in JSON_SUFFIXES or (suffix == ".txt" and txt_mode == "line")
         )
@@ -100,7 +100,7 @@ def _row_group_shards(category: str, url: str, shard_bytes: int, number: int) ->
         with fs.open(path, "rb") as raw:
             meta = pq.ParquetFile(raw).metadata
     except Exception as exc:  # pyarrow raises many types for a bad footer
-        raise CorpusReadError(_unreadable_message(url, None, exc)) from exc
+        raise CorpusReadError(unreadable_message(url, None, exc)) from exc
     shards: list[Shard] = []
     first, size = 0, 0
     for g in range(meta.num_row_groups):
@@ -122,10 +122,10 @@ def shard_documents(
     first have ``index == -1`` (their position in the file is unknown without reading it
     from the start); errors then name the byte offset instead of the line."""
     if shard.kind == "file":
-        yield from _file_documents(shard.url, text_field, txt_mode, on_invalid_utf8)
+        yield from file_documents(shard.url, text_field, txt_mode, on_invalid_utf8)
     elif shard.kind == "rows":
         rows = range(shard.start, shard.end)
-        yield from _parquet_documents(shard.url, text_field, on_invalid_utf8, rows)
+        yield from parquet_documents(shard.url, text_field, on_invalid_utf8, rows)
     else:
         yield from _byte_range_documents(shard, text_field, txt_mode, on_invalid_utf8)
 
@@ -138,13 +138,13 @@ def _byte_range_documents(
         with fs.open(path, "rb", block_size=_READ_AHEAD) as stream:
             lines = _range_lines(stream, shard.start, shard.end)
             if shard.url.lower().endswith(".txt"):
-                docs = _txt_documents(lines, shard.url, False, on_invalid)
+                docs = txt_documents(lines, shard.url, False, on_invalid)
             else:
-                docs = _jsonl_documents(lines, shard.url, text_field, on_invalid)
+                docs = jsonl_documents(lines, shard.url, text_field, on_invalid)
             for doc in docs:
                 yield doc if shard.start == 0 else replace(doc, index=-1)
     except (OSError, EOFError) as exc:
-        raise CorpusReadError(_unreadable_message(shard.url, None, exc)) from exc
+        raise CorpusReadError(unreadable_message(shard.url, None, exc)) from exc
 
 
 def _range_lines(stream: object, start: int, end: int) -> Lines:
@@ -161,7 +161,7 @@ def _range_lines(stream: object, start: int, end: int) -> Lines:
         line = read()
         if not line:
             return
-        body = line.removeprefix(_BOM) if offset == 0 else line
+        body = line.removeprefix(BOM) if offset == 0 else line
         yield number, offset + len(line) - len(body), body
         offset += len(line)
         if number is not None:

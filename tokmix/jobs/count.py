@@ -1,20 +1,25 @@
-"""Stage 1: corpus -> word tables (DESIGN §3). The only stage that reads the corpus.
+"""Corpus -> word tables, sequentially: the reference the count stage is tested against.
 
-Run alone: ``python -m tokmix.jobs.count`` (see ``tokmix count --help``).
+The count stage (:mod:`tokmix.jobs.count_ray`, on either executor) shards the corpus; this
+module counts each category as one stream of documents, in order (ARCHITECTURE.md §3), and
+commits the same datasets with the same input hashes. It also holds what both share: dataset
+names, the input digest of a count and the readers of committed word tables.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from tokmix.bpe.pretokenizers import Pretokenizer
-from tokmix.bpe.words import WordTable
-from tokmix.errors import DatasetError
-from tokmix.io.corpus import read_category_groups
+from tokmix.bpe.words import WordTable, document_group
+from tokmix.errors import CorpusReadError, DatasetError
+from tokmix.io import catalog
+from tokmix.io.corpus import Document, OnInvalidUtf8, TxtMode, iter_documents, no_text_message
 from tokmix.io.datasets import is_committed, read_dataset, read_manifest, write_dataset
 from tokmix.io.fs import expand, filesystem_for
 from tokmix.jobs.spec import CategorySpec, SampleOptions
@@ -26,19 +31,19 @@ left out, as the Ray count leaves them out)."""
 
 
 def word_counts_name(pretokenizer: Pretokenizer) -> str:
-    return f"word_counts/pretokenizer={pretokenizer.key}"
+    return catalog.WORD_COUNTS.name(pretokenizer.key)
 
 
 def corpus_stats_name(pretokenizer: Pretokenizer) -> str:
-    return f"corpus_stats/pretokenizer={pretokenizer.key}"
+    return catalog.CORPUS_STATS.name(pretokenizer.key)
 
 
 def group_word_counts_name(pretokenizer: Pretokenizer) -> str:
-    return f"group_word_counts/pretokenizer={pretokenizer.key}"
+    return catalog.GROUP_WORD_COUNTS.name(pretokenizer.key)
 
 
 def sample_groups_name(pretokenizer: Pretokenizer) -> str:
-    return f"sample_groups/pretokenizer={pretokenizer.key}"
+    return catalog.SAMPLE_GROUPS.name(pretokenizer.key)
 
 
 def corpus_fingerprint(categories: list[CategorySpec]) -> str:
@@ -71,6 +76,86 @@ def count_inputs(
         "pretokenizer": pretokenizer.key,
         "sample": hashlib.sha256(json.dumps(sample, sort_keys=True).encode()).hexdigest(),
     }
+
+
+def read_category(
+    paths: str | Sequence[str],
+    pretokenizer: Pretokenizer,
+    *,
+    text_field: str = "text",
+    txt_mode: TxtMode = "file",
+    max_bytes: int | None = None,
+    seed: int | None = None,
+    skip_documents: int = 0,
+    on_invalid_utf8: OnInvalidUtf8 = "replace",
+) -> WordTable:
+    """The word table of one category's sample (options as :func:`iter_documents`).
+
+    ``files`` counts the files that gave the sample at least one document. A sample with no
+    text at all is an error rather than an empty table: an empty category would silently drop
+    out of the mixture.
+    """
+    return read_category_groups(
+        paths,
+        pretokenizer,
+        1,
+        text_field=text_field,
+        txt_mode=txt_mode,
+        max_bytes=max_bytes,
+        seed=seed,
+        skip_documents=skip_documents,
+        on_invalid_utf8=on_invalid_utf8,
+    )[0]
+
+
+def read_category_groups(
+    paths: str | Sequence[str],
+    pretokenizer: Pretokenizer,
+    groups: int,
+    *,
+    text_field: str = "text",
+    txt_mode: TxtMode = "file",
+    max_bytes: int | None = None,
+    seed: int | None = None,
+    skip_documents: int = 0,
+    on_invalid_utf8: OnInvalidUtf8 = "replace",
+) -> tuple[WordTable, list[WordTable]]:
+    """:func:`read_category`'s table and the same sample split into ``groups`` bootstrap
+    groups of documents (:func:`count_documents`); the groups add up to the table."""
+    docs = iter_documents(
+        paths,
+        text_field=text_field,
+        txt_mode=txt_mode,
+        max_bytes=max_bytes,
+        seed=seed,
+        skip_documents=skip_documents,
+        on_invalid_utf8=on_invalid_utf8,
+    )
+    tables, sources = count_documents(docs, pretokenizer, groups)
+    table = tables[0] if len(tables) == 1 else WordTable.total(tables)
+    table.files = len(sources)
+    if table.bytes_ == 0:
+        raise CorpusReadError(no_text_message(paths, table.documents, max_bytes, skip_documents))
+    return table, tables
+
+
+def count_documents(
+    docs: Iterable[Document], pretokenizer: Pretokenizer, groups: int = 1
+) -> tuple[list[WordTable], set[str]]:
+    """Word tables of some documents, one per bootstrap group (one table when ``groups`` is
+    1), and the files they came from.
+
+    A document's group is :func:`tokmix.bpe.words.document_group` of its text. This is the
+    one counter of both pipelines (``tokmix infer`` per category, ``tokmix run`` per shard),
+    so they split a sample into the same groups and their intervals agree."""
+    tables = [WordTable() for _ in range(max(groups, 1))]
+    sources: set[str] = set()
+    for doc in docs:
+        table = tables[document_group(doc.text.encode("utf-8"), groups) if groups > 1 else 0]
+        table.add_text(doc.text, pretokenizer)
+        table.invalid_utf8_documents += doc.invalid_utf8
+        sources.add(doc.source)
+    return tables, sources
 
 
 def count_category(
@@ -107,7 +192,7 @@ def run_count(
     categories: list[CategorySpec],
     pretokenizer: Pretokenizer,
     out: str,
-    options: SampleOptions,
+    options: SampleOptions | dict[str, SampleOptions],
     *,
     groups: int = 1,
     force: bool = False,
@@ -122,7 +207,7 @@ def run_count_groups(
     categories: list[CategorySpec],
     pretokenizer: Pretokenizer,
     out: str,
-    options: SampleOptions,
+    options: SampleOptions | dict[str, SampleOptions],
     *,
     groups: int = 1,
     force: bool = False,
@@ -147,7 +232,8 @@ def run_count_groups(
         return tables, read_group_word_tables(out, pretokenizer) if groups > 1 else None
     tables, grouped = {}, {}
     for spec in categories:
-        tables[spec.name], grouped[spec.name] = count_category(spec, pretokenizer, options, groups)
+        sample = options[spec.name] if isinstance(options, dict) else options
+        tables[spec.name], grouped[spec.name] = count_category(spec, pretokenizer, sample, groups)
     provenance = {"stage": "count", "pretokenizer": pretokenizer.key, **inputs}
     commit = {"provenance": provenance, "input_hashes": inputs}
     write_dataset(

@@ -1,4 +1,7 @@
-"""Stage 1 on Ray: shard the corpus, count each shard, reduce by word hash (DESIGN §3).
+"""Stage 1, sharded: shard the corpus, count each shard, reduce by word hash (ARCHITECTURE.md §3).
+
+The tasks run on an executor (:mod:`tokmix.jobs.executors`): on Ray for ``tokmix run``, in
+this process for ``tokmix infer`` and ``tokmix count``; the same tasks, the same files.
 
     plan     files -> shards (byte ranges, row groups, whole files; tokmix.io.shards)
     measure  (only with a byte budget or a skip) document sizes per shard, so each shard's
@@ -30,11 +33,11 @@ from urllib.parse import quote
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import ray
 
 from tokmix.bpe.pretokenizers import Pretokenizer
 from tokmix.errors import CorpusReadError
-from tokmix.io.corpus import _no_text_message, count_documents
+from tokmix.io import catalog
+from tokmix.io.corpus import no_text_message
 from tokmix.io.datasets import (
     begin_dataset,
     commit_dataset,
@@ -46,14 +49,17 @@ from tokmix.io.fs import ensure_parent, filesystem_for, join, write_bytes_atomic
 from tokmix.io.shards import ShardSample, plan_shards, sample_plan, shard_documents
 from tokmix.jobs.count import (
     corpus_stats_name,
+    count_documents,
     count_inputs,
     group_word_counts_name,
     sample_groups_name,
     stats_table_from_totals,
     word_counts_name,
 )
-from tokmix.jobs.runtime import Log, Progress, cluster_cpus, wait_all
+from tokmix.jobs.executors import Executor
+from tokmix.jobs.progress import Log, Progress
 from tokmix.jobs.spec import CategorySpec, SampleOptions
+from tokmix.jobs.stage import RunContext, Stage
 from tokmix.schemas import CORPUS_STATS, GROUP_WORD_COUNTS, SAMPLE_GROUPS, WORD_COUNTS
 from tokmix.schemas.run_spec import StageResources
 
@@ -252,10 +258,12 @@ def run_count_ray(
     resources: StageResources | None = None,
     force: bool = False,
     log: Log = lambda _m: None,
+    executor: Executor | None = None,
 ) -> dict[str, dict[str, int]]:
-    """Count every category on the Ray cluster and commit ``word_counts/`` and
-    ``corpus_stats/`` (and, with ``groups > 1`` bootstrap groups, ``group_word_counts/`` and
-    ``sample_groups/``); skipped when committed from the same inputs. The totals per category."""
+    """Count every category with ``executor``'s tasks (default: on the Ray cluster) and
+    commit ``word_counts/`` and ``corpus_stats/`` (and, with ``groups > 1`` bootstrap groups,
+    ``group_word_counts/`` and ``sample_groups/``); skipped when committed from the same
+    inputs. The totals per category."""
     inputs = {**count_inputs(categories, pretokenizer, options), "groups": str(groups)}
     words_name, stats_name = word_counts_name(pretokenizer), corpus_stats_name(pretokenizer)
     groups_name = group_word_counts_name(pretokenizer) if groups > 1 else None
@@ -268,8 +276,8 @@ def run_count_ray(
     if not force and all(is_committed(out, n, inputs, schema=s) for n, s in datasets):
         log(f"count: word tables for pre-tokenizer {pretokenizer.key} already committed; skipped")
         return _committed_totals(out, stats_name)
-    task = (resources or StageResources()).ray_options()
-    partitions = partitions or min(MAX_DEFAULT_PARTITIONS, cluster_cpus())
+    executor = executor or _ray_executor()
+    partitions = partitions or min(MAX_DEFAULT_PARTITIONS, executor.cpus())
 
     plans: dict[str, list[ShardSample]] = {}
     for spec in categories:
@@ -284,11 +292,11 @@ def run_count_ray(
         plans[spec.name] = [ShardSample(s, 0, None) for s in shards]
     need_sizes = [s.name for s in categories if _needs_sizes(options[s.name])]
     if need_sizes:
-        _measure(plans, need_sizes, options, task, log)
+        _measure(plans, need_sizes, options, executor, resources, log)
     for spec in categories:
         if not plans[spec.name]:
             opt = options[spec.name]
-            raise CorpusReadError(_no_text_message(spec.path, 0, opt.max_bytes, opt.skip_documents))
+            raise CorpusReadError(no_text_message(spec.path, 0, opt.max_bytes, opt.skip_documents))
 
     provenance = {"stage": "count", "pretokenizer": pretokenizer.key, **inputs}
     for name, _schema in datasets:
@@ -300,14 +308,14 @@ def run_count_ray(
         f"({total_bytes / 1e6:.1f} MB), {partitions} reduce partitions"
     )
     work = work_dir(out, inputs)
-    count_task = ray.remote(_count_shard).options(**task)
-    pretok_ref = ray.put(pretokenizer)
-    mapped = [
-        count_task.remote(sample, pretok_ref, options[name], partitions, groups, work)
-        for name, sample in samples
-    ]
-    progress = Progress("count", len(samples), total_bytes, log)
-    shard_stats = wait_all(mapped, progress, lambda i: samples[i][1].shard.size)
+    pretok_ref = executor.share(pretokenizer)
+    shard_stats = executor.map(
+        _count_shard,
+        [(sample, pretok_ref, options[name], partitions, groups, work) for name, sample in samples],
+        resources=resources,
+        progress=Progress("count", len(samples), total_bytes, log),
+        weight=lambda i: samples[i][1].shard.size,
+    )
     resumed = sum(s["resumed"] for s in shard_stats)
     if resumed:
         log(f"count: {resumed} of {len(samples)} shards were counted by an earlier attempt")
@@ -319,14 +327,17 @@ def run_count_ray(
             opt = options[spec.name]
             documents = totals[spec.name]["documents"]
             raise CorpusReadError(
-                _no_text_message(spec.path, documents, opt.max_bytes, opt.skip_documents)
+                no_text_message(spec.path, documents, opt.max_bytes, opt.skip_documents)
             )
-    reduce_task = ray.remote(_reduce_partition).options(**task)
-    reduced_refs = [
-        reduce_task.remote(r, names, out, (words_name, groups_name), provenance, shard_stats)
-        for r in range(partitions)
-    ]
-    reduced = wait_all(reduced_refs, Progress("count/reduce", partitions, 0, log))
+    reduced = executor.map(
+        _reduce_partition,
+        [
+            (r, names, out, (words_name, groups_name), provenance, shard_stats)
+            for r in range(partitions)
+        ],
+        resources=resources,
+        progress=Progress("count/reduce", partitions, 0, log),
+    )
     totals = _sum_totals(categories, names, shard_stats, reduced)
     small_tables = [(stats_name, CORPUS_STATS, stats_table_from_totals(totals, pretokenizer))]
     if groups_name:
@@ -370,6 +381,12 @@ def run_count_ray(
     return totals
 
 
+def _ray_executor() -> Executor:
+    from tokmix.jobs.ray_executor import RayExecutor
+
+    return RayExecutor()
+
+
 def work_dir(out: str, inputs: dict[str, str]) -> str:
     """Where map tasks checkpoint their shards until the stage commits; keyed by the stage's
     inputs, so a changed corpus or option never reuses another attempt's shards."""
@@ -402,15 +419,19 @@ def _measure(
     plans: dict[str, list[ShardSample]],
     names: list[str],
     options: dict[str, SampleOptions],
-    task: dict[str, Any],
+    executor: Executor,
+    resources: StageResources | None,
     log: Log,
 ) -> None:
     """Replace each budgeted category's plan by its exact ``(skip, take)`` per shard."""
-    measure = ray.remote(_measure_shard).options(**task)
     jobs = [(n, s) for n in names for s in plans[n]]
-    progress = Progress("count/measure", len(jobs), sum(s.shard.size for _, s in jobs), log)
-    refs = [measure.remote(s, options[n]) for n, s in jobs]
-    sizes = wait_all(refs, progress, lambda i: jobs[i][1].shard.size)
+    sizes = executor.map(
+        _measure_shard,
+        [(s, options[n]) for n, s in jobs],
+        resources=resources,
+        progress=Progress("count/measure", len(jobs), sum(s.shard.size for _, s in jobs), log),
+        weight=lambda i: jobs[i][1].shard.size,
+    )
     for name in names:
         mine = [sz for (n, _), sz in zip(jobs, sizes, strict=True) if n == name]
         opt = options[name]
@@ -453,3 +474,33 @@ def _sum_totals(
 def _committed_totals(out: str, stats_name: str) -> dict[str, dict[str, int]]:
     rows = read_dataset(out, stats_name, CORPUS_STATS).to_pylist()
     return {r.pop("category"): {k: v for k, v in r.items() if k != "pretokenizer"} for r in rows}
+
+
+def _run_count_stage(ctx: RunContext) -> None:
+    """Count once per pre-tokenizer family of the run's tokenizers (tokenizers that split
+    alike share word tables)."""
+    for key, tok in {t.pretokenizer.key: t for t in ctx.tokenizers}.items():
+        ctx.summary.setdefault("corpus", {})[key] = count_for(ctx, tok.pretokenizer, ctx.force)
+
+
+def count_for(
+    ctx: RunContext, pretokenizer: Pretokenizer, force: bool
+) -> dict[str, dict[str, int]]:
+    """The count stage for one pre-tokenizer (the stats stage counts its encoders' too)."""
+    spec = ctx.spec
+    return run_count_ray(
+        ctx.categories,
+        ctx.options,
+        pretokenizer,
+        spec.out,
+        shard_bytes=spec.shard_bytes,
+        partitions=spec.reduce_partitions,
+        groups=spec.bootstrap.groups,
+        resources=spec.resources_for("count"),
+        force=force,
+        log=ctx.log,
+        executor=ctx.executor,
+    )
+
+
+COUNT = Stage("count", tuple(catalog.of_stage("count")), _run_count_stage)

@@ -1,4 +1,4 @@
-"""The controlled experiment (DESIGN §8): train tokenizers on known mixtures, infer, score.
+"""The controlled experiment (ARCHITECTURE.md §8): train tokenizers on known mixtures, infer, score.
 
 One *trial* draws ``n`` categories of a setting (languages, code, domains) and weights
 uniformly from the simplex, trains a byte-level BPE (GPT-2 regex, digits split) with the
@@ -22,8 +22,8 @@ category (their coverage of the truth is measured), curve points (smaller sample
 merges T) and robustness variants (a training category unknown to the attacker; attacker text
 from other sources than the training text), each scored for both LPs.
 
-Each trial commits its rows as one dataset ``trials/<trial id>`` (DESIGN §7); a re-run skips
-committed trials, so an interrupted evaluation resumes. :func:`run_evaluate` then writes the
+Each trial commits its rows as one dataset ``trials/<trial id>`` (ARCHITECTURE.md §7); a re-run
+skips committed trials, so an interrupted evaluation resumes. :func:`run_evaluate` then writes the
 ``results`` dataset (all trials), ``report.md`` and ``accuracy.png`` under the output root.
 """
 

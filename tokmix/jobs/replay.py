@@ -1,9 +1,16 @@
-"""Stage 2: word tables -> pair-count trajectories, per tokenizer and category (DESIGN §4)."""
+"""Word tables -> pair-count trajectories in memory: the reference the replay stage is tested
+against (ARCHITECTURE.md §4).
+
+The replay stage (:mod:`tokmix.jobs.replay_ray`, on either executor) replays committed word-count
+files one task each and sums; :func:`run_replay` replays whole in-memory tables. Both commit
+through :func:`commit_replay` with the same input digest (:func:`replay_inputs`), and this
+module holds the readers of committed trajectories.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -14,55 +21,48 @@ from tokmix.bpe.replay import PairTrajectory, _canonical, replay_merges
 from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.bpe.words import WordTable
 from tokmix.errors import DatasetError
-from tokmix.io.datasets import is_committed, read_dataset, read_manifest, write_dataset
+from tokmix.io import catalog
+from tokmix.io.datasets import (
+    content_digest,
+    is_committed,
+    read_dataset,
+    read_manifest,
+    write_dataset,
+)
 from tokmix.jobs.count import GroupTables
 from tokmix.schemas import GROUP_TOTALS, GROUP_TRAJECTORIES, MERGES, REPLAY_TOTALS, TRAJECTORIES
 
 
 def trajectories_name(tokenizer: str) -> str:
-    return f"trajectories/tokenizer={tokenizer}"
+    return catalog.TRAJECTORIES.name(tokenizer)
 
 
 def merges_name(tokenizer: str) -> str:
-    return f"merges/tokenizer={tokenizer}"
+    return catalog.MERGES.name(tokenizer)
 
 
 def totals_name(tokenizer: str) -> str:
-    return f"replay_totals/tokenizer={tokenizer}"
+    return catalog.REPLAY_TOTALS.name(tokenizer)
 
 
 def replay_inputs(
-    tokenizer: LoadedTokenizer,
-    tables: dict[str, WordTable],
-    first: int,
-    last: int,
-    group_tables: GroupTables | None = None,
+    tokenizer: LoadedTokenizer, manifest: dict[str, Any], first: int, last: int
 ) -> dict[str, str]:
-    """What a committed replay depends on: the tokenizer, the step range and every word
-    count; with bootstrap groups, the groups' (which add up to the tables)."""
-    h = hashlib.sha256()
-    parts: list[tuple[str, WordTable]] = (
-        [(name, tables[name]) for name in sorted(tables)]
-        if group_tables is None
-        else [
-            (f"{name}\0{g}\0{t.bytes_}", t)
-            for name in sorted(group_tables)
-            for g, t in sorted(group_tables[name].items())
-        ]
-    )
-    for key, table in parts:
-        words, counts = table.sorted_items()
-        h.update(key.encode() + b"\0")
-        for w, c in zip(words, counts.tolist(), strict=True):
-            h.update(len(w).to_bytes(4, "little") + w + c.to_bytes(8, "little", signed=True))
-    inputs = {
+    """What a committed replay depends on: the tokenizer, the committed word-count files (by
+    the sha256 each was committed with; the grouped ones when the run has bootstrap groups) and
+    the step range. One scheme for the in-process and the Ray stage, so either reuses the
+    other's commit on the same inputs."""
+    return {
         "tokenizer": tokenizer.sha256,
-        "word_tables": h.hexdigest(),
+        "word_counts": content_digest(manifest),
         "range": json.dumps([first, last]),
     }
-    if group_tables is not None:
-        inputs["groups"] = json.dumps({c: sorted(ts) for c, ts in sorted(group_tables.items())})
-    return inputs
+
+
+def replay_words_name(tokenizer: LoadedTokenizer, grouped: bool) -> str:
+    """The word-count dataset a replay reads: the per-group one with bootstrap groups."""
+    dataset = catalog.GROUP_WORD_COUNTS if grouped else catalog.WORD_COUNTS
+    return dataset.name(tokenizer.pretokenizer.key)
 
 
 def trajectory_table(category: str, traj: PairTrajectory) -> pa.Table:
@@ -111,7 +111,8 @@ def run_replay(
     With ``group_tables`` (bootstrap groups, :func:`tokmix.jobs.count.run_count_groups`) each
     group is replayed instead and a category's trajectory is the sum of its groups' (exact, by
     linearity, as on Ray); the group trajectories are committed for the solve's bootstrap."""
-    inputs = replay_inputs(tokenizer, tables, first, last, group_tables)
+    manifest = read_manifest(out, replay_words_name(tokenizer, group_tables is not None))
+    inputs = replay_inputs(tokenizer, manifest, first, last)
     name = tokenizer.name
     datasets = [trajectories_name, merges_name, totals_name]
     if group_tables is not None:
@@ -227,11 +228,11 @@ def read_trajectories(
 
 
 def group_trajectories_name(tokenizer: str) -> str:
-    return f"group_trajectories/tokenizer={tokenizer}"
+    return catalog.GROUP_TRAJECTORIES.name(tokenizer)
 
 
 def group_totals_name(tokenizer: str) -> str:
-    return f"group_totals/tokenizer={tokenizer}"
+    return catalog.GROUP_TOTALS.name(tokenizer)
 
 
 def commit_group_replay(

@@ -1,4 +1,7 @@
-"""Stage 2 on Ray: replay a tokenizer's merges over word-table shards (DESIGN §4).
+"""Stage 2, sharded: replay a tokenizer's merges over word-table shards (ARCHITECTURE.md §4).
+
+The tasks run on an executor (:mod:`tokmix.jobs.executors`): Ray for ``tokmix run``, this
+process for ``tokmix infer`` and ``tokmix replay``.
 
 Every committed ``word_counts`` file holds a disjoint set of one category's words (the Ray
 count writes one file per word-hash partition), so the trajectory of a category is the sum of
@@ -12,42 +15,34 @@ in-process stage does, so the result is bit for bit the same.
 from __future__ import annotations
 
 import functools
-import json
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import ray
 
-from tokmix.bpe.loaders import load_tokenizer
 from tokmix.bpe.merges import MergeList
 from tokmix.bpe.replay import PairTrajectory, replay_merges
 from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.errors import DatasetError
-from tokmix.io.datasets import content_digest, is_committed, read_dataset, read_manifest
+from tokmix.io import catalog
+from tokmix.io.datasets import is_committed, read_manifest
 from tokmix.io.fs import filesystem_for, join
-from tokmix.jobs.count import (
-    corpus_stats_name,
-    group_word_counts_current,
-    group_word_counts_name,
-    sample_groups_name,
-    word_counts_name,
-)
+from tokmix.jobs.count import group_word_counts_current
+from tokmix.jobs.executors import Executor
+from tokmix.jobs.progress import Log, Progress
 from tokmix.jobs.replay import (
     commit_group_replay,
     commit_replay,
     group_totals_name,
     group_trajectories_name,
     merges_name,
+    replay_inputs,
+    replay_words_name,
     totals_name,
     trajectories_name,
 )
-from tokmix.jobs.runtime import Log, Progress, wait_all
-from tokmix.schemas import (
-    CORPUS_STATS,
-    SAMPLE_GROUPS,
-)
+from tokmix.jobs.stage import RunContext, Stage
+from tokmix.jobs.tokenizers import load_tokenizer
 from tokmix.schemas.run_spec import StageResources
 
 
@@ -94,19 +89,6 @@ def _replay_file(
     }
 
 
-def replay_inputs_from_manifest(
-    tokenizer: LoadedTokenizer, manifest: dict[str, Any], first: int, last: int
-) -> dict[str, str]:
-    """What a committed replay depends on: the tokenizer, the word-count files (by their
-    sha256, recorded at commit; grouped ones when the run has bootstrap groups) and the step
-    range."""
-    return {
-        "tokenizer": tokenizer.sha256,
-        "word_counts": content_digest(manifest),
-        "range": json.dumps([first, last]),
-    }
-
-
 GroupBytes = dict[tuple[str, int], int]
 
 
@@ -115,9 +97,16 @@ def _replay_source(out: str, tokenizer: LoadedTokenizer) -> tuple[str, GroupByte
     with the same inputs as ``word_counts`` (then also ``(category, group) -> bytes``)."""
     pretok = tokenizer.pretokenizer
     if not group_word_counts_current(out, pretok):
-        return word_counts_name(pretok), None
-    rows = read_dataset(out, sample_groups_name(pretok), SAMPLE_GROUPS).to_pylist()
-    return group_word_counts_name(pretok), {(r["category"], r["group"]): r["bytes"] for r in rows}
+        return replay_words_name(tokenizer, grouped=False), None
+    rows = catalog.SAMPLE_GROUPS.read(out, pretok.key).to_pylist()
+    groups = {(r["category"], r["group"]): r["bytes"] for r in rows}
+    return replay_words_name(tokenizer, grouped=True), groups
+
+
+def _ray_executor() -> Executor:
+    from tokmix.jobs.ray_executor import RayExecutor
+
+    return RayExecutor()
 
 
 def run_replay_ray(
@@ -130,12 +119,14 @@ def run_replay_ray(
     resources: StageResources | None = None,
     force: bool = False,
     log: Log = lambda _m: None,
+    executor: Executor | None = None,
 ) -> dict[str, int]:
-    """Replay on the cluster and commit; rows of trajectory per category. ``pretokenizer``:
-    the family override the tokenizer was loaded with (actors load it again)."""
+    """Replay with ``executor``'s tasks (default: on the Ray cluster) and commit; rows of
+    trajectory per category. ``pretokenizer``: the family override the tokenizer was loaded
+    with (tasks load it again)."""
     words_name, groups = _replay_source(out, tokenizer)
     manifest = read_manifest(out, words_name)
-    inputs = replay_inputs_from_manifest(tokenizer, manifest, first, last)
+    inputs = replay_inputs(tokenizer, manifest, first, last)
     name = tokenizer.name
     datasets = [trajectories_name, merges_name, totals_name]
     if groups is not None:
@@ -143,24 +134,27 @@ def run_replay_ray(
     if not force and all(is_committed(out, n(name), inputs) for n in datasets):
         log(f"replay {name}: already committed for these word tables; skipped")
         return {}
-    task = (resources or StageResources()).ray_options()
     files = [
         (e["partition"]["category"], join(out, words_name, e["path"]), e["rows"])
         for e in manifest["files"]
     ]
     what = f"{len(files)} word-table shards" + (" per bootstrap group" if groups else "")
     log(f"replay {name}: steps {first}..{last} over {what}")
-    replay = ray.remote(_replay_file).options(**task)
-    key = ray.put((tokenizer.path, pretokenizer, tokenizer.sha256))
+    executor = executor or _ray_executor()
+    key = (tokenizer.path, pretokenizer, tokenizer.sha256)
     ordered = sorted(files, key=lambda f: -f[2])  # largest first: a shorter tail
     grouped = groups is not None
-    refs = [replay.remote(key, url, first, last, grouped) for _cat, url, _rows in ordered]
-    results = wait_all(refs, Progress(f"replay {name}", len(files), 0, log))
+    results = executor.map(
+        _replay_file,
+        [(key, url, first, last, grouped) for _cat, url, _rows in ordered],
+        resources=resources,
+        progress=Progress(f"replay {name}", len(files), 0, log),
+    )
     parts: dict[str, dict[int, list[PairTrajectory]]] = {}
     for (category, _url, _rows), by_group in zip(ordered, results, strict=True):
         for g, traj in by_group.items():
             parts.setdefault(category, {}).setdefault(g, []).append(traj)
-    stats = read_dataset(out, corpus_stats_name(tokenizer.pretokenizer), CORPUS_STATS).to_pylist()
+    stats = catalog.CORPUS_STATS.read(out, tokenizer.pretokenizer.key).to_pylist()
     bytes_ = {r["category"]: int(r["bytes"]) for r in stats}  # in the run's category order
     group_trajs = {
         c: {g: PairTrajectory.total(ts) for g, ts in sorted(parts[c].items())} for c in bytes_
@@ -170,3 +164,22 @@ def run_replay_ray(
     if groups is not None:
         commit_group_replay(tokenizer.name, group_trajs, groups, out, inputs)
     return {c: len(t) for c, t in trajs.items()}
+
+
+def _run_replay_stage(ctx: RunContext) -> None:
+    for tok in ctx.tokenizers:
+        first, last = ctx.steps[tok.name]
+        run_replay_ray(
+            tok,
+            ctx.spec.out,
+            first,
+            last,
+            pretokenizer=ctx.spec.pretokenizer,
+            resources=ctx.spec.resources_for("replay"),
+            force=ctx.force,
+            log=ctx.log,
+            executor=ctx.executor,
+        )
+
+
+REPLAY = Stage("replay", tuple(catalog.of_stage("replay")), _run_replay_stage)

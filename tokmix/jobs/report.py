@@ -18,9 +18,9 @@ import pyarrow as pa
 
 from tokmix.analytics.report import RunData, build_report, summarize_frequencies
 from tokmix.errors import DatasetError
+from tokmix.io.catalog import mixture_json_path
 from tokmix.io.datasets import MANIFEST, read_dataset
 from tokmix.io.fs import filesystem_for, join, to_url, write_bytes_atomic
-from tokmix.jobs.solve import mixture_json_path
 from tokmix.schemas import (
     CORPUS_STATS,
     MIXTURES,

@@ -1,4 +1,4 @@
-"""Stage 3: trajectories -> the inferred mixture (DESIGN §5), as Parquet and JSON."""
+"""Stage 3: trajectories -> the inferred mixture (ARCHITECTURE.md §5), as Parquet and JSON."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ from typing import Any
 import pyarrow as pa
 
 from tokmix.errors import SolverError
+from tokmix.io import catalog
+from tokmix.io.catalog import mixture_json_path
 from tokmix.io.datasets import content_digest, read_manifest, write_dataset
-from tokmix.io.fs import filesystem_for, join, write_bytes_atomic
+from tokmix.io.fs import filesystem_for, write_bytes_atomic
 from tokmix.jobs.replay import read_group_trajectories, read_trajectories, trajectories_name
+from tokmix.jobs.stage import RunContext, Stage
 from tokmix.schemas import MIXTURES
+from tokmix.schemas.mixture import CategoryShare, MixtureResult
 from tokmix.schemas.run_spec import BootstrapOptions
 from tokmix.solvers.bootstrap import BootstrapResult, MapFn, bootstrap_mixture
 from tokmix.solvers.likelihood import solve_mixture_likelihood
@@ -35,12 +39,7 @@ def bootstrap_options(options: BootstrapOptions | None) -> dict[str, Any] | None
 
 
 def mixtures_name(tokenizer: str) -> str:
-    return f"mixtures/tokenizer={tokenizer}"
-
-
-def mixture_json_path(out: str, tokenizer: str) -> str:
-    """The solve's JSON document, beside (not inside) the committed Parquet dataset."""
-    return join(out, "mixtures", f"{tokenizer}.json")
+    return catalog.MIXTURES.name(tokenizer)
 
 
 def mixture_table(
@@ -77,10 +76,9 @@ def solve_inputs(out: str, tokenizer: str, solver_options: dict[str, Any]) -> di
     }
 
 
-def read_mixture_json(out: str, tokenizer: str) -> dict[str, Any]:
+def read_mixture_json(out: str, tokenizer: str) -> MixtureResult:
     fs, path = filesystem_for(mixture_json_path(out, tokenizer))
-    doc: dict[str, Any] = json.loads(fs.cat_file(path))
-    return doc
+    return MixtureResult.from_json(json.loads(fs.cat_file(path)))
 
 
 def run_solve(
@@ -90,7 +88,7 @@ def run_solve(
     bootstrap: dict[str, Any] | None = None,
     map_fn: MapFn = map,
     **solver_options: Any,
-) -> dict[str, Any]:
+) -> MixtureResult:
     """Solve from a run's committed trajectories; write the JSON, then commit ``mixtures/``.
 
     ``solver_options``: ``estimator`` (``scaled``, the default, ``paper`` or ``likelihood``),
@@ -102,7 +100,8 @@ def run_solve(
     With ``bootstrap`` (``replicates``, ``level``, ``seed``, ``merge_block``) and committed
     per-group trajectories (a run with bootstrap groups), every byte share gets a bootstrap
     interval over document groups and merge blocks (tokmix.solvers.bootstrap); ``map_fn`` runs the
-    replicates (a Ray job passes a parallel one). Returns the JSON document.
+    replicates (a Ray job passes a parallel one). Returns the result, also written as
+    ``mixtures/NAME.json``.
     """
     trajs, merge_ids, bytes_ = read_trajectories(out, tokenizer)
     problem = build_problem(trajs, merge_ids, bytes_)
@@ -144,24 +143,27 @@ def run_solve(
         tokenizer,
         {**options, "estimator": estimator, "scaled_power": power, "bootstrap": bootstrap},
     )
-    doc = {"tokenizer": tokenizer, **sol.as_dict()}
-    doc["diagnostics"]["estimator"] = estimator
+    diagnostics: dict[str, Any] = {"objective": sol.objective, **sol.diagnostics}
+    diagnostics["estimator"] = estimator
     if estimator != "paper":  # the paper's estimate beside it, for comparison
-        doc["diagnostics"]["paper_lp"] = {
+        diagnostics["paper_lp"] = {
             "objective": paper.objective,
             "byte_share": dict(zip(paper.categories, paper.byte_share.tolist(), strict=True)),
         }
-    model_low = doc["diagnostics"].pop("byte_share_low", None)
-    model_high = doc["diagnostics"].pop("byte_share_high", None)
-    if interval is None and model_low is not None:  # the likelihood's own intervals
-        for row, lo, hi in zip(doc["categories"], model_low, model_high, strict=True):
-            row["byte_share_low"], row["byte_share_high"] = lo, hi
+    low: list[float | None] = [None] * len(sol.categories)
+    high: list[float | None] = [None] * len(sol.categories)
+    model_low = diagnostics.pop("byte_share_low", None)
+    model_high = diagnostics.pop("byte_share_high", None)
+    if model_low is not None and model_high is not None:  # the likelihood's own intervals
+        low, high = list(model_low), list(model_high)
+        diagnostics["interval"] = {
+            "method": f"the likelihood's {diagnostics.pop('interval', 'sandwich')} intervals",
+            "level": diagnostics.get("level"),
+        }
     if interval is not None and bootstrap is not None:
-        for row, lo, hi in zip(
-            doc["categories"], interval.byte_share_low, interval.byte_share_high, strict=True
-        ):
-            row["byte_share_low"], row["byte_share_high"] = float(lo), float(hi)
-        doc["diagnostics"]["interval"] = {
+        low = [float(x) for x in interval.byte_share_low]
+        high = [float(x) for x in interval.byte_share_high]
+        diagnostics["interval"] = {
             "method": "document-group and merge-block bootstrap"
             if bootstrap.get("merge_block")
             else "document-group bootstrap",
@@ -170,8 +172,18 @@ def run_solve(
             "replicates": bootstrap["replicates"] - interval.failed,
             "groups": {c: len(group_bytes[c]) for c in sol.categories},
         }
+    result = MixtureResult(
+        tokenizer,
+        tuple(
+            CategoryShare(name, float(a), float(b), lo, hi)
+            for name, a, b, lo, hi in zip(
+                sol.categories, sol.alpha, sol.byte_share, low, high, strict=True
+            )
+        ),
+        diagnostics,
+    )
     fs, path = filesystem_for(mixture_json_path(out, tokenizer))
-    write_bytes_atomic(fs, path, (json.dumps(doc, indent=1) + "\n").encode())
+    write_bytes_atomic(fs, path, (json.dumps(result.to_json(), indent=1) + "\n").encode())
     write_dataset(
         mixture_table(tokenizer, sol, problem.pairs_.tolist(), problem.bytes_.tolist(), interval),
         out,
@@ -181,4 +193,51 @@ def run_solve(
         provenance={"stage": "solve", "tokenizer_name": tokenizer, "diagnostics": sol.diagnostics},
         input_hashes=inputs,
     )
-    return doc
+    return result
+
+
+def _solve_task(
+    out: str,
+    tokenizer: str,
+    options: dict[str, Any],
+    bootstrap: dict[str, Any] | None,
+    map_fn: MapFn,
+) -> MixtureResult:
+    """The solve stage's task; bootstrap replicates fan out through ``map_fn`` (as tasks of
+    their own on Ray)."""
+    return run_solve(out, tokenizer, bootstrap=bootstrap, map_fn=map_fn, **options)
+
+
+def _run_solve_stage(ctx: RunContext) -> None:
+    spec = ctx.spec
+    solver = spec.solver.model_dump()
+    bootstrap = bootstrap_options(spec.bootstrap)
+    results: dict[str, MixtureResult] = ctx.summary.setdefault("tokenizers", {})
+    pending = []
+    for tok in ctx.tokenizers:
+        inputs = solve_inputs(spec.out, tok.name, {**solver, "bootstrap": bootstrap})
+        if not ctx.force and catalog.MIXTURES.is_current(
+            spec.out, tok.name, inputs, check_schema=True
+        ):
+            ctx.log(f"solve {tok.name}: already committed for these trajectories; skipped")
+            results[tok.name] = read_mixture_json(spec.out, tok.name)
+        else:
+            pending.append(tok.name)
+    resources = spec.resources_for("solve")
+    map_fn = ctx.executor.map_fn(resources)
+    solved = ctx.executor.map(
+        _solve_task,
+        [(spec.out, name, solver, bootstrap, map_fn) for name in pending],
+        resources=resources,
+        retries=2,
+    )
+    for name, result in zip(pending, solved, strict=True):
+        results[name] = result
+        d = result.diagnostics
+        ctx.log(
+            f"solve {name}: {d['constraints']} constraints, {d['rounds']} rounds, "
+            f"{d['seconds']:.1f}s"
+        )
+
+
+SOLVE = Stage("solve", tuple(catalog.of_stage("solve")), _run_solve_stage)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from tokmix.errors import TokmixError
 from tokmix.io.corpus import TxtMode
+from tokmix.schemas.run_spec import RunSpec, check_category_name, merge_steps
 
 
 @dataclass(frozen=True)
@@ -23,14 +25,17 @@ class CategorySpec:
             raise TokmixError(
                 f"a category is NAME=PATH (for example python=corpus/py/*.jsonl), got {text!r}"
             )
-        if "/" in name or name.startswith("."):
-            raise TokmixError(f"category name {name!r} may not contain '/' or start with '.'")
+        try:
+            check_category_name(name)
+        except ValueError as exc:
+            raise TokmixError(str(exc)) from None
         return cls(name, path)
 
 
 @dataclass(frozen=True)
 class SampleOptions:
-    """How a category's sample is drawn (DESIGN §3): whole documents up to a byte budget."""
+    """How a category's sample is drawn (ARCHITECTURE.md §3): whole documents up to a byte
+    budget."""
 
     max_bytes: int | None = None
     seed: int | None = None
@@ -40,27 +45,27 @@ class SampleOptions:
     """How ``.txt`` files split into documents: ``file``, ``line`` or ``paragraph``."""
 
 
-def parse_merge_range(text: str | None, merges: int | None, n_merges: int) -> tuple[int, int]:
-    """``(first_step, last_step)`` from ``--merge-range A:B`` or ``--merges T``.
+def categories_of(spec: RunSpec) -> tuple[list[CategorySpec], dict[str, SampleOptions]]:
+    """A run spec's categories and each one's sampling options, as the stages take them."""
+    cats, options = [], {}
+    for name, cat in spec.categories.items():
+        path: Any = cat.paths if len(cat.paths) > 1 else cat.paths[0]
+        cats.append(CategorySpec(name, path))
+        options[name] = SampleOptions(
+            max_bytes=cat.max_bytes,
+            seed=cat.seed,
+            text_field=cat.text_field,
+            skip_documents=cat.skip_documents,
+            txt_mode=cat.txt_mode,
+        )
+    return cats, options
 
-    Default: the first 30 000 merges, or all when fewer (DESIGN §4). ``A:B`` records steps
-    ``A+1 .. B``: the merges after the first ``A``.
-    """
-    if text is not None and merges is not None:
-        raise TokmixError("give --merges or --merge-range, not both")
-    if text is not None:
-        a, sep, b = text.partition(":")
-        try:
-            first, last = int(a or 0), int(b) if b else n_merges
-        except ValueError:
-            raise TokmixError(f"--merge-range is A:B with integers, got {text!r}") from None
-        if not sep or not 0 <= first < last <= n_merges:
-            raise TokmixError(
-                f"--merge-range {text!r} must satisfy 0 <= A < B <= {n_merges}"
-                " (the tokenizer's merges)"
-            )
-        return first + 1, last
-    last = min(n_merges, 30_000) if merges is None else merges
-    if not 1 <= last <= n_merges:
-        raise TokmixError(f"--merges must be between 1 and {n_merges}, got {last}")
-    return 1, last
+
+def parse_merge_range(text: str | None, merges: int | None, n_merges: int) -> tuple[int, int]:
+    """``(first_step, last_step)`` from the CLI's ``--merge-range A:B`` or ``--merges T``, checked
+    against the tokenizer (:func:`tokmix.schemas.run_spec.merge_steps`, messages naming the
+    flags)."""
+    try:
+        return merge_steps(merges, text, n_merges, keys=("--merges", "--merge-range"))
+    except ValueError as exc:
+        raise TokmixError(str(exc)) from None

@@ -1,4 +1,5 @@
-"""Token statistics of several tokenizers side by side (DESIGN §6), branching off word tables.
+"""Token statistics of several tokenizers side by side (ARCHITECTURE.md §6), branching off word
+tables.
 
 Tokenizers that share a pre-tokenizer share one word table per category (one
 ``word_counts/pretokenizer=KEY`` dataset, the corpus read once per family); each tokenizer
@@ -26,27 +27,26 @@ from tokmix.analytics.token_stats import (
     word_junctions,
     worth_splitting,
 )
-from tokmix.bpe.loaders import load_tokenizer
 from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.bpe.words import WordTable
 from tokmix.errors import TokmixError
+from tokmix.io import catalog
 from tokmix.io.datasets import is_committed, read_dataset, write_dataset
-from tokmix.jobs.count import count_inputs, run_count
+from tokmix.jobs.count import count_inputs, read_word_tables, run_count
+from tokmix.jobs.count_ray import count_for
 from tokmix.jobs.spec import CategorySpec, SampleOptions
+from tokmix.jobs.stage import RunContext, Stage
+from tokmix.jobs.tokenizers import load_tokenizer
 from tokmix.schemas import TOKEN_FREQUENCIES, TOKEN_STATS, UNDERTRAINED
 
 STATS_VERSION = "1"
 """Bumped when what the stage computes changes, so committed results are recomputed."""
 
-DATASETS = {
-    "token_stats": TOKEN_STATS,
-    "token_frequencies": TOKEN_FREQUENCIES,
-    "undertrained": UNDERTRAINED,
-}
+DATASETS = {d.kind: d.schema for d in catalog.of_stage("stats")}
 
 
 def dataset_name(kind: str, tokenizer: str) -> str:
-    return f"{kind}/tokenizer={tokenizer}"
+    return next(d for d in catalog.of_stage("stats") if d.kind == kind).name(tokenizer)
 
 
 def stats_inputs(tokenizer: LoadedTokenizer, word_table_inputs: dict[str, str]) -> dict[str, str]:
@@ -194,3 +194,43 @@ def read_token_stats(out: str, tokenizers: Sequence[str]) -> pa.Table:
     """Committed ``token_stats`` rows of the named tokenizers, in that order."""
     parts = [read_dataset(out, dataset_name("token_stats", n), TOKEN_STATS) for n in tokenizers]
     return pa.concat_tables([p.select(TOKEN_STATS.names).cast(TOKEN_STATS) for p in parts])
+
+
+def _stats_task(
+    tokenizer_path: str, pretokenizer: str | None, out: str, inputs: dict[str, str]
+) -> list[dict[str, Any]]:
+    tok = load_tokenizer(tokenizer_path, pretokenizer=pretokenizer)
+    tables = read_word_tables(out, tok.stats_pretokenizer)
+    write_stats(tok, tables, out, inputs)
+    return read_token_stats(out, [tok.name]).to_pylist()
+
+
+def _run_stats_stage(ctx: RunContext) -> None:
+    """Token statistics: one word table per encoder pre-tokenizer family (counted by the
+    count stage's tasks, shared by the tokenizers of the family), then one task per
+    tokenizer."""
+    spec = ctx.spec
+    calls, rows = [], []
+    for tok in ctx.tokenizers:
+        pretok = tok.stats_pretokenizer
+        inputs = stats_inputs(tok, count_inputs(ctx.categories, pretok, ctx.options))
+        if not ctx.force and all(
+            is_committed(spec.out, dataset_name(kind, tok.name), inputs) for kind in DATASETS
+        ):
+            ctx.log(f"stats {tok.name}: already committed for these word tables; skipped")
+            rows += read_token_stats(spec.out, [tok.name]).to_pylist()
+            continue
+        count_for(ctx, pretok, False)
+        calls.append((tok.path, spec.pretokenizer, spec.out, inputs))
+    done = ctx.executor.map(_stats_task, calls, resources=spec.resources_for("stats"), retries=2)
+    rows += [row for part in done for row in part]
+    for row in rows:
+        tokens = row["tokens"] or 1
+        ctx.log(
+            f"stats {row['tokenizer']} {row['category']}: {row['bytes'] / tokens:.2f} bytes/token, "
+            f"vocabulary use {row['tokens_used'] / max(row['vocab_size'], 1):.1%}"
+        )
+    ctx.summary["token_stats"] = rows
+
+
+STATS = Stage("stats", tuple(catalog.of_stage("stats")), _run_stats_stage)

@@ -1,4 +1,4 @@
-"""Arrow schemas of every Parquet output, declared once (DESIGN §7).
+"""Arrow schemas of every Parquet output, declared once (ARCHITECTURE.md §7).
 
 Each schema carries ``tokmix.schema`` (name) and ``tokmix.schema_version`` in its key-value
 metadata; writers add provenance (tokenizer hash, corpus manifest hash, parameters) with
@@ -251,7 +251,7 @@ GROUP_TRAJECTORIES = _schema(
     ],
 )
 """Trajectory rows per bootstrap group (as ``trajectories``; summed over groups they are the
-category's trajectory). A bootstrap replicate is a weighted sum of them (DESIGN §4)."""
+category's trajectory). A bootstrap replicate is a weighted sum of them (ARCHITECTURE.md §4)."""
 
 GROUP_TOTALS = _schema(
     "group_totals",

@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tokmix.errors import TokmixError
 from tokmix.units import parse_size
@@ -81,12 +89,12 @@ class SolverOptions(_Strict):
     estimator: Literal["scaled", "paper", "likelihood"] = "scaled"
     scaled_power: float = Field(default=0.5, ge=0, le=2)
     per_step: int = Field(default=8, ge=1)
-    max_rounds: int = Field(default=100, ge=1)
+    max_rounds: int = Field(default=10_000, ge=1)
     threads: int = Field(default=1, ge=1)
 
 
 class BootstrapOptions(_Strict):
-    """Intervals by resampling document groups (DESIGN §5): each category's documents fall
+    """Intervals by resampling document groups (ARCHITECTURE.md §5): each category's documents fall
     into ``groups`` groups by a hash of their text; a replicate redraws groups with
     replacement — and blocks of ``merge_block`` consecutive merges, for the noise the
     tokenizer's own training text put in its merges (0: documents only) — and re-solves.
@@ -120,9 +128,28 @@ class RunSpec(_Strict):
     @classmethod
     def _names(cls, value: dict[str, CategoryInput]) -> dict[str, CategoryInput]:
         for name in value:
-            if not name or "/" in name or name.startswith("."):
-                raise ValueError(f"category name {name!r} may not be empty, hold '/' or start '.'")
+            check_category_name(name)
         return value
+
+    @field_validator("merge_range")
+    @classmethod
+    def _range_syntax(cls, value: str | None) -> str | None:
+        if value is not None:
+            merge_range_bounds(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_range(self) -> RunSpec:
+        if self.merges is not None and self.merge_range is not None:
+            raise ValueError("give merges or merge_range, not both")
+        return self
+
+    def merge_steps(
+        self, n_merges: int, tokenizer: str, keys: tuple[str, str] = ("merges", "merge_range")
+    ) -> tuple[int, int]:
+        """The steps to replay of a tokenizer with ``n_merges`` merges (see :func:`merge_steps`;
+        ``keys`` name the two options as the user gave them)."""
+        return merge_steps(self.merges, self.merge_range, n_merges, tokenizer=tokenizer, keys=keys)
 
     @field_validator("stages")
     @classmethod
@@ -144,19 +171,126 @@ class RunSpec(_Strict):
         return self.run_id or f"run-{self.fingerprint()}"
 
 
+DEFAULT_MERGES = 30_000
+"""Merges replayed when neither ``merges`` nor ``merge_range`` is given (or all, when fewer)."""
+
+
+def check_category_name(name: str) -> str:
+    """A category name becomes a folder name and a log and terminal string: no ``/``, no leading
+    ``.``, printable characters only (no control characters or newlines that could forge a log
+    line)."""
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"category name {name!r} may not be empty, hold '/' or start with '.'")
+    if not name.isprintable():
+        raise ValueError(
+            f"category name {name!r} holds control characters or line breaks; use printable text"
+        )
+    return name
+
+
+def merge_range_bounds(text: str) -> tuple[int, int | None]:
+    """``A:B`` as ``(A, B)``: replay merges ``A+1 .. B``; ``A:`` runs to the last merge
+    (``B`` None) and ``:B`` starts at the first. Syntax and ``A < B`` are checked here, when a
+    spec loads; ``B`` against the tokenizer by :func:`merge_steps`, when it loads."""
+    a, sep, b = text.partition(":")
+    try:
+        first, last = int(a.strip() or 0), int(b) if b.strip() else None
+    except ValueError:
+        first = last = -1
+    if not sep or first < 0 or (last is not None and last <= first):
+        raise ValueError(f"merge range is A:B with integers 0 <= A < B, got {text!r}")
+    return first, last
+
+
+def merge_steps(
+    merges: int | None,
+    merge_range: str | None,
+    n_merges: int,
+    *,
+    tokenizer: str = "the tokenizer",
+    keys: tuple[str, str] = ("merges", "merge_range"),
+) -> tuple[int, int]:
+    """``(first_step, last_step)`` to replay, checked against the tokenizer's ``n_merges``.
+
+    Default: the first :data:`DEFAULT_MERGES` merges, or all when fewer. ``keys`` name the two
+    options as the user wrote them (the spec's keys, or the CLI's flags) in messages.
+    """
+    merges_key, range_key = keys
+    if n_merges == 0:
+        raise ValueError(f"{tokenizer} has no merges; there is nothing to replay")
+    if merges is not None and merge_range is not None:
+        raise ValueError(f"give {merges_key} or {range_key}, not both")
+    if merge_range is not None:
+        try:
+            first, last = merge_range_bounds(merge_range)
+        except ValueError as exc:
+            raise ValueError(f"{range_key}: {exc}") from None
+        last = n_merges if last is None else last
+        if not first < last <= n_merges:
+            raise ValueError(
+                f"{range_key} {merge_range!r} must satisfy 0 <= A < B <= {n_merges} "
+                f"({tokenizer}'s merges)"
+            )
+        return first + 1, last
+    last = min(n_merges, DEFAULT_MERGES) if merges is None else merges
+    if not 1 <= last <= n_merges:
+        raise ValueError(
+            f"{merges_key} must be between 1 and {n_merges} ({tokenizer}'s merges), got {last}"
+        )
+    return 1, last
+
+
 def _resolve(path: str, base: Path) -> str:
     if "://" in path or Path(path).is_absolute():
         return path
     return str((base / path).resolve())
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key that appears twice in one mapping (plain YAML keeps
+    the last silently: two ``books:`` categories would become one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise _DuplicateKey(
+                    f"duplicate key {key!r} at line {line} (first at line {seen[key]})"
+                )
+            if isinstance(key, str | int | float | bool):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def check_out_root(out: str, key: str = "out") -> str:
+    """An output root must be a directory (new or a previous run's), never an existing file."""
+    if "://" not in out and Path(out).exists() and not Path(out).is_dir():
+        raise TokmixError(f"{key} {out}: is a file; name a directory (new or a previous run's)")
+    return out
+
+
 def load_run_spec(path: str | Path, *, out: str | None = None) -> RunSpec:
-    """Read and validate a spec file; relative paths resolve against its directory."""
+    """Read and validate a spec file; relative paths resolve against its directory.
+
+    Every value is checked here, before any stage runs; only what needs the tokenizer (the
+    merge range's upper end) waits until it loads (:meth:`RunSpec.merge_steps`)."""
     spec_path = Path(path)
     try:
-        raw = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
+        raw = yaml.load(
+            spec_path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader
+        )  # a SafeLoader
     except FileNotFoundError:
         raise TokmixError(f"{spec_path}: no such run spec") from None
+    except _DuplicateKey as exc:
+        raise TokmixError(f"{spec_path}: {exc}") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise TokmixError(f"{spec_path}: not a readable YAML run spec ({exc})") from None
     if not isinstance(raw, dict):
@@ -166,10 +300,8 @@ def load_run_spec(path: str | Path, *, out: str | None = None) -> RunSpec:
     try:
         spec = RunSpec.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
-        )
-        raise TokmixError(f"{spec_path}: invalid run spec: {problems}") from None
+        raise TokmixError(f"{spec_path}: invalid run spec: {validation_problems(exc)}") from None
+    check_out_root(spec.out, "--out" if out is not None else f"{spec_path}: out:")
     base = spec_path.resolve().parent
     categories = {
         name: cat.model_copy(update={"paths": [_resolve(p, base) for p in cat.paths]})
@@ -181,3 +313,15 @@ def load_run_spec(path: str | Path, *, out: str | None = None) -> RunSpec:
             "categories": categories,
         }
     )
+
+
+def validation_problems(exc: ValidationError, names: dict[str, str] | None = None) -> str:
+    """A pydantic error as one line naming each bad key (``names`` renames keys, e.g. to the
+    CLI flags the user typed)."""
+    names = names or {}
+    problems = []
+    for e in exc.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        message = str(e["msg"]).removeprefix("Value error, ")
+        problems.append(f"{names.get(key, key) or '(top)'}: {message}")
+    return "; ".join(problems)

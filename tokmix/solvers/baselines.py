@@ -5,7 +5,7 @@ they are scored exactly like the LP's ``byte_share``:
 
 - :func:`uniform_shares`: ``1/n`` for every category.
 - :func:`random_simplex_shares`: a point drawn uniformly from the simplex (the paper's
-  "random guess"; its expected error is the table's last row, DESIGN §8).
+  "random guess"; its expected error is the table's last row, ARCHITECTURE.md §8).
 - :func:`token_classification_shares` (TC): each learned vocabulary token is assigned to the
   category where its normalized frequency (count / the category's token total) is highest;
   a category's share is the fraction of tokens assigned to it.

@@ -2,8 +2,8 @@
 
 A category's sample is split into ``K`` document groups; each group's word table is replayed
 once, giving one :class:`PairTrajectory` per (category, group). Trajectories are linear in the
-word counts (DESIGN §4), so the trajectory of any multiset of groups is a weighted sum of the
-group trajectories: a bootstrap replicate (groups drawn with replacement, i.e. integer
+word counts (ARCHITECTURE.md §4), so the trajectory of any multiset of groups is a weighted sum of
+the group trajectories: a bootstrap replicate (groups drawn with replacement, i.e. integer
 multinomial weights ``w_g`` summing to ``K``) costs one weighted sum and one LP solve, never a
 replay. Bytes are weighted alike, so byte shares stay consistent with the resampled text.
 

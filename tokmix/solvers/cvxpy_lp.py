@@ -4,7 +4,7 @@ Same variables, rows and scaling as :mod:`tokmix.solvers.mixture_lp` (so, withou
 constraints, the same optimum to solver tolerance), plus:
 
 - **byte-share bounds and known shares.** Byte shares are ``β_i = α_i r_i / Σ_j α_j r_j`` with
-  ``r_i = bytes_i / pairs_i`` (DESIGN §5), so ``lo <= β_i <= hi`` is linear in α:
+  ``r_i = bytes_i / pairs_i`` (ARCHITECTURE.md §5), so ``lo <= β_i <= hi`` is linear in α:
   ``α_i r_i - lo Σ_j α_j r_j >= 0`` and ``α_i r_i - hi Σ_j α_j r_j <= 0``; a known share is
   both with ``lo = hi``. ("code is at least 10 %": ``share_bounds={"code": (0.10, None)}``.)
 - **alternative objectives** on the slacks: ``"l1"`` (the paper's ``Σ v_t + Σ v_p``),

@@ -453,7 +453,10 @@ def _solve(
         "device": device,
         "temperature": tau,
         "log_likelihood": ll,
+        "first_step": problem.first_step,
+        "last_step": problem.last_step,
         "races": len(race.steps),
+        "constraints": int(race.mask.sum()),  # competitor entries over all races
         "handicapped_pairs": int((c > 1e-9 * max(w.max(), 1e-300)).sum()),
         "top_k": top_k,
         "power": power,

@@ -1,4 +1,4 @@
-"""The mixture LP of Hayase et al. (DESIGN §5), solved by HiGHS with lazy constraints.
+"""The mixture LP of Hayase et al. (ARCHITECTURE.md §5), solved by HiGHS with lazy constraints.
 
     minimize  Σ_t v_t + Σ_p v_p
     s.t.      Σ_i α_i (f_{i,t}(m_t) - f_{i,t}(p)) + v_t + v_p >= 0   for every step t, pair p != m_t

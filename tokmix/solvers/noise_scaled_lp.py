@@ -1,7 +1,7 @@
 """The mixture LP with slack priced by each pair's count noise: tokmix's default estimator.
 
-The paper's LP (DESIGN §5) charges every unit of slack the same, in frequency units. But the
-slack stands for noise in pair counts — the tokenizer's training text and the attacker's
+The paper's LP (ARCHITECTURE.md §5) charges every unit of slack the same, in frequency units. But
+the slack stands for noise in pair counts — the tokenizer's training text and the attacker's
 samples are finite — and a count's noise grows with the count: about ``sqrt(count)`` for
 Poisson-like counts. A frequent pair (an early merge, or its strongest competitors) is
 *expected* to be off by more, in absolute terms, than a rare one; the unweighted LP treats

@@ -1,4 +1,4 @@
-"""The mixture LP's data: category trajectories merged onto one pair universe (DESIGN §5).
+"""The mixture LP's data: category trajectories merged onto one pair universe (ARCHITECTURE.md §5).
 
 Pure arrays: the solver sweeps the merged rows step by step; nothing here touches a file.
 """
@@ -114,7 +114,8 @@ def build_problem(
 
 
 def byte_shares(alpha: np.ndarray, problem: MixtureProblem) -> np.ndarray:
-    """``beta_i ∝ alpha_i * bytes_i / pairs_i``: the share of training bytes (DESIGN §5)."""
+    """``beta_i ∝ alpha_i * bytes_i / pairs_i``: the share of training bytes (ARCHITECTURE.md
+    §5)."""
     raw = alpha * problem.bytes_ / problem.pairs_
     total = raw.sum()
     return raw / total if total > 0 else raw
