@@ -10,7 +10,7 @@ seed-0 trials before the committed evaluation scores it on seed 1.
 
 Usage:
   python benchmarks/likelihood_sweep.py cache CACHE_DIR SETTINGS N TRIALS SEED
-  python benchmarks/likelihood_sweep.py sweep CACHE_DIR [top_k,...]
+  python benchmarks/likelihood_sweep.py sweep CACHE_DIR TOP_K:POWER:COST[,...] [TRIALS]
 (results: benchmarks/results/likelihood_sweep.md)."""
 
 from __future__ import annotations
@@ -98,58 +98,63 @@ def cache(root: Path, settings: list[str], n: int, trials: int, seed: int) -> No
             print(f"{path.name}: {time.perf_counter() - t0:.1f} s", flush=True)
 
 
-def sweep(root: Path, top_ks: list[int]) -> None:
+def sweep(root: Path, configs: list[tuple[int, float, float]], limit: int) -> None:
+    """Score the paper LP, the scaled LP and the likelihood at each ``(top_k, power,
+    pair_cost)`` on the first ``limit`` cached trials (trial 0 of every setting first)."""
     from tokmix.solvers.likelihood import solve_mixture_likelihood
 
-    header = ["trial", "paper-lp", "scaled-lp", *[f"lik k={k}" for k in top_ks], "τ", "cover"]
+    names = [f"k={k} power={p:g} cost={c:g}" for k, p, c in configs]
+    header = ["trial", "paper-lp", "scaled-lp", *names]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    scores, covers, cpu = [], [], np.zeros(3)
-    for path in sorted(root.glob("*.npz")):
+    paths = sorted(root.glob("*.npz"), key=lambda q: (int(q.stem.split("trial=")[1]), q.stem))
+    scores, covers, cpu = [], [], np.zeros(2 + len(configs))
+    for path in paths[:limit]:
         problem, truth = load_trial(path)
         c0 = time.process_time()
         paper = solve_mixture(problem)
         c1 = time.process_time()
         scaled = solve_mixture_scaled(problem, reference_alpha=paper.alpha)
+        cpu[:2] += [c1 - c0, time.process_time() - c1]
         row = [log10_mse(paper.byte_share, truth), log10_mse(scaled.byte_share, truth)]
-        c2 = time.process_time()
-        for k in top_ks:
-            lik = solve_mixture_likelihood(problem, start_alpha=paper.alpha, top_k=k)
+        cover = []
+        for j, (k, p, c) in enumerate(configs):
+            t = time.process_time()
+            lik = solve_mixture_likelihood(
+                problem, start_alpha=paper.alpha, top_k=k, power=p, pair_cost=c
+            )
+            cpu[2 + j] += time.process_time() - t
             row.append(log10_mse(lik.byte_share, truth))
-        c3 = time.process_time()
-        cpu += [c1 - c0, c2 - c1, (c3 - c2) / len(top_ks)]
-        lo, hi = lik.diagnostics["byte_share_low"], lik.diagnostics["byte_share_high"]
-        cover = ((np.asarray(lo) <= truth) & (truth <= np.asarray(hi))).mean()
-        covers.append(cover)
+            lo = np.asarray(lik.diagnostics["byte_share_low"])
+            hi = np.asarray(lik.diagnostics["byte_share_high"])
+            cover.append(((lo <= truth) & (truth <= hi)).mean())
         scores.append(row)
-        cells = [path.stem, *[f"{s:.2f}" for s in row]]
-        cells += [f"{lik.diagnostics['temperature']:.3g}", f"{cover:.2f}"]
-        print("| " + " | ".join(cells) + " |", flush=True)
+        covers.append(cover)
+        print("| " + " | ".join([path.stem, *[f"{v:.2f}" for v in row]]) + " |", flush=True)
     s = np.array(scores)
     delta = s[:, 1:] - s[:, :1]
     se = delta.std(axis=0, ddof=1) / np.sqrt(len(s))
     print(f"\nmean log10 MSE over {len(s)} trials: " + ", ".join(f"{v:.3f}" for v in s.mean(0)))
-    for name, d, e, better in zip(header[2:], delta.mean(0), se, (delta < 0).sum(0), strict=False):
+    for name, d, e, better in zip(header[2:], delta.mean(0), se, (delta < 0).sum(0), strict=True):
         print(f"{name} vs paper-lp: mean Δ {d:+.3f} ± {e:.3f} (s.e.), better in {better}")
-    print(f"likelihood interval coverage (last k): {np.mean(covers):.2f}")
+    for name, cov in zip(names, np.mean(covers, axis=0), strict=True):
+        print(f"{name}: model-interval coverage {cov:.2f} (nominal 0.95)")
     print(
-        f"CPU s per trial: paper {cpu[0] / len(s):.2f}, scaled {cpu[1] / len(s):.2f}, "
-        f"likelihood {cpu[2] / len(s):.2f}"
+        "CPU s per trial: "
+        + ", ".join(f"{h} {t / len(s):.2f}" for h, t in zip(header[1:], cpu, strict=True))
     )
 
 
 def main() -> None:
     if sys.argv[1] == "cache":
-        cache(
-            Path(sys.argv[2]),
-            sys.argv[3].split(","),
-            int(sys.argv[4]),
-            int(sys.argv[5]),
-            int(sys.argv[6]),
-        )
+        settings = sys.argv[3].split(",")
+        cache(Path(sys.argv[2]), settings, int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
     else:
-        ks = [int(k) for k in sys.argv[3].split(",")] if len(sys.argv) > 3 else [64]
-        sweep(Path(sys.argv[2]), ks)
+        configs = [
+            (int(k), float(p), float(c))
+            for k, p, c in (spec.split(":") for spec in sys.argv[3].split(","))
+        ]
+        sweep(Path(sys.argv[2]), configs, int(sys.argv[4]) if len(sys.argv) > 4 else 10**9)
 
 
 if __name__ == "__main__":
