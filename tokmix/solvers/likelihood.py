@@ -34,10 +34,10 @@ estimate), or its merge-block sandwich ``H⁻¹ (Σ_b g_b g_bᵀ) H⁻¹`` over 
 steps (robust to misspecification and to dependence between nearby steps), mapped to byte
 shares by the delta method.
 
-Measured (README "Accuracy"): not better than the paper's LP. On 6 held-out controlled trials
-(seed 1, n = 5) it is +0.23 ± 0.23 log10 MSE worse (better on code, worse on languages),
-and its model intervals cover 23 % of true shares at nominal 95 %, against 80 % for the
-bootstrap; power 0 and ``pair_cost`` 0.25 were chosen on seed-0 trials
+Measured (README "Accuracy"): not better than the paper's LP. On 8 held-out controlled trials
+(seed 1, n = 5) it is +0.19 ± 0.17 log10 MSE worse (better on code, worse on languages and
+domains), and its model intervals cover 30 % of true shares at nominal 95 %, against 82 % for
+the bootstrap; power 0 and ``pair_cost`` 0.25 were chosen on seed-0 trials
 (benchmarks/results/likelihood_sweep.md). It stays an option, not the default.
 """
 
