@@ -72,6 +72,13 @@ def test_ci_sized_experiment_beats_baselines_and_resumes(
     base = [r for r in lp if r["variant"] == "base"]
     assert all(r["low"] <= r["estimate"] <= r["high"] for r in base)
     assert max(r["high"] - r["low"] for r in base) > 0
+    # the likelihood: scored on the base variant, with its model interval around its point
+    lik = results.filter(pc.equal(results["estimator"], "likelihood")).to_pylist()
+    assert {r["variant"] for r in lik} == {"base"}
+    assert len(lik) == 3 * 3
+    assert all(r["low"] <= r["estimate"] <= r["high"] for r in lik)
+    assert _mean_score(results, "likelihood") < uniform - 0.3
+    assert (tmp_path / "eval" / "report.md").read_text().count("likelihood") >= 2
     assert (tmp_path / "eval" / "report.md").read_text().count("paper-lp") >= 2
     assert (tmp_path / "eval" / "accuracy.png").stat().st_size > 1000
     assert "paper-lp" in (tmp_path / "eval" / "report.html").read_text()

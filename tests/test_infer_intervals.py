@@ -193,3 +193,32 @@ def test_default_estimator_is_the_noise_scaled_lp_and_paper_lp_is_reported(tmp_p
     assert default["diagnostics"]["paper_lp"]["byte_share"] == pytest.approx(paper_doc, abs=1e-12)
     assert shares != pytest.approx(paper_doc, abs=1e-6)  # the two estimators differ here
     assert "paper_lp" not in docs["paper"]["diagnostics"]
+
+
+def test_likelihood_estimator_solves_the_committed_trajectories(tmp_path: Path) -> None:
+    """``--estimator likelihood`` gives the likelihood fit of the committed trajectories
+    (solved here again, the oracle), with the model's own intervals and the paper's LP
+    reported beside it."""
+    from tokmix.solvers.likelihood import solve_mixture_likelihood
+    from tokmix.solvers.mixture_lp import solve_mixture
+    from tokmix.solvers.problem import build_problem
+
+    pytest.importorskip("torch", reason="the likelihood estimator needs the gpu extra")
+    cats = [f"{n}={REPO / 'data' / 'samples' / f'{n}.jsonl.gz'}" for n in NAMES]
+    args = ["infer", str(DEMO), *[a for c in cats for a in ("--category", c)]]
+    common = ["--max-bytes", str(MAX_BYTES), "-T", "300", "--groups", "0", "--json"]
+    out = str(tmp_path / "lik")
+    assert main([*args, *common, "--estimator", "likelihood", "--out", out]) == 0
+    doc = json.loads((tmp_path / "lik" / "mixtures" / "demo.json").read_text())
+    trajs, merge_ids, nbytes = read_trajectories(out, "demo")
+    problem = build_problem(trajs, merge_ids, nbytes)
+    paper = solve_mixture(problem)
+    want = solve_mixture_likelihood(problem, start_alpha=paper.alpha)
+    assert doc["diagnostics"]["estimator"] == "likelihood"
+    shares = {r["name"]: r["byte_share"] for r in doc["categories"]}
+    assert shares == pytest.approx(dict(zip(want.categories, want.byte_share, strict=True)))
+    for r in doc["categories"]:
+        assert r["byte_share_low"] <= r["byte_share"] <= r["byte_share_high"]
+    assert doc["diagnostics"]["temperature"] == pytest.approx(want.diagnostics["temperature"])
+    paper_shares = dict(zip(paper.categories, paper.byte_share.tolist(), strict=True))
+    assert doc["diagnostics"]["paper_lp"]["byte_share"] == pytest.approx(paper_shares)

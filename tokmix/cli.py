@@ -107,13 +107,17 @@ def _add_bases(p: argparse.ArgumentParser) -> None:
     )
 
 
+_ESTIMATOR_NAMES = {"scaled": "the noise-scaled LP", "likelihood": "the merge-race likelihood"}
+
+
 def _add_estimator(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--estimator",
-        choices=("scaled", "paper"),
+        choices=("scaled", "paper", "likelihood"),
         default=_default(SolverOptions, "estimator"),
         help="scaled: the noise-scaled LP (default, more accurate on the controlled "
-        "experiment); paper: the paper's LP unchanged",
+        "experiment); paper: the paper's LP unchanged; likelihood: the merge-race "
+        "likelihood (needs torch, the gpu extra)",
     )
 
 
@@ -396,10 +400,12 @@ def _print_mixture(result: MixtureResult) -> None:
     if "paper_lp" in d:
         paper = d["paper_lp"]["byte_share"]
         print(
-            "  estimator: the noise-scaled LP; the paper's LP gives "
-            + ", ".join(f"{r.name} {paper[r.name]:.1%}" for r in rows)
+            f"  estimator: {_ESTIMATOR_NAMES.get(d.get('estimator', ''), 'the noise-scaled LP')}; "
+            "the paper's LP gives " + ", ".join(f"{r.name} {paper[r.name]:.1%}" for r in rows)
         )
-    if interval:
+    if interval and "replicates" not in interval:  # the likelihood's model intervals
+        print(f"  intervals: {interval['method']}")
+    elif interval:
         blocks = interval.get("merge_block", 0)
         print(
             f"  intervals: {interval['replicates']} bootstrap replicates over "

@@ -10,14 +10,17 @@ scores, on the same tokenizer and samples:
   unchanged;
 - ``scaled-lp``: the noise-scaled LP of :mod:`tokmix.solvers.noise_scaled_lp` (slack priced
   by each pair's count noise, ``scaled_power``), tokmix's default;
+- ``likelihood``: the merge-race likelihood of :mod:`tokmix.solvers.likelihood`
+  (warm-started from the paper LP's α), with its own model-based 95 % interval (base variant
+  only: a fit costs several LP solves);
 - ``bagged-lp``: the mean byte share of scaled-lp's bootstrap replicates (document groups and
   merge blocks, :mod:`tokmix.solvers.bootstrap`) — bootstrap aggregation;
 - the baselines of :mod:`tokmix.solvers.baselines` (uniform, random, TC, TEE);
 
-plus scaled-lp's 95 % bootstrap interval of every category (its coverage of the truth is
-measured), curve points (smaller samples, fewer merges T) and robustness variants (a training
-category unknown to the attacker; attacker text from other sources than the training text),
-each scored for both LPs.
+plus scaled-lp's 95 % bootstrap interval and the likelihood's model interval of every
+category (their coverage of the truth is measured), curve points (smaller samples, fewer
+merges T) and robustness variants (a training category unknown to the attacker; attacker text
+from other sources than the training text), each scored for both LPs.
 
 Each trial commits its rows as one dataset ``trials/<trial id>`` (ARCHITECTURE.md §7); a re-run
 skips committed trials, so an interrupted evaluation resumes. :func:`run_evaluate` then writes the
@@ -57,12 +60,13 @@ from tokmix.solvers.baselines import (
     uniform_shares,
 )
 from tokmix.solvers.bootstrap import bootstrap_mixture, document_groups
+from tokmix.solvers.likelihood import DEFAULT_PAIR_COST, solve_mixture_likelihood
 from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
 from tokmix.solvers.noise_scaled_lp import solve_mixture_scaled
 from tokmix.solvers.problem import MixtureProblem, build_problem
 
 SETTINGS = ("languages", "code", "domains")
-ESTIMATORS = ("paper-lp", "scaled-lp", "bagged-lp", "uniform", "random", "tc", "tee")
+ESTIMATORS = ("paper-lp", "scaled-lp", "likelihood", "bagged-lp", "uniform", "random", "tc", "tee")
 
 Log = Callable[[str], None]
 
@@ -82,6 +86,7 @@ class EvalConfig:
     groups: int = 8
     replicates: int = 20
     scaled_power: float = 0.5
+    likelihood_pair_cost: float = DEFAULT_PAIR_COST
     merge_block: int = 20
     level: float = 0.95
     seed: int = 0
@@ -326,8 +331,10 @@ def _score_lps(
     truth: np.ndarray,
     problem: MixtureProblem,
     power: float,
+    pair_cost: float | None = None,
 ) -> tuple[MixtureSolution, MixtureSolution, list[dict[str, Any]]]:
-    """The paper's LP and the noise-scaled LP on one problem, and their rows."""
+    """The paper's LP and the noise-scaled LP on one problem, and their rows; with
+    ``pair_cost``, the likelihood's too (with its model interval; none when its fit fails)."""
     t0 = time.perf_counter()
     paper = solve_mixture(problem)
     t1 = time.perf_counter()
@@ -344,6 +351,27 @@ def _score_lps(
         scaled.byte_share,
         diag=_diag(scaled),
         seconds=t2 - t0,  # it needs the paper LP's α first
+    )
+    if pair_cost is None:
+        return paper, scaled, rows
+    t3 = time.perf_counter()
+    try:
+        lik = solve_mixture_likelihood(problem, start_alpha=paper.alpha, pair_cost=pair_cost)
+    except SolverError:
+        return paper, scaled, rows
+    rows += _rows(
+        meta,
+        "likelihood",
+        categories,
+        truth,
+        lik.byte_share,
+        low=np.asarray(lik.diagnostics["byte_share_low"]),
+        high=np.asarray(lik.diagnostics["byte_share_high"]),
+        diag={
+            "objective": float(lik.objective),
+            "missing_merges": lik.diagnostics["missing_merges"],
+        },
+        seconds=time.perf_counter() - t3 + t1 - t0,  # it starts from the paper LP's α
     )
     return paper, scaled, rows
 
@@ -405,11 +433,22 @@ def run_trial(
         nbytes = {c: grouped[c].bytes_ for c in chosen}
 
         problem = build_problem(totals, merge_ids, nbytes)
-        sol, scaled, lp_rows = _score_lps(meta, chosen, truth, problem, config.scaled_power)
+        sol, scaled, lp_rows = _score_lps(
+            meta,
+            chosen,
+            truth,
+            problem,
+            config.scaled_power,
+            config.likelihood_pair_cost if variant == "base" else None,
+        )
         log(
             f"{setting} n={n} #{trial} {variant}: log10 MSE paper-lp "
             f"{log10_mse(sol.byte_share, truth):.2f}, scaled-lp "
-            f"{log10_mse(scaled.byte_share, truth):.2f} (prep "
+            f"{log10_mse(scaled.byte_share, truth):.2f}, likelihood "
+            + ", ".join(
+                f"{r['log10_mse']:.2f}" for r in lp_rows[-1:] if r["estimator"] == "likelihood"
+            )
+            + " (prep "
             f"{prep_seconds:.1f} s)"
         )
         if variant != "base":

@@ -22,6 +22,7 @@ from tokmix.schemas import MIXTURES
 from tokmix.schemas.mixture import CategoryShare, MixtureResult
 from tokmix.schemas.run_spec import BootstrapOptions
 from tokmix.solvers.bootstrap import BootstrapResult, MapFn, bootstrap_mixture
+from tokmix.solvers.likelihood import solve_mixture_likelihood
 from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
 from tokmix.solvers.noise_scaled_lp import DEFAULT_POWER, solve_mixture_scaled
 from tokmix.solvers.problem import build_problem
@@ -95,9 +96,11 @@ def run_solve(
 ) -> MixtureResult:
     """Solve from a run's committed trajectories; write the JSON, then commit ``mixtures/``.
 
-    ``solver_options``: ``estimator`` (``scaled``, the default, or ``paper``),
+    ``solver_options``: ``estimator`` (``scaled``, the default, ``paper`` or ``likelihood``),
     ``scaled_power``, and :func:`solve_mixture`'s own options. The paper's LP is always solved
-    (the scaled LP prices its slack from that α) and reported beside the estimate.
+    (the scaled LP prices its slack from that α, the likelihood starts from it) and reported
+    beside the estimate. The likelihood estimator's own intervals (merge-block sandwich of
+    its observed information) fill the byte-share bounds when there is no bootstrap.
 
     With ``bootstrap`` (``replicates``, ``level``, ``seed``, ``merge_block``) and committed
     per-group trajectories (a run with bootstrap groups), every byte share gets a bootstrap
@@ -112,8 +115,8 @@ def run_solve(
     options = dict(solver_options)
     estimator = options.pop("estimator", "scaled")
     power = options.pop("scaled_power", DEFAULT_POWER)
-    if estimator not in ("scaled", "paper"):
-        raise SolverError(f"unknown estimator {estimator!r}: use 'scaled' or 'paper'")
+    if estimator not in ("scaled", "paper", "likelihood"):
+        raise SolverError(f"unknown estimator {estimator!r}: use 'scaled', 'paper' or 'likelihood'")
     recorded = {
         **options,
         "estimator": estimator,
@@ -136,12 +139,16 @@ def run_solve(
     solve: Any
     if estimator == "paper":
         solve, sol = functools.partial(solve_mixture, **options), paper
+    elif estimator == "likelihood":
+        solve = functools.partial(solve_mixture_likelihood, start_alpha=paper.alpha)
+        sol = solve(problem)
     else:
         solve = functools.partial(
             solve_mixture_scaled, reference_alpha=paper.alpha, power=power, **options
         )
         sol = solve(problem, start=paper.warm, log=log)
-    solve = functools.partial(solve, start=sol.warm)  # replicates start from the estimate
+    if estimator != "likelihood":  # the LP's replicates start from the estimate's rows
+        solve = functools.partial(solve, start=sol.warm)
     interval = None
     if groups is not None and bootstrap is not None:
         group_trajs, group_bytes = groups
@@ -166,6 +173,14 @@ def run_solve(
         }
     low: list[float | None] = [None] * len(sol.categories)
     high: list[float | None] = [None] * len(sol.categories)
+    model_low = diagnostics.pop("byte_share_low", None)
+    model_high = diagnostics.pop("byte_share_high", None)
+    if model_low is not None and model_high is not None:  # the likelihood's own intervals
+        low, high = list(model_low), list(model_high)
+        diagnostics["interval"] = {
+            "method": f"the likelihood's {diagnostics.pop('interval', 'sandwich')} intervals",
+            "level": diagnostics.get("level"),
+        }
     if interval is not None and bootstrap is not None:
         low = [float(x) for x in interval.byte_share_low]
         high = [float(x) for x in interval.byte_share_high]

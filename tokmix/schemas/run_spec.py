@@ -83,9 +83,10 @@ class StageResources(_Strict):
 
 class SolverOptions(_Strict):
     """``estimator``: ``scaled`` (the noise-scaled LP, default: better than the paper's LP on
-    the controlled experiment, README "Accuracy") or ``paper`` (the paper's LP unchanged)."""
+    the controlled experiment, README "Accuracy"), ``paper`` (the paper's LP unchanged) or
+    ``likelihood`` (tokmix.solvers.likelihood; needs the ``gpu`` extra's torch)."""
 
-    estimator: Literal["scaled", "paper"] = "scaled"
+    estimator: Literal["scaled", "paper", "likelihood"] = "scaled"
     scaled_power: float = Field(default=0.5, ge=0, le=2)
     per_step: int = Field(default=8, ge=1)
     max_rounds: int = Field(default=10_000, ge=1)
