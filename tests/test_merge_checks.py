@@ -78,11 +78,14 @@ def test_infer_warns_on_a_shuffled_list_and_not_on_the_real_one(
     ]  # fmt: skip
     results = {}
     for name, path in (("real", tokenizers_dir / "gpt-neox"), ("shuffled", shuffled)):
-        assert main(["infer", str(path), *cats, "--out", str(tmp_path / name)]) == 0
+        out = tmp_path / "out" / name  # not the tokenizer's folder: that one is not tokmix's
+        assert main(["infer", str(path), *cats, "--out", str(out)]) == 0
         results[name] = capsys.readouterr().out
     assert "WARNING: the merge list does not look like a training order" in results["shuffled"]
     assert "WARNING" not in results["real"]
     # the solve document the report reads carries the figure and the warning
-    recorded = json.loads((tmp_path / "shuffled" / "mixtures" / "shuffled.json").read_text())
+    recorded = json.loads(
+        (tmp_path / "out" / "shuffled" / "mixtures" / "shuffled.json").read_text()
+    )
     assert recorded["diagnostics"]["order_check"]["in_training_order"] is False
     assert "fit of" in recorded["diagnostics"]["order_warning"]
