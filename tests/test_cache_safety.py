@@ -170,7 +170,10 @@ def test_report_flags_datasets_no_single_run_produced(
     """Word tables recounted from another corpus after the solve: the report says the
     trajectories and the mixture no longer follow from what the root holds."""
     out = tmp_path / "out"
-    _infer(out, _corpus(tmp_path / "corpus"), capsys)
+    cats = _corpus(tmp_path / "corpus")
+    _infer(out, cats, capsys)
+    assert main(["stats", str(DEMO_TOKENIZER), *cats, "--out", str(out)]) == 0
+    capsys.readouterr()
     assert main(["report", str(out)]) == 0
     assert "warning" not in capsys.readouterr().err
     other = _corpus(tmp_path / "other", ("books", "legal"))
@@ -179,6 +182,7 @@ def test_report_flags_datasets_no_single_run_produced(
     assert main(["report", str(out)]) == 0
     err = capsys.readouterr().err
     assert "trajectories of demo were replayed from word tables this root no longer holds" in err
+    assert "token statistics of demo were computed from a corpus sample other" in err
     page = (out / "report" / "index.html").read_text()
     assert "do not come from one set of inputs" in page
 
