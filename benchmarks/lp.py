@@ -239,8 +239,8 @@ def _point(problem: MixtureProblem, *, previous: bool, cap: float | None, log: A
     from tokmix.solvers.noise_scaled_lp import DEFAULT_POWER, solve_mixture_scaled
 
     options: dict[str, Any] = {"time_limit": cap, "log": log}
-    if previous:
-        options["sweep"] = "dense"
+    if previous:  # plain row generation: no box on α, no growing per-step limit
+        options.update(sweep="dense", trust_region=None, per_step_max=8)
     paper = solve_mixture(problem, **options)
     start = None if previous else paper.warm
     sol = solve_mixture_scaled(
