@@ -35,11 +35,20 @@ def _problem(
     return build_problem(trajs, tok.merge_list.merge_ids, {c: t.bytes_ for c, t in tables.items()})
 
 
-# plain constraint generation, and the fast path's options at small sizes
+# plain constraint generation, and the fast path's options at small sizes; a box on α so
+# small that the loop must widen it many times before it may stop
 OPTIONS: list[dict[str, Any]] = [
-    {"per_step": 3, "stride": 1, "prune": False, "max_rows": None},
+    {
+        "per_step": 3,
+        "per_step_max": 3,
+        "stride": 1,
+        "prune": False,
+        "max_rows": None,
+        "trust_region": None,
+    },
     {"per_step": 3, "stride": 4, "prune": True},
     {"per_step": 1, "stride": 8, "prune": True, "max_rows": 10},
+    {"per_step": 2, "stride": 1, "trust_region": 1e-3},
 ]
 
 
