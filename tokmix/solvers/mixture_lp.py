@@ -253,11 +253,11 @@ class _TrustRegion:
     at an α the box does not hold back.
     """
 
-    def __init__(self, center: np.ndarray, radius: float) -> None:
+    def __init__(self, center: np.ndarray, radius: float, serious: int = 0) -> None:
         self.center = center.copy()
         self.value = np.inf
         self.radius = radius
-        self.serious = 0
+        self.serious = serious
         self.applied = (self.center, 1.0)  # the box of the model's last solve
 
     def boxed(self, alpha: np.ndarray) -> bool:
@@ -281,13 +281,16 @@ class _TrustRegion:
     def update(self, alpha: np.ndarray, feasible: float, model: float) -> None:
         """Serious or null step for the master's ``alpha``, whose repaired objective is
         ``feasible`` and whose master objective is ``model``."""
-        if feasible < self.value - 0.1 * max(self.value - model, 0.0) or not np.isfinite(
-            self.value
-        ):
+        if self.radius >= 1:
+            return
+        improved = feasible < self.value - 0.1 * max(self.value - model, 0.0)
+        if improved or not np.isfinite(self.value):
             if self.boxed(alpha):
                 self.radius = min(2 * self.radius, 1.0)
             self.center, self.value = alpha.copy(), feasible
             self.serious += 1
+            if feasible - model <= _RELEASE * abs(feasible):
+                self.radius = 1.0  # the rows are nearly all there: a box would only creep
         else:
             self.radius = max(0.7 * self.radius, _MIN_RADIUS)
 
@@ -298,6 +301,10 @@ class _TrustRegion:
 
 
 _MIN_RADIUS = 1e-4
+# Once a point's repaired objective is this close to the master's, the box goes for good: the
+# rows found settle α, and a box near the optimum only makes α creep towards it (measured on
+# GPT-2, 30 x 5 000: the last 0.1 % of the objective took the box 100 rounds).
+_RELEASE = 1e-3
 
 
 def solve_mixture(
@@ -477,7 +484,8 @@ def solve_mixture(
                 coarse_rounds = rounds  # the coarse steps are satisfied: now every step
                 base = np.where(unused, 0, per_step).astype(np.int64)
                 limit = base.copy()
-                region = _TrustRegion(alpha, region.radius)  # its values were the coarse LP's
+                # its values were the coarse LP's, and it may have let go of α
+                region = _TrustRegion(alpha, radius, serious=region.serious)
                 continue
         t0 = time.perf_counter()
         region.apply(lp)
