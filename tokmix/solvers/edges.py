@@ -165,6 +165,28 @@ def _coefficients(
 
 
 @nb.njit(cache=True)
+def _frequencies(group_first, pair_group, h_group_step, h_cum, group_cat, pairs, steps, scale):
+    n = len(scale)
+    out = np.zeros((len(steps), n), dtype=np.float64)
+    for e in range(len(steps)):
+        k = steps[e]
+        p = pairs[e]
+        for gi in range(pair_group[p], pair_group[p + 1]):
+            lo, hi = group_first[gi], group_first[gi + 1]
+            a, b = lo, hi
+            while a < b:
+                mid = (a + b) // 2
+                if h_group_step[mid] <= k:
+                    a = mid + 1
+                else:
+                    b = mid
+            if a > lo:
+                c = group_cat[gi]
+                out[e, c] = h_cum[a - 1] * scale[c]
+    return out
+
+
+@nb.njit(cache=True)
 def _merge_present(group_first, pair_group, h_group_step, h_cum, merge_pair, steps):
     out = np.zeros(len(steps), dtype=np.bool_)
     for e in range(len(steps)):
@@ -201,6 +223,8 @@ class PairHistory:
     group_cat: np.ndarray
     step: np.ndarray
     cum: np.ndarray
+    events: np.ndarray  # sorted ``pair * n_groups + group`` where some count of the pair changes
+    n_groups: int
 
     @classmethod
     def build(cls, problem: MixtureProblem) -> PairHistory:
@@ -217,7 +241,11 @@ class PairHistory:
         before = np.r_[0, cum][first]
         cum -= np.repeat(before, np.diff(np.r_[first, len(order)]))
         pair_group = np.searchsorted(pair[first], np.arange(problem.n_pairs + 1))
+        n_groups = len(problem.step_start) - 1
+        events = np.unique(problem.rows_pair.astype(np.int64) * n_groups + row_step)
         return cls(
+            events=events,
+            n_groups=n_groups,
             group_first=np.r_[first, len(order)].astype(np.int64),
             pair_group=pair_group.astype(np.int64),
             group_cat=cat[first].astype(np.int64),
@@ -238,6 +266,28 @@ class PairHistory:
             problem.merge_pair,
             np.asarray(steps, dtype=np.int64),
             np.asarray(pairs, dtype=np.int64),
+            np.ascontiguousarray(scale, dtype=np.float64),
+        )
+
+    def versions(self, steps: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+        """The *version* of each pair at each local step: the index in :attr:`events` of the
+        last change of its counts at or before the step. Rows that see the same version of a
+        pair see the same frequencies, so the LP can share one variable for them
+        (:class:`tokmix.solvers.mixture_lp._LazyLP`)."""
+        keys = np.asarray(pairs, dtype=np.int64) * self.n_groups + np.asarray(steps, np.int64)
+        return np.searchsorted(self.events, keys, side="right") - 1
+
+    def frequencies(self, version: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """``f_i(p) * scale_i`` of each pair version, one row of ``n`` categories each."""
+        key = self.events[np.asarray(version, dtype=np.int64)]
+        return _frequencies(
+            self.group_first,
+            self.pair_group,
+            self.step,
+            self.cum,
+            self.group_cat,
+            key // self.n_groups,
+            key % self.n_groups,
             np.ascontiguousarray(scale, dtype=np.float64),
         )
 

@@ -111,6 +111,7 @@ class _LazyLP:
         threads: int,
         step_cost: np.ndarray | None = None,
         pair_cost: np.ndarray | None = None,
+        shared: tuple[PairHistory, np.ndarray, np.ndarray] | None = None,
     ) -> None:
         self.h = highspy.Highs()
         self.h.setOptionValue("output_flag", False)
@@ -134,6 +135,9 @@ class _LazyLP:
         self.dropped = np.zeros(0, dtype=np.int64)
         self.distinct = 0  # distinct constraints ever added
         self.pruned = 0
+        self.shared = shared
+        if shared is not None:
+            self.version_col = np.full(len(shared[0].events), -1, dtype=np.int64)
 
     def _columns(self, table: np.ndarray, keys: np.ndarray, cost: np.ndarray) -> np.ndarray:
         """The v column of each key, creating the missing ones (``v >= 0``) in one call."""
@@ -154,19 +158,89 @@ class _LazyLP:
             table[new] = first + np.arange(m)
         return table[keys]
 
+    @property
+    def rows(self) -> int:
+        """Constraints in the model (a pair version's defining row is not one)."""
+        return int((self.row_key >= 0).sum())
+
     def _times_pruned(self, keys: np.ndarray) -> np.ndarray:
         right = np.searchsorted(self.dropped, keys, side="right")
         return right - np.searchsorted(self.dropped, keys, side="left")
 
-    def add(self, steps: np.ndarray, pairs: np.ndarray, coefs: np.ndarray) -> int:
+    def _version_columns(self, version: np.ndarray) -> np.ndarray:
+        """The column of each pair version ``x = Σ_i α_i f_i``, creating the missing ones
+        (free) and their defining rows (``x - Σ_i f_i α_i = 0``, never pruned)."""
+        assert self.shared is not None
+        history, scale, _ = self.shared
+        new = np.unique(version[self.version_col[version] < 0])
+        if len(new):
+            m, n = len(new), self.n
+            first = self.h.getNumCol()
+            inf = highspy.kHighsInf
+            self.h.addCols(
+                m,
+                np.zeros(m),
+                np.full(m, -inf),
+                np.full(m, inf),
+                0,
+                np.zeros(m, dtype=np.int32),
+                np.zeros(0, dtype=np.int32),
+                np.zeros(0),
+            )
+            self.version_col[new] = first + np.arange(m)
+            index = np.empty((m, n + 1), dtype=np.int32)
+            index[:, :n] = np.arange(n, dtype=np.int32)
+            index[:, n] = self.version_col[new]
+            value = np.ones((m, n + 1))
+            value[:, :n] = -history.frequencies(new, scale)
+            nonzero = value != 0.0
+            starts = np.zeros(m, dtype=np.int32)
+            np.cumsum(nonzero.sum(axis=1)[:-1], out=starts[1:])
+            self.h.addRows(
+                m,
+                np.zeros(m),
+                np.zeros(m),
+                int(nonzero.sum()),
+                starts,
+                index[nonzero],
+                value[nonzero],
+            )
+            self.row_key = np.concatenate([self.row_key, -1 - new])
+            self.row_sticky = np.concatenate([self.row_sticky, np.ones(m, dtype=bool)])
+        return self.version_col[version]
+
+    def add(self, steps: np.ndarray, pairs: np.ndarray, coefs: np.ndarray | None) -> int:
         """Add the constraints not in the model; returns how many were new to it."""
         keys = steps * self.n_pairs + pairs
         fresh = ~np.isin(keys, self.row_key)
         if not fresh.any():
             return 0
-        keys, steps, pairs, coefs = keys[fresh], steps[fresh], pairs[fresh], coefs[fresh]
+        keys, steps, pairs = keys[fresh], steps[fresh], pairs[fresh]
         times = self._times_pruned(keys)
         self.distinct += int((times == 0).sum())
+        if self.shared is not None:  # x_{m_t} - x_p + v_t + v_p >= 0: four nonzeros a row
+            history, _, merge_pair = self.shared
+            m = len(keys)
+            index = np.empty((m, 4), dtype=np.int32)
+            index[:, 0] = self._version_columns(history.versions(steps, merge_pair[steps]))
+            index[:, 1] = self._version_columns(history.versions(steps, pairs))
+            index[:, 2] = self._columns(self.step_col, steps, self.step_cost)
+            index[:, 3] = self._columns(self.pair_col, pairs, self.pair_cost)
+            value = np.tile(np.array([1.0, -1.0, 1.0, 1.0]), (m, 1))
+            self.h.addRows(
+                m,
+                np.zeros(m),
+                np.full(m, highspy.kHighsInf),
+                4 * m,
+                np.arange(0, 4 * m, 4, dtype=np.int32),
+                index.ravel(),
+                value.ravel(),
+            )
+            self.row_key = np.concatenate([self.row_key, keys])
+            self.row_sticky = np.concatenate([self.row_sticky, times >= _PRUNES])
+            return m
+        assert coefs is not None
+        coefs = coefs[fresh]
         m, n = coefs.shape
         index = np.empty((m, n + 2), dtype=np.int32)
         index[:, :n] = np.arange(n, dtype=np.int32)
@@ -326,6 +400,7 @@ def solve_mixture(
     log_every: float = 10.0,
     time_limit: float | None = None,
     sweep: str = "mixed",
+    master: str = "versions",
 ) -> MixtureSolution:
     """Solve the mixture LP with lazily generated constraints; α, β and diagnostics.
 
@@ -363,6 +438,8 @@ def solve_mixture(
     """
     if sweep not in ("mixed", "dense"):
         raise SolverError(f"sweep must be 'mixed' or 'dense', not {sweep!r}")
+    if master not in ("versions", "rows"):
+        raise SolverError(f"master must be 'versions' or 'rows', not {master!r}")
     if per_step < 1 or stride < 1 or (max_rows is not None and max_rows < 1):
         raise SolverError(
             f"per_step, stride and max_rows must be >= 1, got {per_step}, {stride}, {max_rows}"
@@ -387,10 +464,18 @@ def solve_mixture(
     pair_cost = None if pair_weight is None else np.asarray(pair_weight, dtype=np.float64)
     unused = np.zeros(problem.n_steps, dtype=bool) if cost is None else cost == 0
     slack_cost = np.ones(problem.n_steps) if cost is None else cost
-    lp = _LazyLP(
-        n, problem.n_steps, problem.n_pairs, threads=threads, step_cost=cost, pair_cost=pair_cost
-    )
     history: PairHistory | None = None  # built on first use (the dense sweep needs none)
+    if master == "versions":
+        history = PairHistory.build(problem)
+    lp = _LazyLP(
+        n,
+        problem.n_steps,
+        problem.n_pairs,
+        threads=threads,
+        step_cost=cost,
+        pair_cost=pair_cost,
+        shared=None if history is None else (history, scale, problem.merge_pair),
+    )
     alpha = np.full(n, 1.0 / n)
     v_step = np.zeros(problem.n_steps)
     v_pair = np.zeros(problem.n_pairs)
@@ -411,13 +496,14 @@ def solve_mixture(
         keep = ~unused[steps] & (problem.merge_pair[steps] != pairs)
         steps, pairs = steps[keep], pairs[keep]
         if len(steps):
-            history = PairHistory.build(problem)
+            history = history or PairHistory.build(problem)
             # a step whose merge this problem lacks has no rows (a replicate may lack one)
             keep = history.merge_present(problem, steps)
             steps, pairs = steps[keep], pairs[keep]
         if len(steps):
             assert history is not None
-            lp.add(steps, pairs, history.coefficients(problem, steps, pairs, scale))
+            rows = history.coefficients(problem, steps, pairs, scale) if master == "rows" else None
+            lp.add(steps, pairs, rows)
             region.apply(lp)
             alpha, v_step, v_pair, objective = lp.solve()
         coarse[:] = False  # a warm α needs no coarse phase
@@ -430,6 +516,7 @@ def solve_mixture(
     last_log = started
     for rounds in range(1, max_rounds + 1):
         t0 = time.perf_counter()
+        coefs: np.ndarray | None
         if sweep == "dense":
             steps, pairs, excess, coefs, missing = find_violations(
                 problem, alpha, v_step, v_pair, scale, per_step=limit, tol=tol
@@ -438,6 +525,7 @@ def solve_mixture(
             steps, pairs, excess, missing = find_violated_edges(
                 problem, alpha, v_step, v_pair, scale, per_step=limit, tol=tol
             )
+            coefs = None
         violated = len(steps)
         worst = np.zeros(problem.n_steps)
         np.maximum.at(worst, steps, excess)
@@ -447,9 +535,9 @@ def solve_mixture(
         if max_rows is not None and len(steps) > max_rows:
             top = np.argpartition(-excess, max_rows)[:max_rows]
             steps, pairs = steps[top], pairs[top]
-            if sweep == "dense":
+            if coefs is not None:
                 coefs = coefs[top]
-        if sweep != "dense":
+        if coefs is None and master == "rows":
             history = history or PairHistory.build(problem)
             coefs = history.coefficients(problem, steps, pairs, scale)
         sweep_seconds += time.perf_counter() - t0
@@ -462,7 +550,7 @@ def solve_mixture(
                 "objective": objective,
                 "best_feasible": min(region.value, feasible),
                 "violated": violated,
-                "rows": len(lp.row_key),
+                "rows": lp.rows,
                 "phase": "coarse" if coarse.any() and not coarse_rounds else "full",
             }
             progress.append(entry)
@@ -500,7 +588,7 @@ def solve_mixture(
     if log is not None:
         log(
             f"solve: done, {rounds} rounds, objective {objective:.9g}, {lp.distinct} rows seen,"
-            f" {len(lp.row_key)} kept, {time.perf_counter() - started:.1f} s"
+            f" {lp.rows} kept, {time.perf_counter() - started:.1f} s"
         )
     missing_steps = (problem.first_step + np.flatnonzero(missing)).tolist()
     diagnostics = {
@@ -510,7 +598,8 @@ def solve_mixture(
         "stride": stride,
         "max_rows": max_rows,
         "constraints": lp.distinct,
-        "constraints_kept": len(lp.row_key),
+        "constraints_kept": lp.rows,
+        "pair_versions": int((lp.row_key < 0).sum()),
         "constraints_pruned": lp.pruned,
         "steps": problem.n_steps,
         "first_step": problem.first_step,
@@ -532,7 +621,7 @@ def solve_mixture(
         "cpu_seconds": round(time.process_time() - started_cpu, 3),
     }
     key = (problem.pair_left.astype(np.int64) << 32) | problem.pair_right.astype(np.int64)
-    row_step, row_pair = np.divmod(lp.row_key, problem.n_pairs)
+    row_step, row_pair = np.divmod(lp.row_key[lp.row_key >= 0], problem.n_pairs)
     warm = WarmStart(alpha.copy(), row_step, key[row_pair])
     return MixtureSolution(
         problem.categories, alpha, byte_shares(alpha, problem), objective, diagnostics, warm
