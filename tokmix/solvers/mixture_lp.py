@@ -33,9 +33,31 @@ import numpy as np
 from tokmix.errors import SolverError
 from tokmix.solvers.edges import PairHistory, find_violated_edges
 from tokmix.solvers.problem import MixtureProblem, byte_shares
+from tokmix.solvers.torch_sweep import TorchEdgeSweep, resolve_device
 from tokmix.solvers.violations import find_violations
 
 Log = Callable[[str], None]
+EdgeSweep = Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+SWEEPS = ("mixed", "dense", "torch")
+
+
+def edge_sweep(problem: MixtureProblem, sweep: str, device: str) -> tuple[EdgeSweep, str]:
+    """The mixed-frequency sweep a solve calls each round, and its name for the diagnostics:
+    on ``cpu`` the compiled heap sweep (:mod:`tokmix.solvers.edges`), or with
+    ``sweep="torch"`` its torch peer on the CPU (tests hold one to the other); on ``cuda``
+    the torch sweep (:mod:`tokmix.solvers.torch_sweep`). ``device`` ``auto``: cuda when torch
+    sees one."""
+    where = resolve_device(device)
+    if where == "cuda" or sweep == "torch":
+        torch_sweep = TorchEdgeSweep(problem, where)
+        return torch_sweep, f"torch-{where}"
+
+    def compiled(
+        *args: Any, **kwargs: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return find_violated_edges(problem, *args, **kwargs)
+
+    return compiled, "numba"
 
 
 @dataclass(frozen=True)
@@ -319,6 +341,7 @@ def solve_mixture(
     log_every: float = 10.0,
     time_limit: float | None = None,
     sweep: str = "mixed",
+    device: str = "cpu",
 ) -> MixtureSolution:
     """Solve the mixture LP with lazily generated constraints; α, β and diagnostics.
 
@@ -352,10 +375,13 @@ def solve_mixture(
     ``sweep="mixed"`` replays the α-mixed frequencies (:mod:`tokmix.solvers.edges`): memory
     linear in the trajectory rows, whatever the number of categories; ``"dense"`` is the
     previous sweep (:mod:`tokmix.solvers.violations`, a ``pairs x categories`` count matrix),
-    kept as the benchmarks' peer. Both find the same rows.
+    kept as the benchmarks' peer; ``"torch"`` is the mixed sweep in bulk with torch
+    (:mod:`tokmix.solvers.torch_sweep`). ``device``: ``cpu`` (default), ``cuda`` (the torch
+    sweep on the GPU, whatever ``sweep`` says but ``dense``) or ``auto`` (cuda when torch sees
+    one). All find the same rows.
     """
-    if sweep not in ("mixed", "dense"):
-        raise SolverError(f"sweep must be 'mixed' or 'dense', not {sweep!r}")
+    if sweep not in SWEEPS:
+        raise SolverError(f"sweep must be one of {', '.join(SWEEPS)}, not {sweep!r}")
     if per_step < 1 or stride < 1 or (max_rows is not None and max_rows < 1):
         raise SolverError(
             f"per_step, stride and max_rows must be >= 1, got {per_step}, {stride}, {max_rows}"
@@ -366,6 +392,12 @@ def solve_mixture(
         raise SolverError(f"trust_region must be > 0 or None, got {trust_region}")
     started = time.perf_counter()
     started_cpu = time.process_time()
+    if sweep == "dense":
+        if resolve_device(device) != "cpu":
+            raise SolverError("the dense sweep runs on the CPU only: use device cpu")
+        sweep_name = "dense"
+    else:
+        edges, sweep_name = edge_sweep(problem, sweep, device)
     scale = frequency_scale(problem)
     n = problem.n_categories
     if step_weight is not None and (
@@ -428,8 +460,8 @@ def solve_mixture(
                 problem, alpha, v_step, v_pair, scale, per_step=limit, tol=tol
             )
         else:
-            steps, pairs, excess, missing = find_violated_edges(
-                problem, alpha, v_step, v_pair, scale, per_step=limit, tol=tol
+            steps, pairs, excess, missing = edges(
+                alpha, v_step, v_pair, scale, per_step=limit, tol=tol
             )
         violated = len(steps)
         worst = np.zeros(problem.n_steps)
@@ -514,6 +546,7 @@ def solve_mixture(
         "slack_step_total": float(v_step.sum()),
         "slack_pair_total": float(v_pair.sum()),
         "objective_scale": float(1.0 / (scale[0] * problem.pairs_[0])),
+        "sweep": sweep_name,
         "sweep_seconds": round(sweep_seconds, 3),
         "lp_seconds": round(lp_seconds, 3),
         "warm_start": bool(warm_start),
