@@ -538,14 +538,20 @@ def _cmd_solve(args: argparse.Namespace) -> None:
         _print_mixture(result)
 
 
-def _cmd_run(args: argparse.Namespace) -> None:
-    from tokmix.jobs.pipeline import run_pipeline
-    from tokmix.jobs.runtime import ray_session, stderr_log
-
+def run_spec_of(args: argparse.Namespace) -> RunSpec:
+    """``tokmix run``'s spec: the file, with ``--out`` and ``--device`` over its values."""
     spec = load_run_spec(args.spec, out=args.out)
     if args.device is not None:
         solver = spec.solver.model_copy(update={"device": args.device})
         spec = spec.model_copy(update={"solver": solver})
+    return spec
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    from tokmix.jobs.pipeline import run_pipeline
+    from tokmix.jobs.runtime import ray_session, stderr_log
+
+    spec = run_spec_of(args)
     log = stderr_log(spec.effective_run_id)
     with ray_session(num_cpus=args.num_cpus, log=log):
         summary = run_pipeline(spec, force=args.force, log=log)

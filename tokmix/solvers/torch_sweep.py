@@ -23,6 +23,7 @@ block, so blocks of about ``sqrt(pairs / rows per step)`` steps cost least; a me
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -75,6 +76,26 @@ def resolve_device(device: str) -> str:
             "auto or cpu"
         )
     return device
+
+
+@dataclass
+class _State:
+    """The running sums after some group of rows: ``g`` (α-mixed frequency) and ``total``
+    (count) per pair, and ``value`` = ``g - v_pair`` where the pair is present (``g > 0``,
+    as the heap sweep holds it), ``-inf`` elsewhere: what a pair no block row touches offers
+    every step of the block. ``in_block`` is scratch (the block's pairs, marked)."""
+
+    g: torch.Tensor
+    total: torch.Tensor
+    value: torch.Tensor
+    v_pair: torch.Tensor
+    weight: torch.Tensor
+    in_block: torch.Tensor
+
+    def restate(self, pair: torch.Tensor) -> None:
+        """Recompute ``value`` at ``pair`` after its sums changed."""
+        g = self.g[pair]
+        self.value[pair] = (g - self.v_pair[pair]).masked_fill(~(g > 0.0), -math.inf)
 
 
 class TorchEdgeSweep:
@@ -161,21 +182,27 @@ class TorchEdgeSweep:
         vp = torch.as_tensor(np.asarray(v_pair, dtype=np.float64), device=dev)
         limit = torch.as_tensor(limit_np, device=dev)
         start = p.step_start
-        g = torch.zeros(n_pairs, dtype=f64, device=dev)
-        total = torch.zeros(n_pairs, dtype=torch.int64, device=dev)
-        self._apply(g, total, weight, int(start[0]), int(start[1]))  # the snapshot, group 0
+        state = _State(
+            g=torch.zeros(n_pairs, dtype=f64, device=dev),
+            total=torch.zeros(n_pairs, dtype=torch.int64, device=dev),
+            value=torch.full((n_pairs,), -math.inf, dtype=f64, device=dev),
+            v_pair=vp,
+            weight=weight,
+            in_block=torch.zeros(n_pairs, dtype=torch.bool, device=dev),
+        )
+        self._apply(state, int(start[0]), int(start[1]))  # the snapshot, group 0
         most = int(min(limit_np.max(initial=0), n_pairs))
         out_step, out_pair, out_excess, out_missing = [], [], [], []
         blocks = self.blocks(most)
         for b, (s, e) in enumerate(blocks):
-            found = self._block(g, total, weight, vs, vp, limit, s, e, float(tol))
+            found = self._block(state, vs, limit, s, e, float(tol))
             out_missing.append(found[3])
             if len(found[0]):
                 out_step.append(found[0])
                 out_pair.append(found[1])
                 out_excess.append(found[2])
             if b + 1 < len(blocks):  # the next block starts after group e
-                self._apply(g, total, weight, int(start[e]), int(start[e + 1]))
+                self._apply(state, int(start[e]), int(start[e + 1]))
         if not out_step:
             empty = torch.zeros(0, dtype=torch.int64)
             out_step, out_pair, out_excess = [empty], [empty], [empty.to(f64)]
@@ -187,33 +214,24 @@ class TorchEdgeSweep:
             missing.cpu().numpy().astype(np.bool_, copy=False),
         )
 
-    def _apply(
-        self, g: torch.Tensor, total: torch.Tensor, weight: torch.Tensor, lo: int, hi: int
-    ) -> None:
+    def _apply(self, state: _State, lo: int, hi: int) -> None:
         """Add rows ``lo:hi`` to the running state; an absent pair's value is exactly 0."""
         if hi <= lo:
             return
         pair = self.rows_pair[lo:hi]
         delta = self.rows_delta[lo:hi]
-        g.index_add_(0, pair, weight[self.rows_cat[lo:hi]] * delta.to(g.dtype))
-        total.index_add_(0, pair, delta)
-        g[pair] = g[pair].masked_fill(total[pair] == 0, 0.0)
+        state.g.index_add_(0, pair, state.weight[self.rows_cat[lo:hi]] * delta.to(state.g.dtype))
+        state.total.index_add_(0, pair, delta)
+        state.g[pair] = state.g[pair].masked_fill(state.total[pair] == 0, 0.0)
+        state.restate(pair)
 
     def _block(
-        self,
-        g: torch.Tensor,
-        total: torch.Tensor,
-        weight: torch.Tensor,
-        vs: torch.Tensor,
-        vp: torch.Tensor,
-        limit: torch.Tensor,
-        s: int,
-        e: int,
-        tol: float,
+        self, state: _State, vs: torch.Tensor, limit: torch.Tensor, s: int, e: int, tol: float
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Steps ``s .. e-1`` from the state after group ``s`` (``g``, ``total``); leaves the
-        state after group ``e - 1``."""
+        """Steps ``s .. e-1`` from the state after group ``s``; leaves the state after group
+        ``e - 1``."""
         torch = _torch()
+        g, total, weight, vp = state.g, state.total, state.weight, state.v_pair
         dev = self.device
         n_block = e - s
         lo, hi = int(self.problem.step_start[s + 1]), int(self.problem.step_start[e])
@@ -245,6 +263,7 @@ class TorchEdgeSweep:
         mixed.masked_fill_(present == 0, 0.0)
         g[cols] = mixed[-1]  # the state after group e - 1
         total[cols] = present[-1]
+        state.restate(cols)
 
         rows = torch.arange(n_block, device=dev)
         g_merge = mixed[rows, merge_col]
@@ -259,14 +278,15 @@ class TorchEdgeSweep:
         lowest = float(bar.min())
         candidates, candidate_pair = value, cols
         if math.isfinite(lowest):
-            still = (g - vp).masked_fill(~(g > 0.0), -math.inf)
-            still[cols] = -math.inf
-            above = int((still > lowest).sum())
-            k_still = min(above, int(block_limit.max()))
+            state.in_block[cols] = True
+            still = torch.nonzero(state.value > lowest).squeeze(1)
+            still = still[~state.in_block[still]]
+            state.in_block[cols] = False
+            k_still = min(len(still), int(block_limit.max()))
             if k_still:
-                top, top_pair = torch.topk(still, k_still)
+                top, at = torch.topk(state.value[still], k_still)
                 candidates = torch.cat([value, top.expand(n_block, k_still)], dim=1)
-                candidate_pair = torch.cat([cols, top_pair])
+                candidate_pair = torch.cat([cols, still[at]])
         violated = (candidates > bar[:, None]).sum(dim=1)
         take = torch.minimum(violated, block_limit)
         k = int(take.max()) if n_block else 0
