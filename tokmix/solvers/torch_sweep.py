@@ -136,7 +136,9 @@ class TorchEdgeSweep:
         self.rows_cat = put(problem.rows_cat)
         self.rows_delta = put(problem.rows_delta)
         self.merge_pair = put(problem.merge_pair)
-        self.group_rows = np.diff(problem.step_start)  # rows per group, on the host
+        self.rows_group = put(
+            np.repeat(np.arange(len(problem.step_start) - 1), np.diff(problem.step_start))
+        )
 
     def blocks(self, most: int) -> list[tuple[int, int]]:
         """Consecutive ``[first, end)`` step ranges: ``block_steps`` long, shorter where the
@@ -195,7 +197,8 @@ class TorchEdgeSweep:
         out_step, out_pair, out_excess, out_missing = [], [], [], []
         blocks = self.blocks(most)
         for b, (s, e) in enumerate(blocks):
-            found = self._block(state, vs, limit, s, e, float(tol))
+            most_here = int(limit_np[s:e].max())
+            found = self._block(state, vs, limit, s, e, float(tol), most_here)
             out_missing.append(found[3])
             if len(found[0]):
                 out_step.append(found[0])
@@ -226,10 +229,19 @@ class TorchEdgeSweep:
         state.restate(pair)
 
     def _block(
-        self, state: _State, vs: torch.Tensor, limit: torch.Tensor, s: int, e: int, tol: float
+        self,
+        state: _State,
+        vs: torch.Tensor,
+        limit: torch.Tensor,
+        s: int,
+        e: int,
+        tol: float,
+        most: int,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Steps ``s .. e-1`` from the state after group ``s``; leaves the state after group
-        ``e - 1``."""
+        ``e - 1``. ``most``: the block's largest limit. Few host syncs (a GPU waits at
+        each): the unique columns, the lowest threshold, the standing candidates, the rows
+        taken."""
         torch = _torch()
         g, total, weight, vp = state.g, state.total, state.weight, state.v_pair
         dev = self.device
@@ -237,18 +249,14 @@ class TorchEdgeSweep:
         lo, hi = int(self.problem.step_start[s + 1]), int(self.problem.step_start[e])
         merge = self.merge_pair[s:e]
         has_merge = merge >= 0
+        # a missing merge stands in as pair 0: one more column, computed like any other
         cols, inverse = torch.unique(
-            torch.cat([self.rows_pair[lo:hi], merge[has_merge]]), return_inverse=True
+            torch.cat([self.rows_pair[lo:hi], merge.clamp(min=0)]), return_inverse=True
         )
-        if len(cols) == 0:  # no rows and no merge present: every step's merge is missing
-            empty = torch.zeros(0, dtype=torch.int64, device=dev)
-            return empty, empty, empty.to(torch.float64), ~has_merge
         row_col = inverse[: hi - lo]
-        merge_col = torch.zeros(n_block, dtype=torch.int64, device=dev)
-        merge_col[has_merge] = inverse[hi - lo :]
+        merge_col = inverse[hi - lo :]
         # row j of the block: the state after group s + j; group s + j's rows go to row j
-        counts = torch.as_tensor(self.group_rows[s + 1 : e], device=dev)
-        row_of = torch.repeat_interleave(torch.arange(1, n_block, device=dev), counts)
+        row_of = self.rows_group[lo:hi] - s
         delta = self.rows_delta[lo:hi]
         mixed = torch.zeros(n_block, len(cols), dtype=torch.float64, device=dev)
         mixed[0] = g[cols]
@@ -271,7 +279,7 @@ class TorchEdgeSweep:
         threshold = g_merge + vs[s:e] + tol
         bar = threshold.masked_fill(missing, math.inf)  # a missing merge has no rows
         value = (mixed - vp[cols]).masked_fill(~(mixed > 0.0), -math.inf)
-        value[rows[has_merge], merge_col[has_merge]] = -math.inf  # the merge is no competitor
+        value.scatter_(1, merge_col[:, None], -math.inf)  # the merge is no competitor
         block_limit = limit[s:e]
 
         # pairs the block does not touch hold their value through it: their best few join
@@ -282,7 +290,7 @@ class TorchEdgeSweep:
             still = torch.nonzero(state.value > lowest).squeeze(1)
             still = still[~state.in_block[still]]
             state.in_block[cols] = False
-            k_still = min(len(still), int(block_limit.max()))
+            k_still = min(len(still), most)
             if k_still:
                 top, at = torch.topk(state.value[still], k_still)
                 candidates = torch.cat([value, top.expand(n_block, k_still)], dim=1)
