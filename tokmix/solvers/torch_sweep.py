@@ -16,8 +16,9 @@ sweep's correctness peer (slower, ``benchmarks/lp.py --sweep-figure``); on CUDA 
 fast path of :func:`tokmix.solvers.mixture_lp.solve_mixture` (``device="cuda"``).
 
 Block size: the work is ``steps x (touched pairs per block)`` plus a pass over every pair per
-block, so blocks of about ``sqrt(pairs / rows per step)`` steps cost least; a memory budget
-(default a quarter of the free GPU memory, 256 MiB on a CPU) caps a block's matrices.
+block, so blocks of about ``sqrt(pairs / rows per step)`` steps cost least (on CUDA a block's
+launches and host syncs count as more pairs); a memory budget (default a quarter of the free
+GPU memory, 256 MiB on a CPU) caps a block's matrices.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ DEVICES = ("auto", "cpu", "cuda")
 _CELL_BYTES = 64  # a block matrix cell's share of the memory: ~6 float64/int64 matrices
 _CPU_BUDGET = 256 * 2**20
 _MAX_BLOCK = 4096
+# A block's fixed cost on a GPU (some 30 kernel launches and 5 host syncs, ~0.4 ms) in matrix
+# cells it could have filled meanwhile: an estimate, not measured here (no GPU on the machine
+# that wrote this), so longer blocks on CUDA than on a CPU.
+_CUDA_BLOCK_CELLS = 4 * 2**20
 
 
 def _torch() -> Any:
@@ -126,7 +131,8 @@ class TorchEdgeSweep:
         self.budget_cells = max(int(memory_bytes) // _CELL_BYTES, 1)
         if block_steps is None:
             per_step = max(len(problem.rows_pair) / max(problem.n_steps, 1), 1.0)
-            block_steps = round(math.sqrt(max(problem.n_pairs, 1) / per_step))
+            per_block = problem.n_pairs + (_CUDA_BLOCK_CELLS if self.device.type == "cuda" else 0)
+            block_steps = round(math.sqrt(max(per_block, 1) / per_step))
         self.block_steps = int(min(max(block_steps, 1), _MAX_BLOCK))
 
         def put(x: np.ndarray) -> Any:  # a torch.Tensor
