@@ -191,3 +191,21 @@ def test_devices_are_named_and_cuda_is_checked(
         solve_mixture(small, device="cuda")
     with pytest.raises(SolverError, match="sweep must be one of mixed, dense, torch"):
         solve_mixture(small, sweep="gpu")
+
+
+@pytest.mark.skipif(not cuda_available(), reason="needs a CUDA device (the CI image has none)")
+def test_the_cuda_sweep_finds_the_same_rows_and_optimum(tmp_path: Path) -> None:
+    """Where torch sees a GPU: the sweep on CUDA against the compiled one, and a solve with
+    ``device="cuda"`` (``auto`` there) against the CPU solve."""
+    problem = _noisy_problem(tmp_path, np.random.default_rng(0), 60)
+    scale = frequency_scale(problem)
+    alpha, v_step, v_pair = _point(problem, 1)
+    for limit in (10**6, 3):
+        got = find_violated_edges_torch(
+            problem, alpha, v_step, v_pair, scale, per_step=limit, tol=1e-9, device="cuda"
+        )
+        heap = find_violated_edges(problem, alpha, v_step, v_pair, scale, per_step=limit, tol=1e-9)
+        _assert_same(got, heap, 10.0)
+    on_cuda = solve_mixture(problem, device="auto")
+    assert on_cuda.diagnostics["sweep"] == "torch-cuda"
+    assert on_cuda.objective == pytest.approx(solve_mixture(problem).objective, rel=1e-9)
