@@ -22,7 +22,12 @@ from tokmix.jobs.pipeline import run_pipeline
 from tokmix.jobs.ray_executor import RayExecutor
 from tokmix.jobs.solve import SOLVE, check_device, solve_inputs
 from tokmix.jobs.stage import RunContext
-from tokmix.schemas.run_spec import SolverOptions, StageResources, load_run_spec
+from tokmix.schemas.run_spec import (
+    BootstrapOptions,
+    SolverOptions,
+    StageResources,
+    load_run_spec,
+)
 
 
 @pytest.fixture
@@ -175,3 +180,26 @@ def test_ray_solve_tasks_get_the_gpus_the_spec_gives(tmp_path: Path) -> None:
     assert len(ids) == 1
     [(ids, visible)] = executor.map(_gpus, [(0,)], resources=StageResources())
     assert ids == [] and not visible
+
+
+@pytest.mark.ray
+@pytest.mark.usefixtures("ray_with_a_gpu")
+def test_a_solve_that_would_wait_forever_for_a_gpu_is_refused(tmp_path: Path) -> None:
+    """Ray lends a blocked task's CPUs, not its GPUs: a solve holding the cluster's one GPU
+    could never run a replicate asking for another. Refused at the stage's start; a half
+    GPU each, or no replicates, runs."""
+    spec = load_run_spec(_spec(tmp_path))
+
+    def stage(num_gpus: float, groups: int) -> None:
+        run = spec.model_copy(
+            update={
+                "resources": {"solve": StageResources(num_gpus=num_gpus)},
+                "bootstrap": BootstrapOptions(groups=groups),
+            }
+        )
+        SOLVE.run(RunContext(run, [], {}, [], {}, RayExecutor()))
+
+    with pytest.raises(TokmixError, match=r"cluster has 1 GPUs.*num_gpus: 0\.5"):
+        stage(1, 4)
+    stage(0.5, 4)
+    stage(1, 1)

@@ -20,7 +20,7 @@ from tokmix.jobs.replay import read_group_trajectories, read_trajectories, traje
 from tokmix.jobs.stage import RunContext, Stage
 from tokmix.schemas import MIXTURES
 from tokmix.schemas.mixture import CategoryShare, MixtureResult
-from tokmix.schemas.run_spec import BootstrapOptions, RunSpec
+from tokmix.schemas.run_spec import BootstrapOptions, RunSpec, StageResources
 from tokmix.solvers.bootstrap import BootstrapResult, MapFn, bootstrap_mixture
 from tokmix.solvers.likelihood import solve_mixture_likelihood
 from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
@@ -290,10 +290,35 @@ def _solve_task(
     )
 
 
+def _check_gpus_for_replicates(resources: StageResources, executor: Executor) -> None:
+    """A solve task keeps its GPUs while it waits for its bootstrap replicates (Ray lends a
+    blocked task's CPUs, never its GPUs), and each replicate asks for as many: fewer than
+    twice the task's GPUs in the cluster would wait forever. Refused before it starts."""
+    if not resources.num_gpus or executor.name != "ray":
+        return
+    from tokmix.jobs.runtime import cluster_gpus
+
+    have = cluster_gpus()
+    if have < 2 * resources.num_gpus:
+        raise TokmixError(
+            f"resources.solve.num_gpus {resources.num_gpus:g}: a solve task keeps its GPUs "
+            f"while its bootstrap replicates, which ask for as many, run; the cluster has "
+            f"{have:g} GPUs, fewer than twice that. "
+            + (
+                f"Ask for a fraction (num_gpus: {have / 2:g} shares them between a solve and "
+                "a replicate), or bootstrap groups: 1"
+                if have
+                else "Run on a cluster with GPUs, or drop resources.solve.num_gpus"
+            )
+        )
+
+
 def _run_solve_stage(ctx: RunContext) -> None:
     spec = ctx.spec
     solver = spec.solver.model_dump()
     bootstrap = bootstrap_options(spec.bootstrap)
+    if bootstrap is not None:
+        _check_gpus_for_replicates(spec.resources_for("solve"), ctx.executor)
     results: dict[str, MixtureResult] = ctx.summary.setdefault("tokenizers", {})
     pending = []
     for tok in ctx.tokenizers:
