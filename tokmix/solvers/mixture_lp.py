@@ -31,33 +31,13 @@ import highspy
 import numpy as np
 
 from tokmix.errors import SolverError
-from tokmix.solvers.edges import PairHistory, find_violated_edges
+from tokmix.solvers.edges import PairHistory
 from tokmix.solvers.problem import MixtureProblem, byte_shares
-from tokmix.solvers.torch_sweep import TorchEdgeSweep, resolve_device
+from tokmix.solvers.sweeps import SWEEPS, edge_sweep
+from tokmix.solvers.torch_sweep import resolve_device
 from tokmix.solvers.violations import find_violations
 
 Log = Callable[[str], None]
-EdgeSweep = Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
-SWEEPS = ("mixed", "dense", "torch")
-
-
-def edge_sweep(problem: MixtureProblem, sweep: str, device: str) -> tuple[EdgeSweep, str]:
-    """The mixed-frequency sweep a solve calls each round, and its name for the diagnostics:
-    on ``cpu`` the compiled heap sweep (:mod:`tokmix.solvers.edges`), or with
-    ``sweep="torch"`` its torch peer on the CPU (tests hold one to the other); on ``cuda``
-    the torch sweep (:mod:`tokmix.solvers.torch_sweep`). ``device`` ``auto``: cuda when torch
-    sees one."""
-    where = resolve_device(device)
-    if where == "cuda" or sweep == "torch":
-        torch_sweep = TorchEdgeSweep(problem, where)
-        return torch_sweep, f"torch-{where}"
-
-    def compiled(
-        *args: Any, **kwargs: Any
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        return find_violated_edges(problem, *args, **kwargs)
-
-    return compiled, "numba"
 
 
 @dataclass(frozen=True)
