@@ -67,6 +67,19 @@ def _assert_same(got: Sweep, want: Sweep, magnitude: float) -> None:
     np.testing.assert_array_equal(g[3], w[3])
 
 
+def _untouched(problem: MixtureProblem, found: Sweep, block_steps: int) -> int:
+    """How many rows found are of pairs their block's rows do not touch (the standing
+    values' path of the torch sweep)."""
+    n = 0
+    for s in range(0, problem.n_steps, block_steps):
+        e = min(s + block_steps, problem.n_steps)
+        lo, hi = problem.step_start[s + 1], problem.step_start[e]
+        touched = np.union1d(problem.rows_pair[lo:hi], problem.merge_pair[s:e])
+        at = (found[0] >= s) & (found[0] < e)
+        n += int((~np.isin(found[1][at], touched)).sum())
+    return n
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("block_steps", [None, 1, 5, 10_000])
 def test_torch_sweep_finds_the_heap_sweeps_rows(
@@ -96,6 +109,8 @@ def test_torch_sweep_finds_the_heap_sweeps_rows(
     np.testing.assert_allclose(e, excess[violated][want], rtol=1e-9, atol=1e-12 * magnitude)
     heap = find_violated_edges(problem, alpha, v_step, v_pair, scale, per_step=10**6, tol=1e-9)
     _assert_same(got, heap, magnitude)
+    if block_steps == 5:  # both paths are held: rows of pairs the block touches, and not
+        assert 0 < _untouched(problem, got, block_steps) < len(got[0])
 
     limit = np.random.default_rng(seed).integers(0, 4, problem.n_steps)
     got = find_violated_edges_torch(
