@@ -2,6 +2,13 @@
 
     python -m benchmarks.lp [--case demo|cl100k|many30|many30x20k ...] [--cache DIR] [--no-peer]
     python -m benchmarks.lp --case gpt2-30x30k [--replicates 20] [--peer-cap 600]
+    python -m benchmarks.lp --case gpt2-150x5k --sweep-figure
+
+``--sweep-figure``: one violation sweep at a fixed point (uniform α, no slack, 8 rows per
+step: a solve's first full round) by the compiled heap sweep and by the torch sweep
+(:mod:`tokmix.solvers.torch_sweep`) on the CPU (one thread, as the heap sweep: the torch
+sweep's correctness peer there, not its fast path) and, when torch sees one, on CUDA; both
+must find the same rows.
 
 Scale cases ``<tokenizer>-<categories>x<merges>k`` (``gpt2``/``cl100k``, 30/60/150 categories,
 5/10/30 k merges) read the trajectories cached by ``python -m benchmarks.scale`` and time the
@@ -255,6 +262,15 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _scale(name: str) -> MixtureProblem:
+    """The problem of a scale case ``<tokenizer>-<categories>x<merges>k``."""
+    from benchmarks.scale import scale_problem
+
+    tokenizer, size = name.split("-")
+    n_cat, merges = (int(x) for x in size.rstrip("k").split("x"))
+    return scale_problem(tokenizer, n_cat, merges * 1000)
+
+
 def bench_scale(name: str, *, replicates: int, cap: float, peer: bool, log: Any = None) -> None:
     """One scale case: point estimate (new vs previous), then bootstrap replicates."""
     from benchmarks.scale import scale_groups, scale_problem
@@ -349,6 +365,74 @@ def bench_scale(name: str, *, replicates: int, cap: float, peer: bool, log: Any 
             )
 
 
+def _best_of(runs: int, fn: Callable[[], Any], sync: Callable[[], None] = lambda: None) -> Any:
+    """``(wall s, CPU s, result)`` of the fastest of ``runs`` calls."""
+    best: tuple[float, float, Any] | None = None
+    for _ in range(runs):
+        t = _clock()
+        out = fn()
+        sync()
+        wall, cpu = _since(t)
+        if best is None or wall < best[0]:
+            best = (wall, cpu, out)
+    assert best is not None
+    return best
+
+
+def bench_sweep(name: str, problem: MixtureProblem, *, runs: int = 3) -> None:
+    """One sweep at a fixed point: the compiled heap sweep against the torch sweep."""
+    import torch
+
+    from tokmix.solvers.edges import find_violated_edges
+    from tokmix.solvers.mixture_lp import frequency_scale
+    from tokmix.solvers.torch_sweep import TorchEdgeSweep
+
+    scale = frequency_scale(problem)
+    alpha = np.full(problem.n_categories, 1.0 / problem.n_categories)
+    v_step, v_pair = np.zeros(problem.n_steps), np.zeros(problem.n_pairs)
+    args = (alpha, v_step, v_pair, scale)
+    label = (
+        f"{name} {problem.n_categories} categories x {problem.n_steps:,} merges,"
+        f" {problem.n_pairs:,} pairs, {len(problem.rows_pair):,} rows"
+    )
+    small = truncated(problem, min(problem.n_steps, 20))
+    find_violated_edges(small, *args[:1], v_step[:20], v_pair, scale, per_step=8, tol=1e-9)
+    wall, cpu, heap = _best_of(
+        runs, lambda: find_violated_edges(problem, *args, per_step=8, tol=1e-9)
+    )
+    print(f"sweep {label}: heap sweep (numba, CPU) {wall:.2f} s wall, {cpu:.2f} s CPU", flush=True)
+    key = set(zip(heap[0].tolist(), heap[1].tolist(), strict=True))
+
+    def report(where: str, sweep: TorchEdgeSweep, sync: Callable[[], None]) -> None:
+        sweep(*args, per_step=8, tol=1e-9)  # warm up (allocator, kernels)
+        sync()
+        t_wall, t_cpu, got = _best_of(runs, lambda: sweep(*args, per_step=8, tol=1e-9), sync)
+        same = set(zip(got[0].tolist(), got[1].tolist(), strict=True)) == key
+        print(
+            f"sweep {label}: torch sweep on {where} {t_wall:.2f} s wall, {t_cpu:.2f} s CPU"
+            f" = {t_wall / wall:.2f}x the heap sweep's wall; blocks of {sweep.block_steps}"
+            f" steps ({len(sweep.blocks(8))} blocks); {len(got[0]):,} rows,"
+            f" {'the same' if same else 'NOT the same'} as the heap sweep's",
+            flush=True,
+        )
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        report("the CPU (1 thread; the correctness peer)", TorchEdgeSweep(problem), lambda: None)
+    finally:
+        torch.set_num_threads(threads)
+    if torch.cuda.is_available():
+        device = torch.cuda.get_device_name(0)
+        t = _clock()
+        on_gpu = TorchEdgeSweep(problem, "cuda")
+        torch.cuda.synchronize()
+        print(f"sweep {label}: rows to {device} {_since(t)[0]:.2f} s (once per solve)")
+        report(f"CUDA ({device})", on_gpu, torch.cuda.synchronize)
+    else:
+        print(f"sweep {label}: no CUDA device here; no GPU figure")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--case", action="append")
@@ -357,9 +441,16 @@ def main() -> None:
     ap.add_argument("--replicates", type=int, default=0)
     ap.add_argument("--peer-cap", type=float, default=600.0)
     ap.add_argument("--log", action="store_true", help="print the solves' progress lines")
+    ap.add_argument(
+        "--sweep-figure",
+        action="store_true",
+        help="time one violation sweep (heap sweep vs torch sweep, CPU and CUDA) instead",
+    )
     args = ap.parse_args()
     for name in args.case or ["demo"]:
-        if name in CASES:
+        if args.sweep_figure:
+            bench_sweep(name, cached(name, args.cache) if name in CASES else _scale(name))
+        elif name in CASES:
             bench_lp(name, cached(name, args.cache), peer=args.peer)
         elif "-" in name:
             bench_scale(

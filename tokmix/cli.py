@@ -119,6 +119,18 @@ def _add_estimator(p: argparse.ArgumentParser) -> None:
         "experiment); paper: the paper's LP unchanged; likelihood: the merge-race "
         "likelihood (needs torch, the gpu extra)",
     )
+    _add_device(p, default=_default(SolverOptions, "device"))
+
+
+def _add_device(p: argparse.ArgumentParser, *, default: str | None) -> None:
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default=default,
+        help="where the solve's violation sweep and the likelihood run: auto (CUDA when "
+        "torch sees a GPU), cpu, or cuda (needs the gpu extra's torch and a GPU); the "
+        "result is the same" + ("" if default else "; default: the spec's solver.device"),
+    )
 
 
 def _add_bootstrap(p: argparse.ArgumentParser, *, groups: bool = True) -> None:
@@ -181,6 +193,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--num-cpus", type=int, help="CPUs of an embedded Ray (default: all of this machine)"
     )
+    _add_device(parser, default=None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -329,6 +342,7 @@ _FLAGS = {
     "pretokenizer": "--pretokenizer",
     "out": "--out",
     "solver.estimator": "--estimator",
+    "solver.device": "--device",
     "bootstrap.groups": "--groups",
     "bootstrap.replicates": "--replicates",
     "bootstrap.level": "--level",
@@ -363,7 +377,7 @@ def _infer_spec(args: argparse.Namespace) -> RunSpec:
         "bases": args.base,
         "groups": dict(parse_group(g) for g in args.group),
         "pretokenizer": args.pretokenizer,
-        "solver": {"estimator": args.estimator},
+        "solver": {"estimator": args.estimator, "device": args.device},
         "bootstrap": {
             "groups": max(args.groups, 1),
             "replicates": args.replicates,
@@ -516,7 +530,7 @@ def _cmd_solve(args: argparse.Namespace) -> None:
             "merge_block": args.merge_block,
         }
         bootstrap = bootstrap_options(_validated(BootstrapOptions, raw, flags))
-    solver = _validated(SolverOptions, {"estimator": args.estimator}, {})
+    solver = _validated(SolverOptions, {"estimator": args.estimator, "device": args.device}, {})
     result = run_solve(args.out, args.tokenizer, bootstrap=bootstrap, **solver.model_dump())
     if args.json:
         print(json.dumps(result.to_json(), indent=1))
@@ -524,11 +538,20 @@ def _cmd_solve(args: argparse.Namespace) -> None:
         _print_mixture(result)
 
 
+def run_spec_of(args: argparse.Namespace) -> RunSpec:
+    """``tokmix run``'s spec: the file, with ``--out`` and ``--device`` over its values."""
+    spec = load_run_spec(args.spec, out=args.out)
+    if args.device is not None:
+        solver = spec.solver.model_copy(update={"device": args.device})
+        spec = spec.model_copy(update={"solver": solver})
+    return spec
+
+
 def _cmd_run(args: argparse.Namespace) -> None:
     from tokmix.jobs.pipeline import run_pipeline
     from tokmix.jobs.runtime import ray_session, stderr_log
 
-    spec = load_run_spec(args.spec, out=args.out)
+    spec = run_spec_of(args)
     log = stderr_log(spec.effective_run_id)
     with ray_session(num_cpus=args.num_cpus, log=log):
         summary = run_pipeline(spec, force=args.force, log=log)

@@ -38,7 +38,7 @@ from tokmix.jobs.merge_checks import (
 )
 from tokmix.jobs.progress import Log, stderr_log
 from tokmix.jobs.replay_ray import REPLAY
-from tokmix.jobs.solve import SOLVE
+from tokmix.jobs.solve import SOLVE, check_device
 from tokmix.jobs.spec import categories_of
 from tokmix.jobs.stage import RunContext, Stage
 from tokmix.jobs.stats import STATS
@@ -77,7 +77,8 @@ def prepare(
     message_prefix: str = "",
 ) -> RunContext:
     """Load the spec's tokenizers and check everything that needs them (unique names, the
-    merge range) before any stage runs."""
+    merge range, the solver's device) before any stage runs."""
+    check_device(spec, executor)
     tokenizers: list[LoadedTokenizer] = []
     for path in spec.tokenizers:
         tok = load_tokenizer(path, pretokenizer=spec.pretokenizer)

@@ -71,6 +71,10 @@ def cluster_cpus() -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
+def cluster_gpus() -> float:
+    return float(ray.cluster_resources().get("GPU", 0.0))
+
+
 def get(ref: Any) -> Any:
     """``ray.get`` that raises a task's tokmix error as itself: the user reads "python.jsonl:
     line 7: not valid JSON", not a remote traceback."""

@@ -10,22 +10,23 @@ from typing import Any
 import pyarrow as pa
 
 from tokmix.analytics.groups import group_members, grouped_shares
-from tokmix.errors import DatasetError, SolverError
+from tokmix.errors import DatasetError, SolverError, TokmixError
 from tokmix.io import catalog
 from tokmix.io.catalog import mixture_json_path
 from tokmix.io.datasets import content_digest, read_manifest, write_dataset
 from tokmix.io.fs import filesystem_for, write_bytes_atomic
-from tokmix.jobs.executors import LocalExecutor
+from tokmix.jobs.executors import Executor, LocalExecutor
 from tokmix.jobs.replay import read_group_trajectories, read_trajectories, trajectories_name
 from tokmix.jobs.stage import RunContext, Stage
 from tokmix.schemas import MIXTURES
 from tokmix.schemas.mixture import CategoryShare, MixtureResult
-from tokmix.schemas.run_spec import BootstrapOptions
+from tokmix.schemas.run_spec import BootstrapOptions, RunSpec, StageResources
 from tokmix.solvers.bootstrap import BootstrapResult, MapFn, bootstrap_mixture
 from tokmix.solvers.likelihood import solve_mixture_likelihood
 from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
 from tokmix.solvers.noise_scaled_lp import DEFAULT_POWER, solve_mixture_scaled
 from tokmix.solvers.problem import build_problem
+from tokmix.solvers.torch_sweep import resolve_device
 
 
 def bootstrap_options(options: BootstrapOptions | None) -> dict[str, Any] | None:
@@ -69,14 +70,36 @@ def mixture_table(
     )
 
 
+WHERE_NOT_WHAT = ("device",)
+"""Solver options that say where a solve runs, not what it computes (the CUDA sweep finds the
+CPU sweep's rows and optimum): left out of a solve's inputs, so a commit made on one device
+is current on the other."""
+
+
 def solve_inputs(out: str, tokenizer: str, solver_options: dict[str, Any]) -> dict[str, str]:
     """What a committed solve depends on: the committed trajectories (their files' sha256,
-    through the manifest) and the solver options."""
+    through the manifest) and the solver options (but :data:`WHERE_NOT_WHAT`)."""
     manifest = read_manifest(out, trajectories_name(tokenizer))
+    options = {k: v for k, v in solver_options.items() if k not in WHERE_NOT_WHAT}
     return {
         "trajectories": content_digest(manifest),
-        "options": json.dumps(solver_options, sort_keys=True),
+        "options": json.dumps(options, sort_keys=True),
     }
+
+
+def check_device(spec: RunSpec, executor: Executor) -> None:
+    """``solver.device: cuda`` checked before any stage runs: in this process torch must see
+    a CUDA device; on Ray the solve stage must ask for GPUs (Ray hides the GPUs from a task
+    that asks for none). ``auto`` is resolved where the solve runs."""
+    if "solve" not in spec.stages or spec.solver.device != "cuda":
+        return
+    if isinstance(executor, LocalExecutor):
+        resolve_device("cuda")
+    elif not spec.resources_for("solve").num_gpus:
+        raise TokmixError(
+            "solver.device is cuda but the solve stage asks Ray for no GPU (a task without "
+            "GPUs sees none): set resources: {solve: {num_gpus: 1}}, or use device auto"
+        )
 
 
 def read_mixture_json(out: str, tokenizer: str) -> MixtureResult:
@@ -97,10 +120,12 @@ def run_solve(
     """Solve from a run's committed trajectories; write the JSON, then commit ``mixtures/``.
 
     ``solver_options``: ``estimator`` (``scaled``, the default, ``paper`` or ``likelihood``),
-    ``scaled_power``, and :func:`solve_mixture`'s own options. The paper's LP is always solved
-    (the scaled LP prices its slack from that α, the likelihood starts from it) and reported
-    beside the estimate. The likelihood estimator's own intervals (merge-block sandwich of
-    its observed information) fill the byte-share bounds when there is no bootstrap.
+    ``scaled_power``, ``device`` (``auto``, ``cpu`` or ``cuda``, resolved here: where the
+    LP's sweep and the likelihood run) and :func:`solve_mixture`'s own options. The paper's
+    LP is always solved (the scaled LP prices its slack from that α, the likelihood starts
+    from it) and reported beside the estimate. The likelihood estimator's own intervals
+    (merge-block sandwich of its observed information) fill the byte-share bounds when there
+    is no bootstrap.
 
     With ``bootstrap`` (``replicates``, ``level``, ``seed``, ``merge_block``) and committed
     per-group trajectories (a run with bootstrap groups), every byte share gets a bootstrap
@@ -115,6 +140,7 @@ def run_solve(
     options = dict(solver_options)
     estimator = options.pop("estimator", "scaled")
     power = options.pop("scaled_power", DEFAULT_POWER)
+    device = resolve_device(options.pop("device", "cpu"))
     if estimator not in ("scaled", "paper", "likelihood"):
         raise SolverError(f"unknown estimator {estimator!r}: use 'scaled', 'paper' or 'likelihood'")
     recorded = {
@@ -135,12 +161,13 @@ def run_solve(
             "is writing this output root?); re-run when it is done"
         )
     problem = build_problem(trajs, merge_ids, bytes_)
+    options["device"] = device
     paper = solve_mixture(problem, log=log, **options)
     solve: Any
     if estimator == "paper":
         solve, sol = functools.partial(solve_mixture, **options), paper
     elif estimator == "likelihood":
-        solve = functools.partial(solve_mixture_likelihood, start_alpha=paper.alpha)
+        solve = functools.partial(solve_mixture_likelihood, start_alpha=paper.alpha, device=device)
         sol = solve(problem)
     else:
         solve = functools.partial(
@@ -263,10 +290,35 @@ def _solve_task(
     )
 
 
+def _check_gpus_for_replicates(resources: StageResources, executor: Executor) -> None:
+    """A solve task keeps its GPUs while it waits for its bootstrap replicates (Ray lends a
+    blocked task's CPUs, never its GPUs), and each replicate asks for as many: fewer than
+    twice the task's GPUs in the cluster would wait forever. Refused before it starts."""
+    if not resources.num_gpus or executor.name != "ray":
+        return
+    from tokmix.jobs.runtime import cluster_gpus
+
+    have = cluster_gpus()
+    if have < 2 * resources.num_gpus:
+        raise TokmixError(
+            f"resources.solve.num_gpus {resources.num_gpus:g}: a solve task keeps its GPUs "
+            f"while its bootstrap replicates, which ask for as many, run; the cluster has "
+            f"{have:g} GPUs, fewer than twice that. "
+            + (
+                f"Ask for a fraction (num_gpus: {have / 2:g} shares them between a solve and "
+                "a replicate), or bootstrap groups: 1"
+                if have
+                else "Run on a cluster with GPUs, or drop resources.solve.num_gpus"
+            )
+        )
+
+
 def _run_solve_stage(ctx: RunContext) -> None:
     spec = ctx.spec
     solver = spec.solver.model_dump()
     bootstrap = bootstrap_options(spec.bootstrap)
+    if bootstrap is not None:
+        _check_gpus_for_replicates(spec.resources_for("solve"), ctx.executor)
     results: dict[str, MixtureResult] = ctx.summary.setdefault("tokenizers", {})
     pending = []
     for tok in ctx.tokenizers:

@@ -84,13 +84,20 @@ class StageResources(_Strict):
 class SolverOptions(_Strict):
     """``estimator``: ``scaled`` (the noise-scaled LP, default: better than the paper's LP on
     the controlled experiment, README "Accuracy"), ``paper`` (the paper's LP unchanged) or
-    ``likelihood`` (tokmix.solvers.likelihood; needs the ``gpu`` extra's torch)."""
+    ``likelihood`` (tokmix.solvers.likelihood; needs the ``gpu`` extra's torch).
+
+    ``device``: where the LP's violation sweep (tokmix.solvers.torch_sweep) and the
+    likelihood run: ``auto`` (CUDA when torch sees a GPU where the solve runs, else the CPU),
+    ``cpu`` or ``cuda`` (an error before any stage runs when there is none; on Ray give the
+    solve stage GPUs: ``resources: {solve: {num_gpus: 1}}``). Same rows and optimum on
+    either; not part of a solve's inputs."""
 
     estimator: Literal["scaled", "paper", "likelihood"] = "scaled"
     scaled_power: float = Field(default=0.5, ge=0, le=2)
     per_step: int = Field(default=8, ge=1)
     max_rounds: int = Field(default=10_000, ge=1)
     threads: int = Field(default=1, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
 class BootstrapOptions(_Strict):

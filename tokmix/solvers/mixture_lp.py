@@ -31,8 +31,10 @@ import highspy
 import numpy as np
 
 from tokmix.errors import SolverError
-from tokmix.solvers.edges import PairHistory, find_violated_edges
+from tokmix.solvers.edges import PairHistory
 from tokmix.solvers.problem import MixtureProblem, byte_shares
+from tokmix.solvers.sweeps import SWEEPS, edge_sweep
+from tokmix.solvers.torch_sweep import resolve_device
 from tokmix.solvers.violations import find_violations
 
 Log = Callable[[str], None]
@@ -400,6 +402,7 @@ def solve_mixture(
     log_every: float = 10.0,
     time_limit: float | None = None,
     sweep: str = "mixed",
+    device: str = "cpu",
     master: str = "versions",
 ) -> MixtureSolution:
     """Solve the mixture LP with lazily generated constraints; α, β and diagnostics.
@@ -434,10 +437,16 @@ def solve_mixture(
     ``sweep="mixed"`` replays the α-mixed frequencies (:mod:`tokmix.solvers.edges`): memory
     linear in the trajectory rows, whatever the number of categories; ``"dense"`` is the
     previous sweep (:mod:`tokmix.solvers.violations`, a ``pairs x categories`` count matrix),
-    kept as the benchmarks' peer. Both find the same rows.
+    kept as the benchmarks' peer; ``"torch"`` is the mixed sweep in bulk with torch
+    (:mod:`tokmix.solvers.torch_sweep`). ``device``: ``cpu`` (default), ``cuda`` (the torch
+    sweep on the GPU, whatever ``sweep`` says but ``dense``) or ``auto`` (cuda when torch sees
+    one). All find the same rows. ``master="versions"`` writes each row as ``x_{m_t} - x_p +
+    v_t + v_p >= 0`` over pair-version variables ``x = Σ_i α_i f_i`` (:class:`_LazyLP`):
+    four nonzeros a row, and rows that see a pair at the same counts share its variable;
+    ``"rows"`` writes the ``n`` coefficients on α into every row (the previous form).
     """
-    if sweep not in ("mixed", "dense"):
-        raise SolverError(f"sweep must be 'mixed' or 'dense', not {sweep!r}")
+    if sweep not in SWEEPS:
+        raise SolverError(f"sweep must be one of {', '.join(SWEEPS)}, not {sweep!r}")
     if master not in ("versions", "rows"):
         raise SolverError(f"master must be 'versions' or 'rows', not {master!r}")
     if per_step < 1 or stride < 1 or (max_rows is not None and max_rows < 1):
@@ -450,6 +459,12 @@ def solve_mixture(
         raise SolverError(f"trust_region must be > 0 or None, got {trust_region}")
     started = time.perf_counter()
     started_cpu = time.process_time()
+    if sweep == "dense":
+        if resolve_device(device) != "cpu":
+            raise SolverError("the dense sweep runs on the CPU only: use device cpu")
+        sweep_name = "dense"
+    else:
+        edges, sweep_name = edge_sweep(problem, sweep, device)
     scale = frequency_scale(problem)
     n = problem.n_categories
     if step_weight is not None and (
@@ -522,8 +537,8 @@ def solve_mixture(
                 problem, alpha, v_step, v_pair, scale, per_step=limit, tol=tol
             )
         else:
-            steps, pairs, excess, missing = find_violated_edges(
-                problem, alpha, v_step, v_pair, scale, per_step=limit, tol=tol
+            steps, pairs, excess, missing = edges(
+                alpha, v_step, v_pair, scale, per_step=limit, tol=tol
             )
             coefs = None
         violated = len(steps)
@@ -611,6 +626,7 @@ def solve_mixture(
         "slack_step_total": float(v_step.sum()),
         "slack_pair_total": float(v_pair.sum()),
         "objective_scale": float(1.0 / (scale[0] * problem.pairs_[0])),
+        "sweep": sweep_name,
         "sweep_seconds": round(sweep_seconds, 3),
         "lp_seconds": round(lp_seconds, 3),
         "warm_start": bool(warm_start),
