@@ -250,13 +250,13 @@ def test_uncompilable_pipelines_keep_the_regex_path_and_say_so_once(
     assert table.counts == Counter(pre.words("a b  c"))
 
 
-def test_engine_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_engine_argument() -> None:
+    """The engine is an argument (the run spec's ``count.engine``); the core reads no
+    environment."""
     assert isinstance(fp.word_counter(P.GPT2), fp.CompiledWordCounter)
-    monkeypatch.setenv(fp.ENGINE_ENV, "regex")
-    assert isinstance(fp.word_counter(P.GPT2), fp.RegexWordCounter)
-    monkeypatch.setenv(fp.ENGINE_ENV, "fast")
-    with pytest.raises(ValueError, match=fp.ENGINE_ENV):
-        fp.word_counter(P.GPT2)
+    assert isinstance(fp.word_counter(P.GPT2, "regex"), fp.RegexWordCounter)
+    with pytest.raises(ValueError, match="count engine must be one of"):
+        fp.word_counter(P.GPT2, "fast")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("pre", "norm"), PIPELINES, ids=lambda p: json.dumps(p)[:60])

@@ -24,14 +24,14 @@ encoding split) alone or followed by ``Digits``, under any normalizer. Anything 
 ``regex`` path; :func:`word_counter` logs that once per pre-tokenizer.
 
 The engine is chosen in one place, :func:`word_counter`: ``"auto"`` (compiled when it can,
-the default), ``"compiled"`` (raise if it cannot) or ``"regex"`` (the reference), also from the
-``TOKMIX_COUNT_ENGINE`` environment variable, which Ray workers started by the driver inherit.
+the default), ``"compiled"`` (raise if it cannot) or ``"regex"`` (the reference). Users pick it
+in the run spec (``count: {engine: ...}``) or with ``--count-engine``; it reaches the counter
+as an argument of the count tasks (the core reads no environment).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -57,7 +57,9 @@ from tokmix.bpe.pretokenizers import (
 log = logging.getLogger(__name__)
 
 Engine = Literal["auto", "compiled", "regex"]
-ENGINE_ENV = "TOKMIX_COUNT_ENGINE"
+ENGINES: tuple[Engine, ...] = ("auto", "compiled", "regex")
+"""The engines, as ``tokmix.schemas.run_spec.CountOptions`` names them (a test keeps the two
+equal: the schema layer may not import the core)."""
 
 # Matcher kinds.
 GPT2, CL100K, LLAMA3, O200K, METASPACE, METASPACE_RUNS, LLAMA3_DIGIT = range(7)
@@ -793,11 +795,10 @@ class CompiledWordCounter:
 _LOGGED: set[str] = set()
 
 
-def word_counter(pretokenizer: Pretokenizer, engine: Engine | None = None) -> WordCounter:
-    """The counter for ``pretokenizer``: the one place that picks compiled or ``regex``.
-
-    ``engine`` defaults to ``$TOKMIX_COUNT_ENGINE`` or ``"auto"``."""
-    engine = engine or _env_engine()
+def word_counter(pretokenizer: Pretokenizer, engine: Engine = "auto") -> WordCounter:
+    """The counter for ``pretokenizer``: the one place that picks compiled or ``regex``."""
+    if engine not in ENGINES:
+        raise ValueError(f"count engine must be one of {ENGINES}, not {engine!r}")
     if engine == "regex":
         return RegexWordCounter(pretokenizer)
     plan = compile_plan(pretokenizer)
@@ -805,7 +806,7 @@ def word_counter(pretokenizer: Pretokenizer, engine: Engine | None = None) -> Wo
         if engine == "compiled":
             raise ValueError(
                 f"pre-tokenizer {pretokenizer.name!r} has no compiled form; "
-                f"count it with engine='regex' ({ENGINE_ENV}=regex)"
+                "count it with the 'auto' or 'regex' engine"
             )
         if pretokenizer.key not in _LOGGED:
             _LOGGED.add(pretokenizer.key)
@@ -818,15 +819,8 @@ def word_counter(pretokenizer: Pretokenizer, engine: Engine | None = None) -> Wo
     return CompiledWordCounter(pretokenizer, plan)
 
 
-def _env_engine() -> Engine:
-    value = os.environ.get(ENGINE_ENV, "auto")
-    if value not in ("auto", "compiled", "regex"):
-        raise ValueError(f"{ENGINE_ENV} must be 'auto', 'compiled' or 'regex', not {value!r}")
-    return value  # type: ignore[return-value]
-
-
 def count_pretokens(
-    pretokenizer: Pretokenizer, text: str | bytes, engine: Engine | None = None
+    pretokenizer: Pretokenizer, text: str | bytes, engine: Engine = "auto"
 ) -> Counter[bytes]:
     """The word counts of one text (bytes are decoded as :func:`decode_utf8` does)."""
     counter = word_counter(pretokenizer, engine)
