@@ -377,20 +377,36 @@ def _match_o200k(t: np.ndarray, p: int, n: int, cls: np.ndarray) -> int:
 
 
 @_inline
-def _is_meta(t: np.ndarray, i: int, n: int) -> bool:
-    return i + 2 < n and t[i] == _META0 and t[i + 1] == _META1 and t[i + 2] == _META2
+def _meta_size(t: np.ndarray, i: int, n: int) -> int:
+    """Bytes of the ``▁`` at ``i`` (0 if none): a space, which stands for ``▁`` in the
+    kernel's input (:func:`_prepared`), or U+2581 itself (3 bytes), which the text may hold."""
+    if i >= n:
+        return 0
+    b = t[i]
+    if b == _SPACE:
+        return 1
+    if b == _META0 and i + 2 < n and t[i + 1] == _META1 and t[i + 2] == _META2:
+        return 3
+    return 0
 
 
 @_jit
 def _match_metaspace(t: np.ndarray, p: int, n: int, runs: bool) -> int:
     """``▁[^▁]*|[^▁]+`` (training: a word before every ``▁``) or ``▁+[^▁]*|[^▁]+`` (encoding:
-    a run of ``▁`` and the text after it)."""
+    a run of ``▁`` and the text after it), where a ``▁`` is a space or U+2581."""
     i = p
-    if _is_meta(t, i, n):
-        i += 3
-        while runs and _is_meta(t, i, n):
-            i += 3
-    while i < n and not _is_meta(t, i, n):
+    k = _meta_size(t, i, n)
+    if k:
+        i += k
+        while runs:
+            k = _meta_size(t, i, n)
+            if not k:
+                break
+            i += k
+    while i < n:
+        b = t[i]
+        if b == _SPACE or (b == _META0 and _meta_size(t, i, n)):
+            break
         i += 1
     return i
 
@@ -556,9 +572,13 @@ def _rehash(table: np.ndarray, bigger: np.ndarray) -> None:
 
 
 @_jit
-def _export(table: np.ndarray, arena: np.ndarray, blob: np.ndarray, ends: np.ndarray) -> np.int64:
+def _export(
+    table: np.ndarray, arena: np.ndarray, blob: np.ndarray, ends: np.ndarray, metaspace: bool
+) -> np.int64:
     """Every word of the table into ``blob``, one after another, in table order (the order of
-    the used records), and its end into ``ends``; returns the number of bytes written."""
+    the used records), and its end into ``ends``; returns the number of bytes written. With
+    ``metaspace`` each space is written as ``▁`` (the kernel counts ``▁`` as a space,
+    :func:`_prepared`), so ``blob`` must hold three times the words' bytes."""
     w = 0
     b = np.int64(0)
     for i in range(len(table)):
@@ -566,16 +586,26 @@ def _export(table: np.ndarray, arena: np.ndarray, blob: np.ndarray, ends: np.nda
             continue
         head = np.uint64(table[i, _HEAD])
         size = np.int64(head >> np.uint64(56))
-        if size <= _SHORT:
-            for j in range(size):
-                blob[b + j] = (head >> np.uint64(8 * j)) & np.uint64(0xFF)
-        else:
+        off = np.int64(-1)
+        if size > _SHORT:
             off = table[i, _OFFSET]
             size = np.int64(0)
             for j in range(8):
                 size |= np.int64(arena[off + j]) << (8 * j)
-            blob[b : b + size] = arena[off + 8 : off + 8 + size]
-        b += size
+            off += 8
+        for j in range(size):
+            if off < 0:
+                byte = np.uint8((head >> np.uint64(8 * j)) & np.uint64(0xFF))
+            else:
+                byte = arena[off + j]
+            if metaspace and byte == _SPACE:
+                blob[b] = _META0
+                blob[b + 1] = _META1
+                blob[b + 2] = _META2
+                b += 3
+            else:
+                blob[b] = byte
+                b += 1
         ends[w] = b
         w += 1
     return b
@@ -655,8 +685,12 @@ def _regex_kind(step: object) -> int | None:
 def _prepared(pretokenizer: Pretokenizer, plan: Plan, text: str) -> bytes:
     """The UTF-8 bytes the kernel splits: what the ``regex`` path's steps see.
 
-    Lone surrogates are found by the encoder failing (rare) rather than by a scan, and
-    ``▁`` goes in on the bytes, as :meth:`MetaspaceSplit.prepare` puts it in the text."""
+    Lone surrogates are found by the encoder failing (rare) rather than by a scan.
+    SentencePiece's ``▁`` (:meth:`MetaspaceSplit.prepare` puts one for every space) stays a
+    space here, one byte where ``▁`` takes three: the matcher takes a space or a ``▁`` alike,
+    and the counted words get their ``▁`` back once per distinct word (:func:`_metaspace_words`).
+    Replacing on the bytes cost more than the rest of the preparation, and the longer words
+    left fewer of them short enough for the table's 7-byte heads."""
     if pretokenizer.normalizer != "none":
         text = pretokenizer.normalize(text)
     try:
@@ -665,11 +699,11 @@ def _prepared(pretokenizer: Pretokenizer, plan: Plan, text: str) -> bytes:
         data = pretokenizer.normalize(text).encode("utf-8")
     metaspace = plan.metaspace
     if metaspace is not None:
-        data = data.replace(b" ", _META)
         prepend = metaspace.prepend == "always" or metaspace.prepend == "first"
         runs = isinstance(metaspace, SentencePieceRunsSplit)
-        if prepend and data and (runs or not data.startswith(_META)):
-            data = _META + data
+        starts = data.startswith(b" ") or data.startswith(_META)
+        if prepend and data and (runs or not starts):
+            data = b" " + data
     elif plan.prefix_space and data and not data.startswith(b" "):
         data = b" " + data
     return data
@@ -694,7 +728,7 @@ def split(pretokenizer: Pretokenizer, text: str | bytes, plan: Plan | None = Non
     for end in ends[:count].tolist():
         out.append(data[start:end].decode("utf-8"))
         start = end
-    return out
+    return [w.replace(" ", "\u2581") for w in out] if plan.metaspace is not None else out
 
 
 # ------------------------------------------------------------------ word counters
@@ -780,15 +814,25 @@ class CompiledWordCounter:
             self.meta[2] = 0
             return Counter()
         used = self.table[:, _HASH] != 0
-        blob = np.empty(int(self.meta[1]) + _SHORT * distinct, dtype=np.uint8)
+        metaspace = self.plan.metaspace is not None
+        stored = int(self.meta[1]) + _SHORT * distinct
+        blob = np.empty(3 * stored if metaspace else stored, dtype=np.uint8)
         ends = np.empty(distinct, dtype=np.int64)
-        size = _export(self.table, self.arena, blob, ends)
+        size = _export(self.table, self.arena, blob, ends, metaspace)
         data = blob[:size].tobytes()
         bounds = ends.tolist()
-        starts = [0, *bounds[:-1]] if bounds else []
+        starts = [0, *bounds[:-1]]
         words = [data[s:e] for s, e in zip(starts, bounds, strict=True)]
-        out = Counter(dict(zip(words, self.table[used, _COUNT].tolist(), strict=True)))
+        counts = self.table[used, _COUNT].tolist()
         self._reset()
+        out: Counter[bytes] = Counter()
+        dict.update(out, zip(words, counts, strict=True))  # one bytes object per distinct word
+        if len(out) < distinct:
+            # SentencePiece text that held U+2581 itself: a word counted once with spaces and
+            # once with ▁ is one word (only here can two records give the same bytes)
+            out.clear()
+            for word, n in zip(words, counts, strict=True):
+                out[word] += n
         return out
 
 
