@@ -244,3 +244,33 @@ def test_word_tables_switch_engines_without_losing_words() -> None:
     assert table.counts == Counter(P.GPT2.words("hello world")) + Counter(
         P.GPT2.words("hello there")
     )
+
+
+class _RecordingExecutor(LocalExecutor):
+    """Runs tasks in this process and keeps their arguments (what a Ray task would be sent)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def map(self, fn: Any, calls: Any, **kw: Any) -> list[Any]:
+        self.calls += [(fn.__name__, tuple(call)) for call in calls]
+        return super().map(fn, calls, **kw)
+
+
+def test_the_engine_travels_with_each_count_task(tmp_path: Path) -> None:
+    """On Ray a task gets only its arguments (no environment, no driver state): the engine is
+    one of them."""
+    executor = _RecordingExecutor()
+    books = CategorySpec("books", str(SAMPLES / "books.jsonl.gz"))
+    run_count_ray(
+        [books],
+        {"books": SampleOptions(max_bytes=20_000)},
+        P.GPT2,
+        str(tmp_path),
+        shard_bytes=10**6,
+        executor=executor,
+        engine="regex",
+    )
+    counted = [args for name, args in executor.calls if name == "_count_shard"]
+    assert counted and all(args[-1] == "regex" for args in counted)
