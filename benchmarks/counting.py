@@ -13,17 +13,18 @@ baseline's before its figure is printed. Targets (issue #13): compiled ≥ 3× t
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import regex
 
 from tests.helpers import read_jsonl_gz
 from tokmix.bpe import pretokenizers as P
-from tokmix.bpe.fast_pretokenize import ENGINE_ENV
+from tokmix.bpe.fast_pretokenize import Engine
 from tokmix.bpe.words import WordTable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,6 +32,7 @@ CORPORA = REPO.parent / "shared" / "data" / "corpora"
 SAMPLES = REPO / "data" / "samples"
 TARGET_RATIO = 3.0
 TARGET_MBS = 40.0
+T = TypeVar("T")
 
 _BASELINE_PATTERNS = {
     "gpt2": P.GPT2_PATTERN,
@@ -50,32 +52,23 @@ def default_texts() -> dict[str, Path]:
     return {"prose": SAMPLES / "books.jsonl.gz", "code": SAMPLES / "python.jsonl.gz"}
 
 
-def best_of(n: int, fn: Callable[[], object]) -> tuple[float, float, object]:
-    """Best CPU and wall seconds of ``n`` runs, and the last result."""
+def best_of(n: int, fn: Callable[[], T]) -> tuple[float, float, T]:
+    """Best CPU and wall seconds of ``n`` runs (at least one), and the last result."""
     cpu = wall = float("inf")
-    out: object = None
-    for _ in range(n):
+    for _ in range(max(n, 1)):
         c0, w0 = time.process_time(), time.perf_counter()
         out = fn()
         cpu = min(cpu, time.process_time() - c0)
         wall = min(wall, time.perf_counter() - w0)
-    return cpu, wall, out
+    return cpu, wall, out  # at least one run: out is bound
 
 
-def count_table(texts: list[str], pre: P.Pretokenizer, engine: str) -> Counter[bytes]:
+def count_table(texts: list[str], pre: P.Pretokenizer, engine: Engine) -> Counter[bytes]:
     """What the count stage does per document (``WordTable.add_text``), whole table read."""
-    old = os.environ.get(ENGINE_ENV)
-    os.environ[ENGINE_ENV] = engine
-    try:
-        table = WordTable()
-        for text in texts:
-            table.add_text(text, pre)
-        return table.counts
-    finally:
-        if old is None:
-            del os.environ[ENGINE_ENV]
-        else:
-            os.environ[ENGINE_ENV] = old
+    table = WordTable()
+    for text in texts:
+        table.add_text(text, pre, engine)
+    return table.counts
 
 
 def findall_counter(texts: list[str], pattern: regex.Pattern[str]) -> Counter[str]:
@@ -93,10 +86,8 @@ def bench_counting(texts: dict[str, list[str]], repeat: int, families: list[str]
         for name in families:
             pre = P.named(name)
             count_table(docs[:2], pre, "compiled")  # compile outside the timing
-            c_cpu, c_wall, ours = best_of(
-                repeat, lambda d=docs, p=pre: count_table(d, p, "compiled")
-            )
-            r_cpu, _, ref = best_of(1, lambda d=docs, p=pre: count_table(d, p, "regex"))
+            c_cpu, c_wall, ours = best_of(repeat, partial(count_table, docs, pre, "compiled"))
+            r_cpu, _, ref = best_of(1, partial(count_table, docs, pre, "regex"))
             assert ours == ref, f"compiled and regex counts differ on {kind} / {name}"
             line = (
                 f"counting {kind:5} {mb:4.1f} MB {name:13}: compiled {mb / c_cpu:6.1f} MB/s cpu "
@@ -105,7 +96,7 @@ def bench_counting(texts: dict[str, list[str]], repeat: int, families: list[str]
             pattern = _BASELINE_PATTERNS.get(name)
             if pattern is not None:
                 compiled = regex.compile(pattern)
-                b_cpu, _, base = best_of(repeat, lambda d=docs, c=compiled: findall_counter(d, c))
+                b_cpu, _, base = best_of(repeat, partial(findall_counter, docs, compiled))
                 encoded = Counter({w.encode(): n for w, n in base.items()})
                 assert encoded == ours, f"findall+Counter and compiled differ on {kind} / {name}"
                 ratio = b_cpu / c_cpu

@@ -189,6 +189,40 @@ def test_invalid_utf8_is_replaced_as_decode_utf8_does(data: bytes, pre: P.Pretok
     assert fp.split(pre, data) == pre.split(P.decode_utf8(data))
 
 
+METASPACE_SHAPES = [p for p in COMPILED if (plan := fp.compile_plan(p)) and plan.metaspace]
+"""The SentencePiece shapes: their kernel reads a space as ``▁`` and gives words their ``▁``
+back when it hands them over, so spaces and a literal U+2581 in the text must stay one."""
+_MARKS = [" ", "\u2581", "\u2580", "\u2582", "\u2581\u2581", "  ", "a", "ab", "7", "日", "\n"]
+
+
+@pytest.mark.parametrize("pre", METASPACE_SHAPES, ids=[p.name for p in METASPACE_SHAPES])
+@SETTINGS
+@given(parts=st.lists(st.sampled_from(_MARKS), max_size=40))
+def test_metaspace_spaces_and_literal_marks_count_as_one(
+    pre: P.Pretokenizer, parts: list[str]
+) -> None:
+    """Spaces, U+2581 and its UTF-8 neighbours (U+2580, U+2582 share two of its bytes), at
+    the start, in runs and mixed, counted and split as the ``regex`` path does."""
+    text = "".join(parts)
+    assert fp.count_pretokens(pre, text, "compiled") == Counter(pre.words(text))
+    assert_same_split(pre, text)
+
+
+@pytest.mark.parametrize("pre", METASPACE_SHAPES, ids=[p.name for p in METASPACE_SHAPES])
+def test_metaspace_words_written_both_ways_are_summed(pre: P.Pretokenizer) -> None:
+    """One word typed with a space and with ``▁`` is one word: over many documents, with the
+    table growing, and through invalid UTF-8 that cuts ``▁``'s bytes short."""
+    docs = [f"w{i} word x\u2581w{i}\u2581word \u2581\u2581y{i % 7}  z" for i in range(20_000)]
+    table = count_words(docs, pre)
+    want: Counter[bytes] = Counter()
+    for doc in docs:
+        want.update(pre.words(doc))
+    assert table.counts == want
+    assert table.counts["\u2581word".encode()] == want["\u2581word".encode()] == 40_000
+    for data in (b"a\xe2\x96 b", b"\xe2\x96\x81\xe2\x96", b" \xe2\x81 \xe2\x96\x81x"):
+        assert fp.count_pretokens(pre, data, "compiled") == Counter(pre.words(P.decode_utf8(data)))
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     cuts=st.lists(st.integers(0, 4_000), max_size=12),
@@ -250,13 +284,13 @@ def test_uncompilable_pipelines_keep_the_regex_path_and_say_so_once(
     assert table.counts == Counter(pre.words("a b  c"))
 
 
-def test_engine_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_engine_argument() -> None:
+    """The engine is an argument (the run spec's ``count.engine``); the core reads no
+    environment."""
     assert isinstance(fp.word_counter(P.GPT2), fp.CompiledWordCounter)
-    monkeypatch.setenv(fp.ENGINE_ENV, "regex")
-    assert isinstance(fp.word_counter(P.GPT2), fp.RegexWordCounter)
-    monkeypatch.setenv(fp.ENGINE_ENV, "fast")
-    with pytest.raises(ValueError, match=fp.ENGINE_ENV):
-        fp.word_counter(P.GPT2)
+    assert isinstance(fp.word_counter(P.GPT2, "regex"), fp.RegexWordCounter)
+    with pytest.raises(ValueError, match="count engine must be one of"):
+        fp.word_counter(P.GPT2, "fast")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("pre", "norm"), PIPELINES, ids=lambda p: json.dumps(p)[:60])

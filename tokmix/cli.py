@@ -19,7 +19,7 @@ import dataclasses
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import ValidationError
 
@@ -29,6 +29,8 @@ from tokmix.jobs.spec import CategorySpec, SampleOptions, parse_merge_range
 from tokmix.schemas.mixture import MixtureResult
 from tokmix.schemas.run_spec import (
     BootstrapOptions,
+    CountEngine,
+    CountOptions,
     RunSpec,
     SolverOptions,
     check_out_root,
@@ -133,6 +135,21 @@ def _add_device(p: argparse.ArgumentParser, *, default: str | None) -> None:
     )
 
 
+def _add_count_engine(p: argparse.ArgumentParser, *, spec_default: bool = False) -> None:
+    """``--count-engine`` (a run spec's ``count: {engine: ...}``); ``spec_default``: the
+    flag overrides a spec's value and defaults to it."""
+    default = None if spec_default else _default(CountOptions, "engine")
+    p.add_argument(
+        "--count-engine",
+        choices=get_args(CountEngine),
+        default=default,
+        help="how words are counted: auto (compiled where the pre-tokenizer has a compiled "
+        "form, else regex), compiled (refuse a pre-tokenizer without one) or regex (the "
+        "reference); all count the same words, so committed counts are reused across them "
+        + ("(default: the spec's count.engine, else auto)" if spec_default else "(default auto)"),
+    )
+
+
 def _add_bootstrap(p: argparse.ArgumentParser, *, groups: bool = True) -> None:
     """Interval options (as a run spec's ``bootstrap:``); ``--seed`` is the file shuffle's."""
     if groups:
@@ -194,6 +211,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--num-cpus", type=int, help="CPUs of an embedded Ray (default: all of this machine)"
     )
     _add_device(parser, default=None)
+    _add_count_engine(parser, spec_default=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -208,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_range(p)
     _add_estimator(p)
     _add_bootstrap(p)
+    _add_count_engine(p)
     p.add_argument("--out", "-o", default=DEFAULT_OUT, help="output root (local or s3://)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--force", action="store_true", help="recompute committed stages")
@@ -244,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--groups", type=int, default=1, help="also count per bootstrap document group (10)"
     )
+    _add_count_engine(p)
     p.add_argument("--out", "-o", default=DEFAULT_OUT)
     p.add_argument("--force", action="store_true")
 
@@ -266,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="A,B",
         help="categories A and B hold the same text (translations): print tokens_A/tokens_B",
     )
+    _add_count_engine(p)
     p.add_argument("--out", "-o", default=DEFAULT_OUT, help="output root (local or s3://)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--force", action="store_true", help="recompute committed stages")
@@ -348,6 +369,7 @@ _FLAGS = {
     "bootstrap.level": "--level",
     "bootstrap.seed": "--bootstrap-seed",
     "bootstrap.merge_block": "--merge-block",
+    "count.engine": "--count-engine",
 }
 """Run spec keys as the CLI's flags, for messages."""
 
@@ -378,6 +400,7 @@ def _infer_spec(args: argparse.Namespace) -> RunSpec:
         "groups": dict(parse_group(g) for g in args.group),
         "pretokenizer": args.pretokenizer,
         "solver": {"estimator": args.estimator, "device": args.device},
+        "count": {"engine": args.count_engine},
         "bootstrap": {
             "groups": max(args.groups, 1),
             "replicates": args.replicates,
@@ -434,7 +457,13 @@ def _cmd_infer(args: argparse.Namespace) -> None:
     from tokmix.jobs.infer import run_infer
 
     keys = (_FLAGS["merges"], _FLAGS["merge_range"])
-    result = run_infer(_infer_spec(args), force=args.force, log=_log, range_keys=keys)
+    result = run_infer(
+        _infer_spec(args),
+        force=args.force,
+        log=_log,
+        range_keys=keys,
+        engine_key=_FLAGS["count.engine"],
+    )
     if args.json:
         print(json.dumps(result.to_json(), indent=1))
     else:
@@ -486,6 +515,8 @@ def _cmd_count(args: argparse.Namespace) -> None:
         force=args.force,
         log=_log,
         executor=LocalExecutor(),
+        engine=args.count_engine,
+        engine_key=_FLAGS["count.engine"],
     )
     for name, t in totals.items():
         print(
@@ -539,11 +570,14 @@ def _cmd_solve(args: argparse.Namespace) -> None:
 
 
 def run_spec_of(args: argparse.Namespace) -> RunSpec:
-    """``tokmix run``'s spec: the file, with ``--out`` and ``--device`` over its values."""
+    """``tokmix run``'s spec: the file, with ``--out``, ``--device`` and ``--count-engine``
+    over its values."""
     spec = load_run_spec(args.spec, out=args.out)
     if args.device is not None:
         solver = spec.solver.model_copy(update={"device": args.device})
         spec = spec.model_copy(update={"solver": solver})
+    if args.count_engine is not None:
+        spec = spec.model_copy(update={"count": CountOptions(engine=args.count_engine)})
     return spec
 
 
@@ -585,6 +619,8 @@ def _cmd_stats(args: argparse.Namespace) -> None:
         pretokenizer=args.pretokenizer,
         force=args.force,
         log=_log,
+        engine=args.count_engine,
+        engine_key=_FLAGS["count.engine"],
     )
     rows = [{**r, **derived_ratios(r)} for r in table.to_pylist()]
     par = {f"{a}/{b}": parity(rows, a, b) for a, b in pairs}

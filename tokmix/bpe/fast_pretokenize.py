@@ -24,14 +24,14 @@ encoding split) alone or followed by ``Digits``, under any normalizer. Anything 
 ``regex`` path; :func:`word_counter` logs that once per pre-tokenizer.
 
 The engine is chosen in one place, :func:`word_counter`: ``"auto"`` (compiled when it can,
-the default), ``"compiled"`` (raise if it cannot) or ``"regex"`` (the reference), also from the
-``TOKMIX_COUNT_ENGINE`` environment variable, which Ray workers started by the driver inherit.
+the default), ``"compiled"`` (raise if it cannot) or ``"regex"`` (the reference). Users pick it
+in the run spec (``count: {engine: ...}``) or with ``--count-engine``; it reaches the counter
+as an argument of the count tasks (the core reads no environment).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -57,7 +57,9 @@ from tokmix.bpe.pretokenizers import (
 log = logging.getLogger(__name__)
 
 Engine = Literal["auto", "compiled", "regex"]
-ENGINE_ENV = "TOKMIX_COUNT_ENGINE"
+ENGINES: tuple[Engine, ...] = ("auto", "compiled", "regex")
+"""The engines, as ``tokmix.schemas.run_spec.CountOptions`` names them (a test keeps the two
+equal: the schema layer may not import the core)."""
 
 # Matcher kinds.
 GPT2, CL100K, LLAMA3, O200K, METASPACE, METASPACE_RUNS, LLAMA3_DIGIT = range(7)
@@ -375,20 +377,36 @@ def _match_o200k(t: np.ndarray, p: int, n: int, cls: np.ndarray) -> int:
 
 
 @_inline
-def _is_meta(t: np.ndarray, i: int, n: int) -> bool:
-    return i + 2 < n and t[i] == _META0 and t[i + 1] == _META1 and t[i + 2] == _META2
+def _meta_size(t: np.ndarray, i: int, n: int) -> int:
+    """Bytes of the ``▁`` at ``i`` (0 if none): a space, which stands for ``▁`` in the
+    kernel's input (:func:`_prepared`), or U+2581 itself (3 bytes), which the text may hold."""
+    if i >= n:
+        return 0
+    b = t[i]
+    if b == _SPACE:
+        return 1
+    if b == _META0 and i + 2 < n and t[i + 1] == _META1 and t[i + 2] == _META2:
+        return 3
+    return 0
 
 
 @_jit
 def _match_metaspace(t: np.ndarray, p: int, n: int, runs: bool) -> int:
     """``▁[^▁]*|[^▁]+`` (training: a word before every ``▁``) or ``▁+[^▁]*|[^▁]+`` (encoding:
-    a run of ``▁`` and the text after it)."""
+    a run of ``▁`` and the text after it), where a ``▁`` is a space or U+2581."""
     i = p
-    if _is_meta(t, i, n):
-        i += 3
-        while runs and _is_meta(t, i, n):
-            i += 3
-    while i < n and not _is_meta(t, i, n):
+    k = _meta_size(t, i, n)
+    if k:
+        i += k
+        while runs:
+            k = _meta_size(t, i, n)
+            if not k:
+                break
+            i += k
+    while i < n:
+        b = t[i]
+        if b == _SPACE or (b == _META0 and _meta_size(t, i, n)):
+            break
         i += 1
     return i
 
@@ -554,9 +572,13 @@ def _rehash(table: np.ndarray, bigger: np.ndarray) -> None:
 
 
 @_jit
-def _export(table: np.ndarray, arena: np.ndarray, blob: np.ndarray, ends: np.ndarray) -> np.int64:
+def _export(
+    table: np.ndarray, arena: np.ndarray, blob: np.ndarray, ends: np.ndarray, metaspace: bool
+) -> np.int64:
     """Every word of the table into ``blob``, one after another, in table order (the order of
-    the used records), and its end into ``ends``; returns the number of bytes written."""
+    the used records), and its end into ``ends``; returns the number of bytes written. With
+    ``metaspace`` each space is written as ``▁`` (the kernel counts ``▁`` as a space,
+    :func:`_prepared`), so ``blob`` must hold three times the words' bytes."""
     w = 0
     b = np.int64(0)
     for i in range(len(table)):
@@ -564,16 +586,26 @@ def _export(table: np.ndarray, arena: np.ndarray, blob: np.ndarray, ends: np.nda
             continue
         head = np.uint64(table[i, _HEAD])
         size = np.int64(head >> np.uint64(56))
-        if size <= _SHORT:
-            for j in range(size):
-                blob[b + j] = (head >> np.uint64(8 * j)) & np.uint64(0xFF)
-        else:
+        off = np.int64(-1)
+        if size > _SHORT:
             off = table[i, _OFFSET]
             size = np.int64(0)
             for j in range(8):
                 size |= np.int64(arena[off + j]) << (8 * j)
-            blob[b : b + size] = arena[off + 8 : off + 8 + size]
-        b += size
+            off += 8
+        for j in range(size):
+            if off < 0:
+                byte = np.uint8((head >> np.uint64(8 * j)) & np.uint64(0xFF))
+            else:
+                byte = arena[off + j]
+            if metaspace and byte == _SPACE:
+                blob[b] = _META0
+                blob[b + 1] = _META1
+                blob[b + 2] = _META2
+                b += 3
+            else:
+                blob[b] = byte
+                b += 1
         ends[w] = b
         w += 1
     return b
@@ -653,8 +685,12 @@ def _regex_kind(step: object) -> int | None:
 def _prepared(pretokenizer: Pretokenizer, plan: Plan, text: str) -> bytes:
     """The UTF-8 bytes the kernel splits: what the ``regex`` path's steps see.
 
-    Lone surrogates are found by the encoder failing (rare) rather than by a scan, and
-    ``▁`` goes in on the bytes, as :meth:`MetaspaceSplit.prepare` puts it in the text."""
+    Lone surrogates are found by the encoder failing (rare) rather than by a scan.
+    SentencePiece's ``▁`` (:meth:`MetaspaceSplit.prepare` puts one for every space) stays a
+    space here, one byte where ``▁`` takes three: the matcher takes a space or a ``▁`` alike,
+    and the counted words get their ``▁`` back once per distinct word (:func:`_metaspace_words`).
+    Replacing on the bytes cost more than the rest of the preparation, and the longer words
+    left fewer of them short enough for the table's 7-byte heads."""
     if pretokenizer.normalizer != "none":
         text = pretokenizer.normalize(text)
     try:
@@ -663,11 +699,11 @@ def _prepared(pretokenizer: Pretokenizer, plan: Plan, text: str) -> bytes:
         data = pretokenizer.normalize(text).encode("utf-8")
     metaspace = plan.metaspace
     if metaspace is not None:
-        data = data.replace(b" ", _META)
         prepend = metaspace.prepend == "always" or metaspace.prepend == "first"
         runs = isinstance(metaspace, SentencePieceRunsSplit)
-        if prepend and data and (runs or not data.startswith(_META)):
-            data = _META + data
+        starts = data.startswith(b" ") or data.startswith(_META)
+        if prepend and data and (runs or not starts):
+            data = b" " + data
     elif plan.prefix_space and data and not data.startswith(b" "):
         data = b" " + data
     return data
@@ -692,7 +728,7 @@ def split(pretokenizer: Pretokenizer, text: str | bytes, plan: Plan | None = Non
     for end in ends[:count].tolist():
         out.append(data[start:end].decode("utf-8"))
         start = end
-    return out
+    return [w.replace(" ", "\u2581") for w in out] if plan.metaspace is not None else out
 
 
 # ------------------------------------------------------------------ word counters
@@ -778,26 +814,35 @@ class CompiledWordCounter:
             self.meta[2] = 0
             return Counter()
         used = self.table[:, _HASH] != 0
-        blob = np.empty(int(self.meta[1]) + _SHORT * distinct, dtype=np.uint8)
+        metaspace = self.plan.metaspace is not None
+        stored = int(self.meta[1]) + _SHORT * distinct
+        blob = np.empty(3 * stored if metaspace else stored, dtype=np.uint8)
         ends = np.empty(distinct, dtype=np.int64)
-        size = _export(self.table, self.arena, blob, ends)
+        size = _export(self.table, self.arena, blob, ends, metaspace)
         data = blob[:size].tobytes()
         bounds = ends.tolist()
-        starts = [0, *bounds[:-1]] if bounds else []
+        starts = [0, *bounds[:-1]]
         words = [data[s:e] for s, e in zip(starts, bounds, strict=True)]
-        out = Counter(dict(zip(words, self.table[used, _COUNT].tolist(), strict=True)))
+        counts = self.table[used, _COUNT].tolist()
         self._reset()
+        out: Counter[bytes] = Counter()
+        dict.update(out, zip(words, counts, strict=True))  # one bytes object per distinct word
+        if len(out) < distinct:
+            # SentencePiece text that held U+2581 itself: a word counted once with spaces and
+            # once with ▁ is one word (only here can two records give the same bytes)
+            out.clear()
+            for word, n in zip(words, counts, strict=True):
+                out[word] += n
         return out
 
 
 _LOGGED: set[str] = set()
 
 
-def word_counter(pretokenizer: Pretokenizer, engine: Engine | None = None) -> WordCounter:
-    """The counter for ``pretokenizer``: the one place that picks compiled or ``regex``.
-
-    ``engine`` defaults to ``$TOKMIX_COUNT_ENGINE`` or ``"auto"``."""
-    engine = engine or _env_engine()
+def word_counter(pretokenizer: Pretokenizer, engine: Engine = "auto") -> WordCounter:
+    """The counter for ``pretokenizer``: the one place that picks compiled or ``regex``."""
+    if engine not in ENGINES:
+        raise ValueError(f"count engine must be one of {ENGINES}, not {engine!r}")
     if engine == "regex":
         return RegexWordCounter(pretokenizer)
     plan = compile_plan(pretokenizer)
@@ -805,7 +850,7 @@ def word_counter(pretokenizer: Pretokenizer, engine: Engine | None = None) -> Wo
         if engine == "compiled":
             raise ValueError(
                 f"pre-tokenizer {pretokenizer.name!r} has no compiled form; "
-                f"count it with engine='regex' ({ENGINE_ENV}=regex)"
+                "count it with the 'auto' or 'regex' engine"
             )
         if pretokenizer.key not in _LOGGED:
             _LOGGED.add(pretokenizer.key)
@@ -818,15 +863,8 @@ def word_counter(pretokenizer: Pretokenizer, engine: Engine | None = None) -> Wo
     return CompiledWordCounter(pretokenizer, plan)
 
 
-def _env_engine() -> Engine:
-    value = os.environ.get(ENGINE_ENV, "auto")
-    if value not in ("auto", "compiled", "regex"):
-        raise ValueError(f"{ENGINE_ENV} must be 'auto', 'compiled' or 'regex', not {value!r}")
-    return value  # type: ignore[return-value]
-
-
 def count_pretokens(
-    pretokenizer: Pretokenizer, text: str | bytes, engine: Engine | None = None
+    pretokenizer: Pretokenizer, text: str | bytes, engine: Engine = "auto"
 ) -> Counter[bytes]:
     """The word counts of one text (bytes are decoded as :func:`decode_utf8` does)."""
     counter = word_counter(pretokenizer, engine)

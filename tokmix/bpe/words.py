@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from tokmix.bpe import long_text
-from tokmix.bpe.fast_pretokenize import WordCounter, word_counter
+from tokmix.bpe.fast_pretokenize import Engine, WordCounter, word_counter
 from tokmix.bpe.pretokenizers import Pretokenizer
 
 
@@ -22,8 +22,9 @@ class WordTable:
     """``word (UTF-8 bytes) -> count`` plus the sample's totals.
 
     :meth:`add_text` counts with the pre-tokenizer's :func:`word_counter` (the compiled path
-    when there is one), which keeps words in its own table until :attr:`counts` is read: then
-    they move into the ``Counter``, one Python ``bytes`` per distinct word."""
+    when there is one, unless ``engine`` says otherwise), which keeps words in its own table
+    until :attr:`counts` is read: then they move into the ``Counter``, one Python ``bytes`` per
+    distinct word. Both engines are exact, so the engine changes how fast, never what."""
 
     def __init__(
         self,
@@ -43,7 +44,7 @@ class WordTable:
         self.invalid_utf8_documents = invalid_utf8_documents
         self.files = files
         self._counter: WordCounter | None = None
-        self._counter_for: Pretokenizer | None = None
+        self._counter_for: tuple[Pretokenizer, Engine] | None = None
         self._pending = False
 
     @property
@@ -68,11 +69,18 @@ class WordTable:
             else:
                 self._counts = pending
 
-    def add_text(self, text: str, pretokenizer: Pretokenizer) -> None:
-        """Count one document's pre-tokens."""
-        if self._counter is None or self._counter_for is not pretokenizer:
-            self._flush()  # words counted with another pre-tokenizer
-            self._counter, self._counter_for = word_counter(pretokenizer), pretokenizer
+    def add_text(self, text: str, pretokenizer: Pretokenizer, engine: Engine = "auto") -> None:
+        """Count one document's pre-tokens (``engine``: see :func:`word_counter`)."""
+        counter_for = self._counter_for
+        if (
+            self._counter is None
+            or counter_for is None
+            or counter_for[0] is not pretokenizer
+            or counter_for[1] != engine
+        ):
+            self._flush()  # words counted with another pre-tokenizer or engine
+            self._counter = word_counter(pretokenizer, engine)
+            self._counter_for = (pretokenizer, engine)
         for part in long_text.pieces(text, pretokenizer):  # a long document, in bounded memory
             self.pretokens += self._counter.add(part)
         self._pending = True
@@ -171,11 +179,13 @@ class WordTable:
         )
 
 
-def count_words(texts: Iterable[str], pretokenizer: Pretokenizer) -> WordTable:
+def count_words(
+    texts: Iterable[str], pretokenizer: Pretokenizer, engine: Engine = "auto"
+) -> WordTable:
     """The word table of some documents (the reference counter; jobs shard it)."""
     table = WordTable()
     for text in texts:
-        table.add_text(text, pretokenizer)
+        table.add_text(text, pretokenizer, engine)
     return table
 
 

@@ -3,7 +3,12 @@
 The count stage (:mod:`tokmix.jobs.count_ray`, on either executor) shards the corpus; this
 module counts each category as one stream of documents, in order (ARCHITECTURE.md §3), and
 commits the same datasets with the same input hashes. It also holds what both share: dataset
-names, the input digest of a count and the readers of committed word tables.
+names, the input digest of a count, the check of the count engine and the readers of committed
+word tables.
+
+The count engine (``compiled`` or ``regex``, :mod:`tokmix.bpe.fast_pretokenize`) is passed down
+to every counter but is not an input of the digest: both are exact, so they commit the same
+word tables and either reuses the other's commit (``CountOptions`` in the run spec).
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pyarrow as pa
 
+from tokmix.bpe.fast_pretokenize import Engine, compile_plan
 from tokmix.bpe.pretokenizers import Pretokenizer
 from tokmix.bpe.words import WordTable, document_group
-from tokmix.errors import CorpusReadError, DatasetError
+from tokmix.errors import CorpusReadError, DatasetError, TokmixError
 from tokmix.io import catalog
 from tokmix.io.corpus import Document, OnInvalidUtf8, TxtMode, iter_documents, no_text_message
 from tokmix.io.datasets import is_committed, read_dataset, read_manifest, write_dataset
@@ -59,6 +65,16 @@ def corpus_fingerprint(categories: list[CategorySpec]) -> str:
     return h.hexdigest()
 
 
+def check_engine(pretokenizer: Pretokenizer, engine: Engine, key: str = "count.engine") -> None:
+    """Refuse ``compiled`` for a pre-tokenizer with no compiled form before anything is read
+    (``key`` names the option as the user gave it: the spec's key or the CLI's flag)."""
+    if engine == "compiled" and compile_plan(pretokenizer) is None:
+        raise TokmixError(
+            f"{key} compiled: pre-tokenizer {pretokenizer.name} ({pretokenizer.key}) has no "
+            "compiled form; use 'auto' (compiled where possible) or 'regex'"
+        )
+
+
 def count_inputs(
     categories: list[CategorySpec],
     pretokenizer: Pretokenizer,
@@ -87,6 +103,7 @@ def read_category(
     seed: int | None = None,
     skip_documents: int = 0,
     on_invalid_utf8: OnInvalidUtf8 = "replace",
+    engine: Engine = "auto",
 ) -> WordTable:
     """The word table of one category's sample (options as :func:`iter_documents`).
 
@@ -104,6 +121,7 @@ def read_category(
         seed=seed,
         skip_documents=skip_documents,
         on_invalid_utf8=on_invalid_utf8,
+        engine=engine,
     )[0]
 
 
@@ -118,6 +136,7 @@ def read_category_groups(
     seed: int | None = None,
     skip_documents: int = 0,
     on_invalid_utf8: OnInvalidUtf8 = "replace",
+    engine: Engine = "auto",
 ) -> tuple[WordTable, list[WordTable]]:
     """:func:`read_category`'s table and the same sample split into ``groups`` bootstrap
     groups of documents (:func:`count_documents`); the groups add up to the table."""
@@ -130,7 +149,7 @@ def read_category_groups(
         skip_documents=skip_documents,
         on_invalid_utf8=on_invalid_utf8,
     )
-    tables, sources = count_documents(docs, pretokenizer, groups)
+    tables, sources = count_documents(docs, pretokenizer, groups, engine)
     table = tables[0] if len(tables) == 1 else WordTable.total(tables)
     table.files = len(sources)
     if table.bytes_ == 0:
@@ -139,7 +158,7 @@ def read_category_groups(
 
 
 def count_documents(
-    docs: Iterable[Document], pretokenizer: Pretokenizer, groups: int = 1
+    docs: Iterable[Document], pretokenizer: Pretokenizer, groups: int = 1, engine: Engine = "auto"
 ) -> tuple[list[WordTable], set[str]]:
     """Word tables of some documents, one per bootstrap group (one table when ``groups`` is
     1), and the files they came from.
@@ -151,14 +170,18 @@ def count_documents(
     sources: set[str] = set()
     for doc in docs:
         table = tables[document_group(doc.text.encode("utf-8"), groups) if groups > 1 else 0]
-        table.add_text(doc.text, pretokenizer)
+        table.add_text(doc.text, pretokenizer, engine)
         table.invalid_utf8_documents += doc.invalid_utf8
         sources.add(doc.source)
     return tables, sources
 
 
 def count_category(
-    spec: CategorySpec, pretokenizer: Pretokenizer, options: SampleOptions, groups: int = 1
+    spec: CategorySpec,
+    pretokenizer: Pretokenizer,
+    options: SampleOptions,
+    groups: int = 1,
+    engine: Engine = "auto",
 ) -> tuple[WordTable, list[WordTable]]:
     """A category's word table and its ``groups`` bootstrap groups' tables."""
     return read_category_groups(
@@ -170,6 +193,7 @@ def count_category(
         seed=options.seed,
         skip_documents=options.skip_documents,
         txt_mode=options.txt_mode,
+        engine=engine,
     )
 
 
@@ -195,11 +219,14 @@ def run_count(
     *,
     groups: int = 1,
     force: bool = False,
+    engine: Engine = "auto",
 ) -> dict[str, WordTable]:
     """Count every category and commit ``word_counts/`` and ``corpus_stats/`` (and with
     ``groups > 1`` the bootstrap groups' datasets, see :func:`run_count_groups`); skipped when
     already committed for the same inputs."""
-    return run_count_groups(categories, pretokenizer, out, options, groups=groups, force=force)[0]
+    return run_count_groups(
+        categories, pretokenizer, out, options, groups=groups, force=force, engine=engine
+    )[0]
 
 
 def run_count_groups(
@@ -210,6 +237,7 @@ def run_count_groups(
     *,
     groups: int = 1,
     force: bool = False,
+    engine: Engine = "auto",
 ) -> tuple[dict[str, WordTable], GroupTables | None]:
     """:func:`run_count`, also returning each category's bootstrap groups (None when
     ``groups <= 1``).
@@ -217,7 +245,9 @@ def run_count_groups(
     With ``groups > 1`` the documents of each category fall into groups by a hash of their
     text, as in the Ray count, and ``group_word_counts/`` and ``sample_groups/`` are committed
     too. The input hashes are those of the Ray count, so either pipeline reuses the other's
-    commit. Without groups, word tables committed with any number of groups are reused."""
+    commit. Without groups, word tables committed with any number of groups are reused; with
+    any ``engine`` too (not an input: both engines count the same words)."""
+    check_engine(pretokenizer, engine)
     groups = max(groups, 1)
     inputs = {**count_inputs(categories, pretokenizer, options), "groups": str(groups)}
     names = [word_counts_name(pretokenizer), corpus_stats_name(pretokenizer)]
@@ -232,7 +262,9 @@ def run_count_groups(
     tables, grouped = {}, {}
     for spec in categories:
         sample = options[spec.name] if isinstance(options, dict) else options
-        tables[spec.name], grouped[spec.name] = count_category(spec, pretokenizer, sample, groups)
+        tables[spec.name], grouped[spec.name] = count_category(
+            spec, pretokenizer, sample, groups, engine
+        )
     provenance = {"stage": "count", "pretokenizer": pretokenizer.key, **inputs}
     commit = {"provenance": provenance, "input_hashes": inputs}
     write_dataset(

@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tokmix.bpe.fast_pretokenize import Engine
 from tokmix.bpe.pretokenizers import Pretokenizer
 from tokmix.errors import CorpusReadError
 from tokmix.io import catalog
@@ -48,6 +49,7 @@ from tokmix.io.datasets import (
 from tokmix.io.fs import ensure_parent, filesystem_for, join, write_bytes_atomic
 from tokmix.io.shards import ShardSample, plan_shards, sample_plan, shard_documents
 from tokmix.jobs.count import (
+    check_engine,
     corpus_stats_name,
     count_documents,
     count_inputs,
@@ -98,6 +100,7 @@ def _count_shard(
     partitions: int,
     groups: int,
     work: str,
+    engine: Engine = "auto",
 ) -> dict[str, Any]:
     """Map: count one shard and checkpoint its word tables under ``work``: one Parquet file
     whose row group ``r`` holds reduce partition ``r`` (``group, word, count``), then a JSON
@@ -113,7 +116,7 @@ def _count_shard(
     docs = itertools.islice(
         shard_documents(sample.shard, **_options_dict(options)), sample.skip, stop
     )
-    tables, sources = count_documents(docs, pretokenizer, groups)
+    tables, sources = count_documents(docs, pretokenizer, groups, engine)
     pieces: list[list[pa.Table]] = [[] for _ in range(partitions)]
     for g, table in enumerate(tables):
         words = list(table.counts)
@@ -276,11 +279,19 @@ def run_count_ray(
     force: bool = False,
     log: Log = lambda _m: None,
     executor: Executor | None = None,
+    engine: Engine = "auto",
+    engine_key: str = "count.engine",
 ) -> dict[str, dict[str, int]]:
     """Count every category with ``executor``'s tasks (default: on the Ray cluster) and
     commit ``word_counts/`` and ``corpus_stats/`` (and, with ``groups > 1`` bootstrap groups,
     ``group_word_counts/`` and ``sample_groups/``); skipped when committed from the same
-    inputs. The totals per category."""
+    inputs. The totals per category.
+
+    ``engine`` (:func:`tokmix.bpe.fast_pretokenize.word_counter`) travels to every map task as
+    an argument; it is not an input (both engines count the same words), so a commit made with
+    either is reused. ``engine_key`` names it in the error for a ``compiled`` engine the
+    pre-tokenizer has no form for."""
+    check_engine(pretokenizer, engine, engine_key)
     inputs = {**count_inputs(categories, pretokenizer, options), "groups": str(groups)}
     words_name, stats_name = word_counts_name(pretokenizer), corpus_stats_name(pretokenizer)
     groups_name = group_word_counts_name(pretokenizer) if groups > 1 else None
@@ -328,7 +339,10 @@ def run_count_ray(
     pretok_ref = executor.share(pretokenizer)
     shard_stats = executor.map(
         _count_shard,
-        [(sample, pretok_ref, options[name], partitions, groups, work) for name, sample in samples],
+        [
+            (sample, pretok_ref, options[name], partitions, groups, work, engine)
+            for name, sample in samples
+        ],
         resources=resources,
         progress=Progress("count", len(samples), total_bytes, log),
         weight=lambda i: samples[i][1].shard.size,
@@ -519,6 +533,7 @@ def count_for(
         force=force,
         log=ctx.log,
         executor=ctx.executor,
+        engine=spec.count.engine,
     )
 
 

@@ -26,16 +26,24 @@ def run_infer(
     force: bool = False,
     log: Callable[[str], None] = lambda _msg: None,
     range_keys: tuple[str, str] = ("merges", "merge_range"),
+    engine_key: str = "count.engine",
 ) -> MixtureResult:
     """Infer the mixture of the spec's (first) tokenizer over its categories.
 
     ``spec.bootstrap``: intervals from document groups (``groups: 1``: point estimates only);
     ``spec.solver``: the estimator and :func:`tokmix.solvers.mixture_lp.solve_mixture`'s
-    options. ``range_keys`` name ``merges`` and ``merge_range`` in messages as the user gave
-    them."""
+    options; ``spec.count``: the count engine. ``range_keys`` and ``engine_key`` name
+    ``merges``, ``merge_range`` and ``count.engine`` in messages as the user gave them."""
     spec = spec.model_copy(update={"tokenizers": spec.tokenizers[:1], "stages": INFER_STAGES})
     t0 = time.perf_counter()
-    ctx = prepare(spec, LocalExecutor(), force=force, log=log, range_keys=range_keys)
+    ctx = prepare(
+        spec,
+        LocalExecutor(),
+        force=force,
+        log=log,
+        range_keys=range_keys,
+        engine_key=engine_key,
+    )
     load = time.perf_counter() - t0
     tokenizer = ctx.tokenizers[0]
     first, last = ctx.steps[tokenizer.name]

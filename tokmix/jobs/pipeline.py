@@ -26,7 +26,7 @@ from tokmix.errors import TokmixError
 from tokmix.io.catalog import run_summary_path
 from tokmix.io.fs import filesystem_for, write_bytes_atomic
 from tokmix.io.root import owned_root
-from tokmix.jobs.count import read_word_tables
+from tokmix.jobs.count import check_engine, read_word_tables
 from tokmix.jobs.count_ray import COUNT
 from tokmix.jobs.executors import Executor
 from tokmix.jobs.merge_checks import (
@@ -75,9 +75,11 @@ def prepare(
     log: Log = lambda _m: None,
     range_keys: tuple[str, str] = ("merges", "merge_range"),
     message_prefix: str = "",
+    engine_key: str = "count.engine",
 ) -> RunContext:
     """Load the spec's tokenizers and check everything that needs them (unique names, the
-    merge range, the solver's device) before any stage runs."""
+    merge range, the solver's device, a ``compiled`` count engine) before any stage runs;
+    ``range_keys`` and ``engine_key`` name the options in messages as the user gave them."""
     check_device(spec, executor)
     tokenizers: list[LoadedTokenizer] = []
     for path in spec.tokenizers:
@@ -88,6 +90,10 @@ def prepare(
     names = [t.name for t in tokenizers]
     if len(set(names)) != len(names):
         raise TokmixError(f"tokenizer names must be unique within a run: {names}")
+    try:
+        check_engines(spec, tokenizers, engine_key)
+    except TokmixError as exc:
+        raise TokmixError(f"{message_prefix}{exc}") from None
     bases = known_bases(spec.bases)
     checked = {t.name: _merge_steps(spec, t, bases, range_keys, message_prefix) for t in tokenizers}
     for name, found in checked.items():
@@ -98,6 +104,16 @@ def prepare(
     return RunContext(
         spec, tokenizers, steps, categories, options, executor, force, log, merge_checks=checked
     )
+
+
+def check_engines(spec: RunSpec, tokenizers: list[LoadedTokenizer], key: str) -> None:
+    """The spec's count engine against every pre-tokenizer its stages will count with (the
+    stats stage also counts with each tokenizer's encoder split)."""
+    pretokenizers = [t.pretokenizer for t in tokenizers]
+    if "stats" in spec.stages:
+        pretokenizers += [t.stats_pretokenizer for t in tokenizers]
+    for pretokenizer in pretokenizers:
+        check_engine(pretokenizer, spec.count.engine, key)
 
 
 def run_stages(ctx: RunContext) -> dict[str, float]:

@@ -32,14 +32,14 @@ from tokmix.bpe.words import WordTable
 from tokmix.errors import TokmixError
 from tokmix.io import catalog
 from tokmix.io.datasets import is_committed, read_dataset, write_dataset
-from tokmix.jobs.count import count_inputs, read_word_tables
+from tokmix.jobs.count import check_engine, count_inputs, read_word_tables
 from tokmix.jobs.count_ray import count_for
 from tokmix.jobs.executors import LocalExecutor
 from tokmix.jobs.spec import CategorySpec, SampleOptions
 from tokmix.jobs.stage import RunContext, Stage
 from tokmix.jobs.tokenizers import load_tokenizer
 from tokmix.schemas import TOKEN_FREQUENCIES, TOKEN_STATS, UNDERTRAINED
-from tokmix.schemas.run_spec import RunSpec
+from tokmix.schemas.run_spec import CountEngine, RunSpec
 
 STATS_VERSION = "1"
 """Bumped when what the stage computes changes, so committed results are recomputed."""
@@ -68,9 +68,12 @@ def run_stats(
     pretokenizer: str | None = None,
     force: bool = False,
     log: Callable[[str], None] = lambda _msg: None,
+    engine: CountEngine = "auto",
+    engine_key: str = "count.engine",
 ) -> pa.Table:
     """``tokmix stats``: the stats stage alone, its tasks in this process; the ``token_stats``
-    rows of these tokenizers (one per tokenizer and category)."""
+    rows of these tokenizers (one per tokenizer and category). ``engine`` counts the word
+    tables (``engine_key`` names it in messages)."""
     loaded = [
         t if isinstance(t, LoadedTokenizer) else load_tokenizer(t, pretokenizer=pretokenizer)
         for t in tokenizers
@@ -84,8 +87,11 @@ def run_stats(
             "pretokenizer": pretokenizer,
             "stages": ["stats"],
             "bootstrap": {"groups": 1},
+            "count": {"engine": engine},
         }
     )
+    for tok in loaded:
+        check_engine(tok.stats_pretokenizer, spec.count.engine, engine_key)
     options_of = {c.name: options for c in categories}
     ctx = RunContext(spec, loaded, {}, categories, options_of, LocalExecutor(), force, log)
     STATS.run(ctx)

@@ -10,6 +10,7 @@
     stages: [count, replay, solve]
     resources: {count: {num_cpus: 1}, replay: {num_cpus: 1, memory: 4GB}}
     shard_bytes: 64MB
+    count: {engine: auto}            # auto | compiled | regex (the same words; see CountOptions)
 
 Validated by pydantic so a typo fails before a cluster spends an hour: unknown keys are errors,
 sizes take units (``500MB``, ``1GiB``). Relative input paths (tokenizers, corpora) resolve
@@ -100,6 +101,22 @@ class SolverOptions(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
+CountEngine = Literal["auto", "compiled", "regex"]
+
+
+class CountOptions(_Strict):
+    """How the count stage splits and counts words. ``engine``: ``auto`` (the compiled
+    pre-tokenizer where the family has one, else the ``regex`` path; the default),
+    ``compiled`` (refuse a pre-tokenizer without a compiled form, so a run cannot fall back to
+    the slow path unnoticed) or ``regex`` (the reference, ``tokmix.bpe.pretokenizers``).
+
+    Both engines are exact and tested equal word for word, so the engine is *not* an input of
+    the count: a commit made with one is reused by the other, and the run id (the spec's
+    :meth:`RunSpec.fingerprint`) leaves these options out. They choose speed, not results."""
+
+    engine: CountEngine = "auto"
+
+
 class BootstrapOptions(_Strict):
     """Intervals by resampling document groups (ARCHITECTURE.md §5): each category's documents fall
     into ``groups`` groups by a hash of their text; a replicate redraws groups with
@@ -137,6 +154,7 @@ class RunSpec(_Strict):
     reduce_partitions: int | None = Field(default=None, ge=1)
     solver: SolverOptions = Field(default_factory=SolverOptions)
     bootstrap: BootstrapOptions = Field(default_factory=BootstrapOptions)
+    count: CountOptions = Field(default_factory=CountOptions)
 
     @field_validator("categories")
     @classmethod
@@ -176,8 +194,10 @@ class RunSpec(_Strict):
         return self.resources.get(stage, StageResources())
 
     def fingerprint(self) -> str:
-        """A short hash of the spec's content: the default run id."""
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        """A short hash of the spec's content: the default run id. ``count`` is left out: it
+        picks how fast words are counted, not which (:class:`CountOptions`)."""
+        content = self.model_dump(mode="json", exclude={"count"})
+        payload = json.dumps(content, sort_keys=True).encode()
         return hashlib.sha256(payload).hexdigest()[:12]
 
     @property
