@@ -120,3 +120,22 @@ def test_a_run_writes_the_chart_of_what_mixture_groups_holds(
     assert (report.parent / "groups.png").read_bytes() == GroupComparison.from_solutions(
         collect_run(spec.out).solutions
     ).chart()
+
+
+def test_the_released_spec_is_valid_and_every_group_has_categories() -> None:
+    """``data/released.yaml`` (the README's table) loads, and each group matches categories,
+    so a typo there fails here rather than an hour into the run."""
+    from tokmix.analytics.groups import group_members
+    from tokmix.schemas.run_spec import load_run_spec
+
+    spec = load_run_spec(ROOT / "data" / "released.yaml")
+    assert [Path(t).name for t in spec.tokenizers] == [
+        "gpt2",
+        "gpt-3.5",
+        "gpt-neox",
+        "llama-2",
+        "mistral-7b-v0.1",
+    ]
+    members = group_members(list(spec.groups.items()), list(spec.categories))
+    every = sorted(i for m in members.values() for i in m)
+    assert every == list(range(len(spec.categories)))  # each category in exactly one group
