@@ -84,6 +84,9 @@ def test_report_shows_groups_side_by_side() -> None:
         "tok-b": {"diagnostics": {"groups": [{**group, "byte_share": 0.5,
                                               "byte_share_low": None, "byte_share_high": None}]}},
     }  # fmt: skip
-    html = build_report(run).html
+    report = build_report(run)
+    html = report.html
     assert "Category groups" in html and "code &amp; &lt;c&gt;" in html
     assert "25.0% (20.0%–30.0%)" in html and "50.0%" in html
+    (chart,) = [f for f in report.figures if f.file_name == "groups.png"]  # the comparison chart
+    assert chart.png.startswith(b"\x89PNG")

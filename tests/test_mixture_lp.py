@@ -73,6 +73,29 @@ def test_lazy_constraints_reach_the_full_lp_optimum(tmp_path: Path, seed: int) -
         assert lazy.diagnostics["constraints"] < dense.diagnostics["constraints"]
 
 
+def test_a_capped_devex_run_falls_back_to_highs_pricing_and_the_same_optimum(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Devex pricing can cycle on a degenerate round (README "Released tokenizers"); at the
+    iteration cap the LP is re-run with HiGHS's own pricing, which then stays. With a cap of
+    one iteration every solve takes that path: same optimum as the dense LP, and the cap is
+    asked for once (later rounds no longer use Devex)."""
+    from tokmix.solvers import mixture_lp
+
+    problem = _noisy_problem(tmp_path, np.random.default_rng(0), 60)
+    dense = solve_mixture_dense(problem)
+    caps: list[int] = []
+
+    def one_iteration(h: Any) -> int:
+        caps.append(1)
+        return 1
+
+    monkeypatch.setattr(mixture_lp, "devex_iteration_cap", one_iteration)
+    capped = solve_mixture(problem, **OPTIONS[0])
+    assert capped.objective == pytest.approx(dense.objective, rel=1e-6, abs=1e-9)
+    assert capped.diagnostics["rounds"] > 1 and caps == [1]
+
+
 def _demo_problem(n_merges: int) -> MixtureProblem:
     repo = Path(__file__).resolve().parents[1]
     tok = load_tokenizer(repo / "data" / "tokenizers" / "demo")

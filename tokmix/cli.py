@@ -594,6 +594,19 @@ def _cmd_run(args: argparse.Namespace) -> None:
     else:
         for doc in summary["tokenizers"].values():
             _print_mixture(MixtureResult.from_json(doc))
+        _print_groups(summary)
+
+
+def _print_groups(summary: dict[str, Any]) -> None:
+    """The tokenizers side by side over the spec's category groups, and where the chart is."""
+    from tokmix.analytics.group_comparison import GroupComparison
+
+    comparison = GroupComparison.from_solutions(summary["tokenizers"])
+    if comparison:
+        print()
+        print("\n".join(comparison.table_lines()))
+    if "groups_chart" in summary:
+        print(f"  chart: {summary['groups_chart']}")
 
 
 def _cmd_report(args: argparse.Namespace) -> None:

@@ -124,3 +124,55 @@ def grouped_bars(
         if len(series) > 1:
             fig.legend(fontsize=8, loc="outside upper right", ncols=min(len(series), 4))
         return _png(fig)
+
+
+def clustered_columns(
+    clusters: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    errors: Mapping[str, Sequence[tuple[float, float] | None]],
+    title: str,
+) -> bytes:
+    """Vertical bars of byte shares (percent): one cluster per entry of ``clusters``
+    (tokenizers), one bar per series (category groups) with its value on top; ``errors`` as in
+    :func:`mixture_chart`, per series. A None share draws no bar (a tokenizer without that
+    group), so a missing value never reads as 0 %."""
+    n, k = len(clusters), max(len(series), 1)
+    step = 0.8 / k
+    with _plain_text():
+        fig = Figure(figsize=(max(6.0, 1.2 + 0.55 * n * k), 4.2), layout="constrained")
+        ax = fig.add_subplot()
+        top = 1.0
+        for j, (name, values) in enumerate(series.items()):
+            xs = [i - 0.4 + step * (j + 0.5) for i in range(n)]
+            drawn = [i for i, v in enumerate(values) if v is not None]
+            heights = [100.0 * values[i] for i in drawn]  # type: ignore[operator]
+            ax.bar([xs[i] for i in drawn], heights, width=step * 0.9, label=_label(name))
+            errs = errors.get(name, [None] * n)
+            with_interval = [i for i in drawn if errs[i] is not None]
+            if with_interval:
+                ax.errorbar(
+                    [xs[i] for i in with_interval],
+                    [100.0 * values[i] for i in with_interval],  # type: ignore[operator]
+                    yerr=[
+                        [100.0 * errs[i][0] for i in with_interval],  # type: ignore[index]
+                        [100.0 * errs[i][1] for i in with_interval],  # type: ignore[index]
+                    ],
+                    fmt="none",
+                    ecolor="#222222",
+                    capsize=2,
+                    linewidth=1,
+                )
+            for i in drawn:
+                above = 100.0 * errs[i][1] if errs[i] is not None else 0.0  # type: ignore[index]
+                y = 100.0 * values[i] + above  # type: ignore[operator]
+                top = max(top, y)
+                ax.text(xs[i], y + 0.8, f"{100.0 * values[i]:.0f}", ha="center", fontsize=7)  # type: ignore[operator]
+        ax.set_xticks(list(range(n)), [_label(c) for c in clusters])
+        ax.set_xlim(-0.6, n - 0.4)
+        ax.set_ylim(0, min(105.0, top * 1.12 + 2.0))  # room for the values on top
+        ax.set_ylabel("byte share: % of training bytes")
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        if series:
+            fig.legend(fontsize=8, loc="outside upper center", ncols=min(len(series), 5))
+        return _png(fig)

@@ -32,12 +32,14 @@ import pyarrow.compute as pc
 
 from tokmix import __version__
 from tokmix.analytics import plots
+from tokmix.analytics.group_comparison import GroupComparison
 
 UNDERTRAINED_SHOWN = 100
 """Rows of the under-trained list shown per tokenizer (small samples leave most of a large
 vocabulary "never produced"; the dataset has them all)."""
 TOP_TOKENS = 15
 REASON_ORDER = {"unreachable": 0, "never_produced": 1}
+GROUPS_FIGURE = "groups.png"
 
 SHARES_NOTE = (
     "<strong>Byte share</strong> (β) is the share of the tokenizer's <em>training bytes</em> "
@@ -381,9 +383,10 @@ def _mixture_section(mixtures: pa.Table, b: _Builder) -> str:
     return _section("mixture", "Inferred mixture", "".join(parts))
 
 
-def _groups_section(solutions: dict[str, dict[str, Any]]) -> str:
+def _groups_section(solutions: dict[str, dict[str, Any]], b: _Builder) -> str:
     """Category groups side by side: one row per group, one column per tokenizer (the
-    comparison of released tokenizers), each a share and its interval."""
+    comparison of released tokenizers), each a share and its interval; above it the same
+    values as one chart (``groups.png``, the chart ``tokmix run`` writes beside its summary)."""
     names = sorted(
         n for n, doc in solutions.items() if (doc.get("diagnostics") or {}).get("groups")
     )
@@ -403,7 +406,10 @@ def _groups_section(solutions: dict[str, dict[str, Any]]) -> str:
         "<p>Each group's byte share is the sum of its categories'; the interval is taken over "
         "the bootstrap replicates' sums.</p>"
     )
-    return _section("groups", "Category groups", note + _table(["group", *names], rows))
+    chart = GroupComparison.from_solutions({n: solutions[n] for n in names}).chart()
+    caption = "Category groups per tokenizer (byte shares; error bars: the bootstrap interval)"
+    figure = b.figure(GROUPS_FIGURE, caption, chart)
+    return _section("groups", "Category groups", note + figure + _table(["group", *names], rows))
 
 
 def _diagnostics_section(solutions: dict[str, dict[str, Any]]) -> str:
@@ -645,7 +651,7 @@ def build_report(run: RunData, *, generated: datetime | None = None) -> Report:
     if run.mixtures is not None:
         sections.append(("mixture", "Mixture", _mixture_section(run.mixtures, b)))
     if any((doc.get("diagnostics") or {}).get("groups") for doc in run.solutions.values()):
-        sections.append(("groups", "Groups", _groups_section(run.solutions)))
+        sections.append(("groups", "Groups", _groups_section(run.solutions, b)))
     if run.solutions:
         sections.append(("diagnostics", "Solver", _diagnostics_section(run.solutions)))
     if ratios:

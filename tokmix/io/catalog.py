@@ -137,3 +137,8 @@ def mixture_json_path(out: str, tokenizer: str) -> str:
 def run_summary_path(out: str, run_id: str) -> str:
     """A ``tokmix run``'s summary document."""
     return join(out, "runs", f"{run_id}.json")
+
+
+def run_groups_chart_path(out: str, run_id: str) -> str:
+    """A ``tokmix run``'s chart of category groups per tokenizer, beside its summary."""
+    return join(out, "runs", f"{run_id}-groups.png")

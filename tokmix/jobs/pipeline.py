@@ -38,6 +38,7 @@ from tokmix.jobs.merge_checks import (
 )
 from tokmix.jobs.progress import Log, stderr_log
 from tokmix.jobs.replay_ray import REPLAY
+from tokmix.jobs.report import write_groups_chart
 from tokmix.jobs.solve import SOLVE, check_device
 from tokmix.jobs.spec import categories_of
 from tokmix.jobs.stage import RunContext, Stage
@@ -194,6 +195,9 @@ def run_pipeline(
     }
     summary["stage_seconds"] = {k: round(v, 3) for k, v in seconds.items()}
     summary["seconds"] = round(time.perf_counter() - started, 3)
+    chart = write_groups_chart(spec.out, run_id, summary["tokenizers"])
+    if chart is not None:
+        summary["groups_chart"] = chart
     fs, path = filesystem_for(run_summary_path(spec.out, run_id))
     write_bytes_atomic(fs, path, (json.dumps(summary, indent=1, default=str) + "\n").encode())
     for line in summary_lines(summary):
@@ -220,6 +224,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         rows = sorted(doc["categories"], key=lambda r: -r["byte_share"])
         shares = ", ".join(f"{r['name']} {r['byte_share']:.1%}" for r in rows)
         lines.append(f"  {name}: {shares}")
+    if "groups_chart" in summary:
+        lines.append(f"  category groups chart: {summary['groups_chart']}")
     for row in summary.get("token_stats", []):
         lines.append(
             f"  stats {row['tokenizer']} {row['category']}: "

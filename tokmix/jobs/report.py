@@ -16,9 +16,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from tokmix.analytics.group_comparison import GroupComparison
 from tokmix.analytics.report import RunData, build_report, summarize_frequencies
 from tokmix.errors import DatasetError
-from tokmix.io.catalog import mixture_json_path
+from tokmix.io.catalog import mixture_json_path, run_groups_chart_path
 from tokmix.io.consistency import root_inconsistencies
 from tokmix.io.datasets import MANIFEST, read_dataset
 from tokmix.io.fs import filesystem_for, join, to_url, write_bytes_atomic
@@ -132,4 +133,16 @@ def run_report(
         write_bytes_atomic(fs, path, fig.png)
     fs, path = filesystem_for(join(dest, INDEX))
     write_bytes_atomic(fs, path, report.html.encode("utf-8"))
+    return to_url(fs, path)
+
+
+def write_groups_chart(out: str, run_id: str, solutions: dict[str, dict[str, Any]]) -> str | None:
+    """The run's comparison chart (tokenizers × category groups) at
+    ``OUT/runs/RUN_ID-groups.png``, beside the run summary; None when no tokenizer has groups.
+    ``tokmix report`` draws the same chart from the same documents (``groups.png``)."""
+    comparison = GroupComparison.from_solutions(solutions)
+    if not comparison:
+        return None
+    fs, path = filesystem_for(run_groups_chart_path(out, run_id))
+    write_bytes_atomic(fs, path, comparison.chart())
     return to_url(fs, path)
