@@ -231,3 +231,11 @@ def test_side_by_side_leaves_out_trials_missing_an_estimator() -> None:
     assert table.loc[("x", 2), "likelihood Δ"] == "-0.45 ± 0.05 (2/2)"
     assert table.loc[("x", 2), "paper-lp coverage"] == "50% (2/4)"  # that trial's left out
     assert side_by_side(rows[rows.estimator != "likelihood"]).empty
+
+
+def test_side_by_side_one_trial_has_no_standard_error() -> None:
+    from tokmix.analytics.accuracy_report import side_by_side
+
+    table = side_by_side(_three_estimator_rows({"x": [-0.5]}))
+    assert table.loc[("x", 2), "likelihood Δ"] == "-0.50 ± – (1/1)"
+    assert table.loc[("x", 2), "likelihood meets the default rule"] == "no"  # no s.e., no claim

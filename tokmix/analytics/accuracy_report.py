@@ -70,8 +70,8 @@ paper's LP is at most -0.3 with a paired standard error under 0.1 (issue 14)."""
 def _paired(diff: pd.Series) -> str:
     """Mean Δ ± paired s.e. (better in how many of how many trials)."""
     k = len(diff)
-    se = float(diff.std() / np.sqrt(k)) if k > 1 else float("nan")
-    return f"{diff.mean():+.2f} ± {se:.2f} ({int((diff < 0).sum())}/{k})"
+    se = f"{float(diff.std() / np.sqrt(k)):.2f}" if k > 1 else "–"  # one trial: no spread
+    return f"{diff.mean():+.2f} ± {se} ({int((diff < 0).sum())}/{k})"
 
 
 def _meets_rule(diff: pd.Series) -> bool:
