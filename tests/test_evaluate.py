@@ -7,6 +7,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.compute as pc
 import pytest
 
@@ -68,10 +69,16 @@ def test_ci_sized_experiment_beats_baselines_and_resumes(
         assert score < uniform - 0.6, (estimator, score, uniform)
         lp = results.filter(pc.equal(results["estimator"], estimator)).to_pylist()
         assert {r["variant"].split("=")[0] for r in lp} == {"base", "steps", "leave-out"}
-    # intervals belong to the default estimator (scaled-lp), hold its point and have width
-    base = [r for r in lp if r["variant"] == "base"]
-    assert all(r["low"] <= r["estimate"] <= r["high"] for r in base)
-    assert max(r["high"] - r["low"] for r in base) > 0
+    # both LPs have bootstrap intervals (the same resamples) that hold their points and have
+    # width, and the scaled LP's is not the paper LP's
+    intervals = {}
+    for estimator in ("paper-lp", "scaled-lp"):
+        rows = results.filter(pc.equal(results["estimator"], estimator)).to_pylist()
+        base = [r for r in rows if r["variant"] == "base"]
+        assert all(r["low"] <= r["estimate"] <= r["high"] for r in base), estimator
+        assert max(r["high"] - r["low"] for r in base) > 0, estimator
+        intervals[estimator] = [(r["low"], r["high"]) for r in base]
+    assert intervals["paper-lp"] != intervals["scaled-lp"]
     # the likelihood: scored on the base variant, with its model interval around its point
     lik = results.filter(pc.equal(results["estimator"], "likelihood")).to_pylist()
     assert {r["variant"] for r in lik} == {"base"}
@@ -79,7 +86,10 @@ def test_ci_sized_experiment_beats_baselines_and_resumes(
     assert all(r["low"] <= r["estimate"] <= r["high"] for r in lik)
     assert _mean_score(results, "likelihood") < uniform - 0.3
     assert (tmp_path / "eval" / "report.md").read_text().count("likelihood") >= 2
-    assert (tmp_path / "eval" / "report.md").read_text().count("paper-lp") >= 2
+    report = (tmp_path / "eval" / "report.md").read_text()
+    assert report.count("paper-lp") >= 2
+    three = report.split("## The three estimators on the same trials")[1].split("## ")[0]
+    assert "| demo | 3 | 3 |" in three and "| all | 0 | 3 |" in three
     assert (tmp_path / "eval" / "accuracy.png").stat().st_size > 1000
     assert "paper-lp" in (tmp_path / "eval" / "report.html").read_text()
 
@@ -167,3 +177,65 @@ def test_report_html_holds_the_markdown_tables_escaped(tmp_path: Path) -> None:
     png = (tmp_path / "accuracy.png").read_bytes()
     assert f"data:image/png;base64,{base64.b64encode(png).decode()}" in page.sources
     assert "default-src 'none'" in page_html
+
+
+def _three_estimator_rows(deltas: dict[str, list[float]]) -> pd.DataFrame:
+    """Base-variant rows of two-category trials: paper-lp scores -3 on every trial, each other
+    estimator -3 + its delta; intervals cover the first category and miss the second, except
+    the likelihood's, which covers neither."""
+    rows = []
+    for setting, ds in deltas.items():
+        for trial, d in enumerate(ds):
+            for est, score in (
+                ("paper-lp", -3.0),
+                ("scaled-lp", -3.0 - d / 2),
+                ("likelihood", -3.0 + d),
+            ):
+                for k, cat in enumerate(("a", "b")):
+                    hit = k == 0 and est != "likelihood"
+                    rows.append({
+                        "setting": setting, "n": 2, "trial": trial, "variant": "base",
+                        "estimator": est, "category": cat, "truth": 0.5, "estimate": 0.5,
+                        "low": 0.4 if hit else 0.6, "high": 0.6 if hit else 0.7,
+                        "log10_mse": score,
+                    })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_side_by_side_pairs_trials_and_counts_coverage() -> None:
+    from tokmix.analytics.accuracy_report import side_by_side
+
+    table = side_by_side(_three_estimator_rows({"x": [-0.4, -0.5, -0.6], "y": [0.1, 0.3]}))
+    x, y, both = table.loc[("x", 2)], table.loc[("y", 2)], table.loc[("all", 0)]
+    assert x["trials"] == 3 and both["trials"] == 5
+    assert x["paper-lp"] == "-3.00" and x["likelihood"] == "-3.50"
+    # paired s.e. of (-0.4, -0.5, -0.6): sd 0.1 / sqrt(3) = 0.058
+    assert x["likelihood Δ"] == "-0.50 ± 0.06 (3/3)"
+    assert x["scaled-lp Δ"] == "+0.25 ± 0.03 (0/3)"
+    assert y["likelihood Δ"] == "+0.20 ± 0.10 (0/2)"
+    assert x["paper-lp coverage"] == "50% (3/6)" and both["scaled-lp coverage"] == "50% (5/10)"
+    assert both["likelihood coverage"] == "0% (0/10)"
+    # the default rule holds in x (≤ -0.3, s.e. < 0.1), not in y, so not overall
+    assert x["likelihood meets the default rule"] == "yes"
+    assert y["likelihood meets the default rule"] == "no"
+    assert both["likelihood meets the default rule"] == "no"
+
+
+def test_side_by_side_leaves_out_trials_missing_an_estimator() -> None:
+    from tokmix.analytics.accuracy_report import side_by_side
+
+    rows = _three_estimator_rows({"x": [-0.4, -0.5, -0.6]})
+    rows = rows[~((rows.trial == 2) & (rows.estimator == "likelihood"))]  # its fit failed
+    table = side_by_side(rows)
+    assert table.loc[("x", 2), "trials"] == 2
+    assert table.loc[("x", 2), "likelihood Δ"] == "-0.45 ± 0.05 (2/2)"
+    assert table.loc[("x", 2), "paper-lp coverage"] == "50% (2/4)"  # that trial's left out
+    assert side_by_side(rows[rows.estimator != "likelihood"]).empty
+
+
+def test_side_by_side_one_trial_has_no_standard_error() -> None:
+    from tokmix.analytics.accuracy_report import side_by_side
+
+    table = side_by_side(_three_estimator_rows({"x": [-0.5]}))
+    assert table.loc[("x", 2), "likelihood Δ"] == "-0.50 ± – (1/1)"
+    assert table.loc[("x", 2), "likelihood meets the default rule"] == "no"  # no s.e., no claim

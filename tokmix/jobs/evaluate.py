@@ -17,7 +17,8 @@ scores, on the same tokenizer and samples:
   merge blocks, :mod:`tokmix.solvers.bootstrap`) — bootstrap aggregation;
 - the baselines of :mod:`tokmix.solvers.baselines` (uniform, random, TC, TEE);
 
-plus scaled-lp's 95 % bootstrap interval and the likelihood's model interval of every
+plus the 95 % bootstrap intervals of both LPs (the same resamples, each solved by its own
+LP; ``paper_bootstrap=False`` skips the paper LP's) and the likelihood's model interval of every
 category (their coverage of the truth is measured), curve points (smaller samples, fewer
 merges T) and robustness variants (a training category unknown to the attacker; attacker text
 from other sources than the training text), each scored for both LPs.
@@ -59,7 +60,7 @@ from tokmix.solvers.baselines import (
     token_classification_shares,
     uniform_shares,
 )
-from tokmix.solvers.bootstrap import bootstrap_mixture, document_groups
+from tokmix.solvers.bootstrap import BootstrapResult, bootstrap_mixture, document_groups
 from tokmix.solvers.likelihood import DEFAULT_PAIR_COST, solve_mixture_likelihood
 from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
 from tokmix.solvers.noise_scaled_lp import solve_mixture_scaled
@@ -94,6 +95,7 @@ class EvalConfig:
     curve_steps: tuple[int, ...] = ()
     leave_out: bool = False
     shift: bool = False
+    paper_bootstrap: bool = True
 
     def params(self) -> dict[str, Any]:
         """What decides a trial's rows (the resume key), without the output-only fields."""
@@ -475,11 +477,15 @@ def run_trial(
         except SolverError as exc:
             log(f"bootstrap failed: {exc}")
         boot_seconds = time.perf_counter() - t0
+        paper_boot = None
+        if config.paper_bootstrap and config.replicates >= 2:
+            paper_boot = _paper_bootstrap(config, grouped, chosen, merge_ids, sol, trial, log)
         for row in lp_rows:
-            if boot is not None and row["estimator"] == "scaled-lp":
+            interval = {"scaled-lp": boot, "paper-lp": paper_boot}.get(row["estimator"])
+            if interval is not None:
                 i = chosen.index(row["category"])
-                row["low"] = float(boot.byte_share_low[i])
-                row["high"] = float(boot.byte_share_high[i])
+                row["low"] = float(interval.byte_share_low[i])
+                row["high"] = float(interval.byte_share_high[i])
         rows += lp_rows
         if boot is not None:
             rows += _rows(
@@ -512,6 +518,37 @@ def run_trial(
         if config.leave_out and n > 2:
             rows += _leave_out_rows(config, meta, chosen, truth, totals, merge_ids, nbytes, trial)
     return pa.Table.from_pylist(rows, schema=EVAL_RESULTS)
+
+
+def _paper_bootstrap(
+    config: EvalConfig,
+    grouped: dict[str, _Sample],
+    chosen: list[str],
+    merge_ids: np.ndarray,
+    center: MixtureSolution,
+    trial: int,
+    log: Log,
+) -> BootstrapResult | None:
+    """The paper LP's own bootstrap interval: the same draws as scaled-lp's (same seed), each
+    solved by the paper's LP, so the two LPs' coverage is compared on identical resamples."""
+    t0 = time.perf_counter()
+    try:
+        boot = bootstrap_mixture(
+            {c: grouped[c].trajectories for c in chosen},
+            {c: grouped[c].group_bytes for c in chosen},
+            merge_ids,
+            replicates=config.replicates,
+            level=config.level,
+            seed=config.seed + trial,
+            solve=solve_mixture,
+            center=center,
+            merge_block=config.merge_block,
+        )
+    except SolverError as exc:
+        log(f"paper-lp bootstrap failed: {exc}")
+        return None
+    log(f"  paper-lp bootstrap ({time.perf_counter() - t0:.1f} s)")
+    return boot
 
 
 def _curve_rows(

@@ -34,11 +34,12 @@ estimate), or its merge-block sandwich ``H⁻¹ (Σ_b g_b g_bᵀ) H⁻¹`` over 
 steps (robust to misspecification and to dependence between nearby steps), mapped to byte
 shares by the delta method.
 
-Measured (README "Accuracy"): not better than the paper's LP. On 8 held-out controlled trials
-(seed 1, n = 5) it is +0.19 ± 0.17 log10 MSE worse (better on code, worse on languages and
-domains), and its model intervals cover 30 % of true shares at nominal 95 %, against 82 % for
-the bootstrap; power 0 and ``pair_cost`` 0.25 were chosen on seed-0 trials
-(benchmarks/results/likelihood_sweep.md). It stays an option, not the default.
+Measured (README "Accuracy"): not better than the paper's LP. On 30 held-out controlled trials
+(seed 1, n = 5, 10 per setting, benchmarks/results/accuracy/) it is +0.02 ± 0.08 log10 MSE from
+the paper's LP (code −0.14 ± 0.11, domains +0.13 ± 0.15, languages +0.07 ± 0.15), and its model
+intervals cover 32 % of true shares at nominal 95 %, against 85 % and 79 % for the paper and
+scaled LPs' bootstraps on the same trials; power 0 and ``pair_cost`` 0.25 were chosen on seed-0
+trials (benchmarks/results/likelihood_sweep.md). It stays an option, not the default.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ merge range under a reference mixture (the paper LP's α). ``power = 1`` prices 
 standard errors of a Poisson count; ``power = 0`` is the paper's LP. On the controlled
 experiment 0.5 was picked on seed-0 trials (best of 0.25, 0.5, 0.75: mean Δ log10 MSE −0.10
 against the paper's LP over 16 trials) and checked on held-out ones: −0.17 over the 18 trials
-of the committed evaluation (benchmarks/results/accuracy/), +0.04 over 12 others
+of the LP evaluation (benchmarks/results/accuracy-lp/), +0.04 over 12 others
 (benchmarks/results/slack_power_sweep.md); over all 46, −0.09 (MSE −19 %), better in 26. The
 gain is on domains and code; on languages it ties. 1 over-trusts rare pairs, whose counts are
 burstier than Poisson.
