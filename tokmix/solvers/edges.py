@@ -138,6 +138,19 @@ def find_violated_edges(
 
 
 @nb.njit(cache=True)
+def _end_at(h_group_step, lo, hi, k):
+    """One past the last history row in ``lo .. hi`` with row group ``<= k``."""
+    a, b = lo, hi
+    while a < b:
+        mid = (a + b) // 2
+        if h_group_step[mid] <= k:
+            a = mid + 1
+        else:
+            b = mid
+    return a
+
+
+@nb.njit(cache=True)
 def _coefficients(
     group_first, pair_group, h_group_step, h_cum, group_cat, merge_pair, steps, pairs, scale
 ):
@@ -150,14 +163,7 @@ def _coefficients(
             sign = 1.0 if side == 0 else -1.0
             for gi in range(pair_group[p], pair_group[p + 1]):
                 lo, hi = group_first[gi], group_first[gi + 1]
-                # last row of this (pair, category) with row group <= k
-                a, b = lo, hi
-                while a < b:
-                    mid = (a + b) // 2
-                    if h_group_step[mid] <= k:
-                        a = mid + 1
-                    else:
-                        b = mid
+                a = _end_at(h_group_step, lo, hi, k)
                 if a > lo:
                     c = group_cat[gi]
                     out[e, c] += sign * h_cum[a - 1] * scale[c]
@@ -173,13 +179,7 @@ def _frequencies(group_first, pair_group, h_group_step, h_cum, group_cat, pairs,
         p = pairs[e]
         for gi in range(pair_group[p], pair_group[p + 1]):
             lo, hi = group_first[gi], group_first[gi + 1]
-            a, b = lo, hi
-            while a < b:
-                mid = (a + b) // 2
-                if h_group_step[mid] <= k:
-                    a = mid + 1
-                else:
-                    b = mid
+            a = _end_at(h_group_step, lo, hi, k)
             if a > lo:
                 c = group_cat[gi]
                 out[e, c] = h_cum[a - 1] * scale[c]
@@ -196,13 +196,7 @@ def _merge_present(group_first, pair_group, h_group_step, h_cum, merge_pair, ste
             continue
         for gi in range(pair_group[m], pair_group[m + 1]):
             lo, hi = group_first[gi], group_first[gi + 1]
-            a, b = lo, hi
-            while a < b:
-                mid = (a + b) // 2
-                if h_group_step[mid] <= k:
-                    a = mid + 1
-                else:
-                    b = mid
+            a = _end_at(h_group_step, lo, hi, k)
             if a > lo and h_cum[a - 1] != 0:
                 out[e] = True
                 break
