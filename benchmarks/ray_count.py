@@ -12,8 +12,11 @@ rate; a 64 MB one pays its fixed costs too. Neither replaces the other.
 
 The corpus is plain JSON lines (so files split into byte-range shards) made from the shared
 code corpora, or the shipped samples. Ray start-up and a first warm-up run (workers loading the
-compiled counter) are outside the timings; each figure is the best of two runs of the whole
-count stage (plan, map, reduce, commit); ``--repeat`` sets how many.
+compiled counter) are outside the timings. The configurations run in rounds (``--repeat``,
+default 2): each round times in-process, the control, Ray with 1 and with 2 workers once at
+every size, so a neighbour's burst of work falls on all of them rather than on whichever ran
+then; each figure is the best of the rounds (least wall, least CPU) of the whole count stage
+(plan, map, reduce, commit).
 
 Two measures: wall-clock MB/s per core, and MB per CPU-second of this process and all its
 descendants (the Ray cluster ``ray.init`` starts: GCS, raylet, workers). On a machine shared
@@ -30,6 +33,7 @@ the timing.
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import multiprocessing as mp
 import os
@@ -102,56 +106,58 @@ def _tree() -> dict[int, int]:
     return {pid: ticks.get(pid, 0) for pid in mine}
 
 
-def _best_of(repeat: int, fn: Callable[[], object]) -> tuple[float, float, int]:
-    """Best wall seconds and best CPU seconds (process tree) of ``repeat`` runs, and how many
-    processes were started under this one during them."""
-    wall = cpu = float("inf")
+def _timed(fn: Callable[[], object]) -> tuple[float, float, int]:
+    """Wall seconds and CPU seconds (process tree) of one run, and how many processes were
+    started under this one during it."""
     before = set(_tree())
-    for _ in range(repeat):
-        c0, t0 = _tree_cpu(), time.perf_counter()
-        fn()
-        wall = min(wall, time.perf_counter() - t0)
-        cpu = min(cpu, _tree_cpu() - c0)
+    c0, t0 = _tree_cpu(), time.perf_counter()
+    fn()
+    wall, cpu = time.perf_counter() - t0, _tree_cpu() - c0
     return wall, cpu, len(set(_tree()) - before)
 
 
-def _count_half(
-    specs: list[CategorySpec], out: str, barrier: Any, results: Any, repeat: int
-) -> None:
-    """One process of the control pair: warm up, wait for the other, count (best of
-    ``repeat``)."""
-    run_count(specs, GPT2, out, SampleOptions(), force=True)  # warm-up
-    best = float("inf")
-    for _ in range(repeat):
+def _count_half(corpora: list[list[CategorySpec]], out: str, barrier: Any, results: Any) -> None:
+    """One process of the control pair: warm up, then for each corpus wait for the other and
+    count; its CPU seconds per corpus."""
+    run_count(corpora[0], GPT2, out, SampleOptions(), force=True)  # warm-up
+    cpu = []
+    for specs in corpora:
         barrier.wait()
         c0 = time.process_time()
         run_count(specs, GPT2, out, SampleOptions(), force=True)
-        best = min(best, time.process_time() - c0)
-    results.put(best)
+        cpu.append(time.process_time() - c0)
+    results.put(cpu)
 
 
-def _two_at_once(specs: list[CategorySpec], root: Path, repeat: int) -> float:
-    """CPU seconds the two processes of the control took together (each its best run)."""
+def _halves(specs: list[CategorySpec]) -> list[list[CategorySpec]]:
+    """The files in two halves of about equal bytes."""
     halves: list[list[CategorySpec]] = [[], []]
     sizes = [0, 0]
     for spec in sorted(specs, key=lambda s: -Path(s.path).stat().st_size):
         i = sizes.index(min(sizes))
         halves[i].append(spec)
         sizes[i] += Path(spec.path).stat().st_size
+    return halves
+
+
+def _two_at_once(corpora: list[list[CategorySpec]], root: Path) -> list[float]:
+    """CPU seconds the two processes of the control took together, per corpus."""
+    split = [_halves(specs) for specs in corpora]
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(2), ctx.Queue()
     procs = [
         ctx.Process(
-            target=_count_half, args=(half, str(root / f"pair{i}"), barrier, results, repeat)
+            target=_count_half,
+            args=([h[i] for h in split], str(root / f"pair{i}"), barrier, results),
         )
-        for i, half in enumerate(halves)
+        for i in range(2)
     ]
     for proc in procs:
         proc.start()
-    cpu = sum(results.get() for _ in procs)
+    per_process = [results.get() for _ in procs]
     for proc in procs:
         proc.join()
-    return float(cpu)
+    return [float(a + b) for a, b in zip(*per_process, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -239,18 +245,24 @@ def main() -> None:
             f"corpora: {files} of plain JSON lines, {args.shard_mb:g} MB shards, "
             f"best of {args.repeat}"
         )
-        local = [
-            _in_process(c, root, mb, args.repeat) for c, mb in zip(corpora, megabytes, strict=True)
-        ]
-        pair = [
-            Run(mb, float("nan"), _two_at_once(c, root, args.repeat))
-            for c, mb in zip(corpora, megabytes, strict=True)
-        ]
-        ray_runs = {
-            w: _on_ray(w, corpora, megabytes, root, args.shard_mb, args.repeat) for w in (1, 2)
-        }
+        best: dict[str, list[Run]] = {}
+        started: dict[int, list[int]] = {1: [], 2: []}
+        for _ in range(args.repeat):  # rounds: every configuration shares the neighbours' load
+            _keep_best(best, "local", _in_process(corpora, megabytes, root))
+            cpu = _two_at_once(corpora, root)
+            _keep_best(
+                best,
+                "pair",
+                [Run(mb, float("nan"), c) for mb, c in zip(megabytes, cpu, strict=True)],
+            )
+            for workers in (1, 2):
+                runs, new = _on_ray(workers, corpora, megabytes, root, args.shard_mb)
+                _keep_best(best, f"ray{workers}", runs)
+                started[workers] += new
+        local, pair = best["local"], best["pair"]
+        ray_runs = {w: best[f"ray{w}"] for w in (1, 2)}
     ref, control = rates(local, 1), rates(pair, 2, wall=False)
-    ray_rates = {w: rates([run for run, _ in runs], w) for w, runs in ray_runs.items()}
+    ray_rates = {w: rates(runs, w) for w, runs in ray_runs.items()}
     configs = [("in-process, 1 core", ref), ("control: 2 in-process at once", control)]
     configs += [(f"Ray, {w} worker{'s' if w > 1 else ''}", r) for w, r in ray_rates.items()]
     _table(
@@ -278,8 +290,7 @@ def main() -> None:
         "target: Ray with 2 workers >= 0.90x the in-process rate per core "
         "(MB per CPU-second and wall MB/s per core, whole run and marginal, above)"
     )
-    started = {w: [n for _, n in runs] for w, runs in ray_runs.items()}
-    print(f"processes started while timed (Ray workers: per size): {started}")
+    print(f"processes started while timed (Ray workers: per run): {started}")
     print(f"load after: {_load()}")
 
 
@@ -295,13 +306,29 @@ def _prefix(specs: list[CategorySpec], megabytes: float) -> list[CategorySpec]:
     return out
 
 
-def _in_process(specs: list[CategorySpec], root: Path, mb: float, repeat: int) -> Run:
-    def run() -> None:
-        run_count(specs, GPT2, str(root / "local"), SampleOptions(), force=True)
+def _keep_best(best: dict[str, list[Run]], name: str, runs: list[Run]) -> None:
+    """Keep, per corpus, the least wall and the least CPU seconds seen so far."""
+    if name not in best:
+        best[name] = runs
+        return
+    best[name] = [
+        Run(a.mb, min(a.wall, b.wall), min(a.cpu, b.cpu))
+        for a, b in zip(best[name], runs, strict=True)
+    ]
 
-    run()  # warm-up: the compiled counter loaded
-    wall, cpu, _ = _best_of(repeat, run)
-    return Run(mb, wall, cpu)
+
+def _in_process(corpora: list[list[CategorySpec]], megabytes: list[float], root: Path) -> list[Run]:
+    """One timed in-process count of each corpus, after a warm-up (the compiled counter
+    loaded)."""
+    out = str(root / "local")
+    run_count(corpora[0], GPT2, out, SampleOptions(), force=True)
+    runs = []
+    for specs, mb in zip(corpora, megabytes, strict=True):
+        wall, cpu, _ = _timed(
+            functools.partial(run_count, specs, GPT2, out, SampleOptions(), force=True)
+        )
+        runs.append(Run(mb, wall, cpu))
+    return runs
 
 
 def _on_ray(
@@ -310,32 +337,27 @@ def _on_ray(
     megabytes: list[float],
     root: Path,
     shard_mb: float,
-    repeat: int,
-) -> list[tuple[Run, int]]:
-    """Each corpus counted on an embedded Ray of ``workers`` CPUs (one cluster for all
-    sizes): the best run and how many processes were started while timed."""
+) -> tuple[list[Run], list[int]]:
+    """One timed count of each corpus on a fresh embedded Ray of ``workers`` CPUs, after a
+    warm-up run (workers started, the compiled counter loaded); how many processes were
+    started during each timed run."""
     ray.init(num_cpus=workers, include_dashboard=False, configure_logging=False)
-    out = []
+    out = str(root / f"ray{workers}")
+
+    def run(specs: list[CategorySpec]) -> None:
+        options = {s.name: SampleOptions() for s in specs}
+        run_count_ray(specs, options, GPT2, out, shard_bytes=int(shard_mb * 1e6), force=True)
+
+    runs, started = [], []
     try:
+        run(corpora[0])
         for specs, mb in zip(corpora, megabytes, strict=True):
-            options = {s.name: SampleOptions() for s in specs}
-
-            def run(specs: list[CategorySpec] = specs, options: Any = options) -> None:
-                run_count_ray(
-                    specs,
-                    options,
-                    GPT2,
-                    str(root / f"ray{workers}"),
-                    shard_bytes=int(shard_mb * 1e6),
-                    force=True,
-                )
-
-            run()  # warm-up: workers started, the compiled counter loaded
-            wall, cpu, started = _best_of(repeat, run)
-            out.append((Run(mb, wall, cpu), started))
+            wall, cpu, new = _timed(functools.partial(run, specs))
+            runs.append(Run(mb, wall, cpu))
+            started.append(new)
     finally:
         ray.shutdown()
-    return out
+    return runs, started
 
 
 if __name__ == "__main__":
