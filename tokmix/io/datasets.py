@@ -36,6 +36,7 @@ from typing import Any, TypeAlias
 from urllib.parse import quote
 
 import fsspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -203,11 +204,36 @@ def _partitions(
     for key in keys:
         if any(v is None or v == "" for v in key):
             raise DatasetError(f"{name}: partition columns {list(cols)} hold an empty value {key}")
+    spans = _spans(table, cols)
     parts = []
     for key in sorted(keys):
+        if spans is not None:
+            parts.append((key, table.slice(*spans[key])))
+            continue
         masks = [pc.equal(table[c], pa.scalar(v)) for c, v in zip(cols, key, strict=True)]
         parts.append((key, table.filter(functools.reduce(pc.and_, masks))))
     return parts
+
+
+def _spans(table: pa.Table, cols: Sequence[str]) -> dict[tuple[Any, ...], tuple[int, int]] | None:
+    """``(offset, length)`` of each value combination of ``cols`` when each one's rows are
+    contiguous (a table built partition by partition, as the count stage builds its word
+    tables), else None. One pass over the table, where a filter per value would make a part
+    with many categories cost categories x rows."""
+    n = table.num_rows
+    if n < 2:
+        return None
+    changed = functools.reduce(
+        pc.or_,
+        [pc.not_equal(table[c].slice(1), table[c].slice(0, n - 1)) for c in cols],
+    )
+    starts = [0, *(np.flatnonzero(changed.to_numpy(zero_copy_only=False)) + 1).tolist()]
+    first_rows = table.select(list(cols)).take(pa.array(starts)).to_pylist()
+    run_keys = [tuple(row[c] for c in cols) for row in first_rows]
+    if len(set(run_keys)) < len(run_keys):
+        return None
+    ends = [*starts[1:], n]
+    return {k: (s, e - s) for k, s, e in zip(run_keys, starts, ends, strict=True)}
 
 
 def partition_dir(cols: Sequence[str], values: Sequence[Any]) -> str:

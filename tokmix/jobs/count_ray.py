@@ -76,7 +76,7 @@ _TOTALS = ("documents", "bytes", "chars", "pretokens", "invalid_utf8_documents")
 def word_partition(words: Sequence[bytes], partitions: int) -> np.ndarray:
     """The reduce partition of each word: a hash that is the same in every process (Python's
     ``hash`` is salted per process, so it would scatter one word over partitions)."""
-    hashes = np.fromiter((zlib.crc32(w) for w in words), dtype=np.int64, count=len(words))
+    hashes = np.fromiter(map(zlib.crc32, words), dtype=np.int64, count=len(words))
     return hashes % partitions
 
 
@@ -119,22 +119,8 @@ def _count_shard(
     tables, sources = count_documents(docs, pretokenizer, groups, engine)
     pieces: list[list[pa.Table]] = [[] for _ in range(partitions)]
     for g, table in enumerate(tables):
-        words = list(table.counts)
-        counts = np.fromiter(table.counts.values(), dtype=np.int64, count=len(words))
-        part = word_partition(words, partitions)
-        word_array = pa.array(words, pa.binary())
-        for r in range(partitions):
-            idx = np.flatnonzero(part == r)
-            pieces[r].append(
-                pa.table(
-                    {
-                        "group": pa.array(np.full(len(idx), g, dtype=np.int32)),
-                        "word": word_array.take(pa.array(idx)),
-                        "count": pa.array(counts[idx]),
-                    },
-                    schema=_PARTITION_SCHEMA,
-                )
-            )
+        for r, piece in enumerate(_split_by_partition(g, table.counts, partitions)):
+            pieces[r].append(piece)
     row_groups = _write_checkpoint(data_url, [pa.concat_tables(p) for p in pieces])
     totals: Counter[str] = Counter()
     for table in tables:
@@ -151,6 +137,26 @@ def _count_shard(
     return {**sidecar, "resumed": False}
 
 
+def _split_by_partition(group: int, counts: dict[bytes, int], partitions: int) -> list[pa.Table]:
+    """One group's words as ``partitions`` tables (``group, word, count``), partition ``r``
+    holding the words :func:`word_partition` sends to ``r``, each in the table's order. One
+    stable sort by partition and slices, so a cluster with many partitions does not pass over
+    every word once per partition."""
+    words = list(counts)
+    part = word_partition(words, partitions)
+    order = np.argsort(part, kind="stable")
+    ends = np.cumsum(np.bincount(part, minlength=partitions)).tolist()
+    table = pa.table(
+        {
+            "group": pa.array(np.full(len(words), group, dtype=np.int32)),
+            "word": pa.array(words, pa.binary()).take(pa.array(order)),
+            "count": pa.array(np.fromiter(counts.values(), np.int64, len(words))[order]),
+        },
+        schema=_PARTITION_SCHEMA,
+    )
+    return [table.slice(lo, hi - lo) for lo, hi in zip([0, *ends[:-1]], ends, strict=True)]
+
+
 def _sample_key(sample: ShardSample) -> list[Any]:
     s = sample.shard
     return [s.category, s.url, s.kind, s.start, s.end, sample.skip, sample.take]
@@ -163,12 +169,16 @@ def _checkpoint_urls(work: str, sample: ShardSample) -> tuple[str, str]:
 
 def _write_checkpoint(url: str, parts: list[pa.Table]) -> list[int | None]:
     """Write each partition as its own row group; the row group of partition ``r`` (None when
-    the shard has no words there)."""
+    the shard has no words there). No dictionary encoding: a shard's words are distinct, so
+    building one costs CPU (a third of the write) and makes the file no smaller."""
     fs, path = filesystem_for(url)
     ensure_parent(fs, path)
     index: list[int | None] = []
     written = 0
-    with fs.open(path, "wb") as sink, pq.ParquetWriter(sink, _PARTITION_SCHEMA) as writer:
+    with (
+        fs.open(path, "wb") as sink,
+        pq.ParquetWriter(sink, _PARTITION_SCHEMA, use_dictionary=False) as writer,
+    ):
         for part in parts:
             if part.num_rows:
                 writer.write_table(part, row_group_size=part.num_rows)
@@ -189,9 +199,34 @@ def _read_partition(sidecar: dict[str, Any], partition: int) -> pa.Table:
 
 
 def _category_table(schema: pa.Schema, category: str, table: pa.Table) -> pa.Table:
-    columns = {"category": pa.array([category] * table.num_rows, pa.string())}
-    columns.update({name: table[name] for name in table.column_names})
+    """``table`` with a ``category`` column, as ``schema`` (the column by one vectorized take,
+    not a Python list of a million equal strings)."""
+    name = pa.array([category], pa.string()).take(pa.array(np.zeros(table.num_rows, np.int32)))
+    columns = {"category": name, **{c: table[c] for c in table.column_names}}
     return pa.table(columns).select(schema.names).cast(schema)
+
+
+def _sum_shards(parts: list[pa.Table], grouped: bool) -> tuple[pa.Table, pa.Table | None]:
+    """One category's partition summed over its shards: ``word, count`` in byte order and,
+    when ``grouped``, ``group, word, count`` by group then word (else None).
+
+    Within one shard a word occurs once per group, so one shard needs only the sort; without
+    bootstrap groups one aggregation by word is enough (every row is group 0)."""
+    table = pa.concat_tables(parts)
+    single = len(parts) == 1
+    if not grouped:
+        summed = table.select(["word", "count"]) if single else _sum_by(table, ["word"])
+        return summed.sort_by("word"), None
+    by_group = table if single else _sum_by(table, ["group", "word"])
+    summed = _sum_by(by_group, ["word"])
+    ordered = by_group.sort_by([("group", "ascending"), ("word", "ascending")])
+    return summed.sort_by("word"), ordered
+
+
+def _sum_by(table: pa.Table, keys: list[str]) -> pa.Table:
+    """``count`` summed per distinct ``keys``: columns ``*keys, count``."""
+    summed = table.group_by(keys).aggregate([("count", "sum")])
+    return summed.select([*keys, "count_sum"]).rename_columns([*keys, "count"])
 
 
 def _reduce_partition(
@@ -207,17 +242,15 @@ def _reduce_partition(
     words_name, groups_name = names
     parts = [_read_partition(sidecar, number) for sidecar in sidecars]
     full, grouped = [], []
+    distinct: dict[str, int] = {}
     for category in sorted(set(categories)):
         mine = [p for c, p in zip(categories, parts, strict=True) if c == category and p.num_rows]
         if not mine:
             continue
-        by_group = pa.concat_tables(mine).group_by(["group", "word"]).aggregate([("count", "sum")])
-        by_group = by_group.rename_columns(["group", "word", "count"])
-        summed = by_group.group_by("word").aggregate([("count", "sum")])
-        summed = summed.rename_columns(["word", "count"]).sort_by("word")
+        summed, by_group = _sum_shards(mine, grouped=groups_name is not None)
         full.append(_category_table(WORD_COUNTS, category, summed))
-        if groups_name:
-            by_group = by_group.sort_by([("group", "ascending"), ("word", "ascending")])
+        distinct[category] = summed.num_rows
+        if by_group is not None:
             grouped.append(_category_table(GROUP_WORD_COUNTS, category, by_group))
     if not full:
         return {"entries": [], "group_entries": [], "distinct": {}}
@@ -242,10 +275,6 @@ def _reduce_partition(
             partition_cols=("category",),
             provenance=provenance,
         )
-    distinct = {
-        row["category"]: row["count_all"]
-        for row in table.group_by("category").aggregate([([], "count_all")]).to_pylist()
-    }
     return {"entries": entries, "group_entries": group_entries, "distinct": distinct}
 
 
