@@ -19,7 +19,7 @@ solver (no warm starts, the dense sweep) measured in the same run under a time c
 
 Each case builds one problem (count, replay, ``build_problem``; cached as ``.npz`` under
 ``--cache``, no pickle), then solves it twice in the same run: ``solve_mixture`` as shipped
-(coarse phase on every 8th step, pruning of basic rows, at most 5 000 rows a round) and the
+(coarse phase on every 8th step, pruning of basic rows, at most 4 rows a step a round) and the
 peer, plain constraint generation (``stride=1, prune=False, max_rows=None``: every step swept
 from the first round, every violated row found added, every row kept).
 Both must reach the same optimum; the ratio is of CPU seconds (HiGHS runs on one thread), which
@@ -247,7 +247,7 @@ def _point(problem: MixtureProblem, *, previous: bool, cap: float | None, log: A
 
     options: dict[str, Any] = {"time_limit": cap, "log": log}
     if previous:  # plain row generation: no box on α, no growing per-step limit
-        options.update(sweep="dense", trust_region=None, per_step_max=8)
+        options.update(sweep="dense", trust_region=None, per_step_max=8, max_rows=5000)
     paper = solve_mixture(problem, **options)
     start = None if previous else paper.warm
     sol = solve_mixture_scaled(

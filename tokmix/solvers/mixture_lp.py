@@ -4,14 +4,14 @@
     s.t.      Σ_i α_i (f_{i,t}(m_t) - f_{i,t}(p)) + v_t + v_p >= 0   for every step t, pair p != m_t
               α in the simplex, v >= 0
 
-There are up to T x (pairs) constraints, so they are generated: solve with the constraints
-found so far, sweep the α-weighted counts for violated ones (``tokmix.solvers.violations``),
-add them, re-solve warm-started (HiGHS keeps its basis when rows and columns are added), until
-a sweep finds none. What keeps it fast on real tokenizers (``benchmarks/README.md``): rows go
-in as CSR batches; a coarse phase on every 8th step settles α before all steps are swept; a
-round adds at most the 5 000 most violated rows; rows whose slack is basic are pruned after
-each solve, so HiGHS re-solves a model of the rows that matter rather than of every row ever
-found. :func:`solve_mixture_dense` writes every constraint out and hands the LP to
+There are up to T x (pairs) constraints, so they are generated: solve with the constraints found
+so far, sweep the α-weighted counts for violated ones (``tokmix.solvers.violations``), add them,
+re-solve warm-started (HiGHS keeps its basis when rows and columns are added), until a sweep
+finds none. What keeps it fast on real tokenizers (``benchmarks/README.md``): rows go in as CSR
+batches; a coarse phase on every 8th step settles α before all steps are swept; a round adds at
+most the most violated 4 rows a step (:func:`round_rows`); rows whose slack is basic are pruned
+after each solve, so HiGHS re-solves a model of the rows that matter rather than of every row
+ever found. :func:`solve_mixture_dense` writes every constraint out and hands the LP to
 ``scipy.optimize.linprog``: the reference for small instances.
 
 At scale (``benchmarks/README.md``): the sweep replays α-mixed frequencies, one float per
@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import highspy
 import numpy as np
@@ -409,6 +409,18 @@ class _TrustRegion:
         self.radius = min(2 * self.radius, 1.0)
 
 
+def round_rows(n_steps: int) -> int:
+    """The default cap on rows a round adds: 4 per merge step, at least 5 000.
+
+    A fixed cap makes the rounds grow with the merges: at 30 000 merges a sweep finds about a
+    million violated rows and 5 000 a round leaves most steps without any. Measured on GPT-2,
+    30 categories (CPU seconds, paper LP; per-step limit up to 16 instead of 64 with it):
+    5 000 merges 49.6 s / 263 rounds at 5 000 rows against 33.1 s / 147 rounds at 20 000;
+    10 000 merges 214 s / 557 rounds against 142 s / 218 rounds at 40 000. More rows a round
+    cost HiGHS more than the rounds they save (uncapped at 5 000 merges: 61 rounds, 126 s)."""
+    return max(5000, 4 * n_steps)
+
+
 _MIN_RADIUS = 1e-4
 # Once a point's repaired objective is this close to the master's, the box goes for good: the
 # rows found settle α, and a box near the optimum only makes α creep towards it (measured on
@@ -420,13 +432,13 @@ def solve_mixture(
     problem: MixtureProblem,
     *,
     per_step: int = 8,
-    per_step_max: int = 64,
+    per_step_max: int = 16,
     max_rounds: int = 10_000,
     tol: float = 1e-9,
     threads: int = 1,
     stride: int = 8,
     prune: bool = True,
-    max_rows: int | None = 5000,
+    max_rows: int | Literal["auto"] | None = "auto",
     trust_region: float | None = 0.05,
     step_weight: np.ndarray | None = None,
     pair_weight: np.ndarray | None = None,
@@ -440,19 +452,19 @@ def solve_mixture(
 ) -> MixtureSolution:
     """Solve the mixture LP with lazily generated constraints; α, β and diagnostics.
 
-    Each round adds at most ``per_step`` violated constraints per step and ``max_rows`` in
-    all (``None``: no cap), the most violated first: a smaller model re-solves faster than
-    the extra rounds cost. A step violated again may add twice as many as the round before,
-    up to ``per_step_max``: a merge that trails many competitors needs them all in view, and
-    peeling them ``per_step`` a round costs a round each (measured on GPT-2, 30 categories x
-    2 000 merges: 93 rounds against 158). ``stride > 1`` first generates constraints at every
-    ``stride``-th step only, until none is violated there, which settles α cheaply; then at
-    every step. ``prune`` deletes rows whose slack is basic after each solve, which keeps the
-    model small (their dual is 0; the ones that matter again come back). ``trust_region``
-    (the half-width of a box on α around the best α so far, :class:`_TrustRegion`; ``None``:
-    no box) keeps α from jumping between rounds. None of these changes the optimum: the loop
-    ends only when a sweep over every step finds no violated constraint at an α no box holds
-    back.
+    Each round adds at most ``per_step`` violated constraints per step and ``max_rows`` in all
+    (``None``: no cap; ``"auto"``: :func:`round_rows`), the most violated first: a smaller model
+    re-solves faster than the extra rounds cost. A step violated again may add twice as many as the
+    round before, up to ``per_step_max``: a merge that trails many competitors needs them all in
+    view, and peeling them ``per_step`` a round costs a round each (measured on GPT-2, 30 categories
+    x 2 000 merges: 93 rounds against 158; with the larger round cap, 16 beats 64: 33 s against 46 s
+    at 5 000 merges). ``stride > 1`` first generates constraints at every ``stride``-th step only,
+    until none is violated there, which settles α cheaply; then at every step. ``prune`` deletes
+    rows whose slack is basic after each solve, which keeps the model small (their dual is 0; the
+    ones that matter again come back). ``trust_region`` (the half-width of a box on α around the
+    best α so far, :class:`_TrustRegion`; ``None``: no box) keeps α from jumping between rounds.
+    None of these changes the optimum: the loop ends only when a sweep over every step finds no
+    violated constraint at an α no box holds back.
 
     ``step_weight`` (one per local step, >= 0) solves the LP of a multiset of merge steps:
     step ``t`` counted ``w_t`` times, i.e. its slack costs ``w_t`` (copies of a step's rows
@@ -482,6 +494,8 @@ def solve_mixture(
         raise SolverError(f"sweep must be one of {', '.join(SWEEPS)}, not {sweep!r}")
     if master not in ("versions", "rows"):
         raise SolverError(f"master must be 'versions' or 'rows', not {master!r}")
+    if max_rows == "auto":
+        max_rows = round_rows(problem.n_steps)
     if per_step < 1 or stride < 1 or (max_rows is not None and max_rows < 1):
         raise SolverError(
             f"per_step, stride and max_rows must be >= 1, got {per_step}, {stride}, {max_rows}"
