@@ -2,6 +2,7 @@
 
     python -m benchmarks.lp [--case demo|cl100k|many30|many30x20k ...] [--cache DIR] [--no-peer]
     python -m benchmarks.lp --case gpt2-30x30k [--replicates 20] [--peer-cap 600]
+    python -m benchmarks.lp --case gpt2-30x2k --replicates 4 --no-peer --ray-workers 1 2
     python -m benchmarks.lp --case gpt2-150x5k --sweep-figure
 
 ``--sweep-figure``: one violation sweep at a fixed point (uniform α, no slack, 8 rows per
@@ -15,7 +16,9 @@ Scale cases ``<tokenizer>-<categories>x<merges>k`` (``gpt2``/``cl100k``, 30/60/1
 solve stage as ``tokmix infer`` runs it (the paper LP, then the default noise-scaled LP, then
 ``--replicates`` bootstrap replicates), each figure beside its target and beside the previous
 solver (no warm starts, the dense sweep) measured in the same run under a time cap
-(``--peer-cap``: reported as "> cap" when it does not finish).
+(``--peer-cap``: reported as "> cap" when it does not finish). ``--ray-workers 1 2`` times
+the replicates again as Ray tasks on a local cluster of 1 and of 2 CPUs (the solve stage's
+fan-out in ``tokmix run``), workers warmed up first.
 
 Each case builds one problem (count, replay, ``build_problem``; cached as ``.npz`` under
 ``--cache``, no pickle), then solves it twice in the same run: ``solve_mixture`` as shipped
@@ -271,7 +274,15 @@ def _scale(name: str) -> MixtureProblem:
     return scale_problem(tokenizer, n_cat, merges * 1000)
 
 
-def bench_scale(name: str, *, replicates: int, cap: float, peer: bool, log: Any = None) -> None:
+def bench_scale(
+    name: str,
+    *,
+    replicates: int,
+    cap: float,
+    peer: bool,
+    log: Any = None,
+    ray_workers: tuple[int, ...] = (),
+) -> None:
     """One scale case: point estimate (new vs previous), then bootstrap replicates."""
     from benchmarks.scale import scale_groups, scale_problem
 
@@ -341,10 +352,30 @@ def bench_scale(name: str, *, replicates: int, cap: float, peer: bool, log: Any 
         wall_r, cpu_r = _since(t)
         print(
             f"scale {label}: {replicates} replicates from the point solution {wall_r:.1f} s wall,"
-            f" {cpu_r:.1f} s CPU = {wall_r / wall:.2f}x the point estimate (target <= 3x);"
+            f" {cpu_r:.1f} s CPU = {wall_r / wall:.2f}x the point estimate (target for 20: <= 3x);"
             f" {boot.failed} failed; peak RSS {_peak_mb():,.0f} MB",
             flush=True,
         )
+        for workers in ray_workers:
+            wall_w = _replicates_on_ray(
+                workers,
+                functools.partial(
+                    bootstrap_mixture,
+                    groups,
+                    group_bytes,
+                    merge_ids,
+                    replicates=replicates,
+                    merge_block=20,
+                    center=sol,
+                    solve=functools.partial(solve, start=sol.warm),
+                ),
+            )
+            print(
+                f"scale {label}: {replicates} replicates on Ray, {workers} worker(s):"
+                f" {wall_w:.1f} s wall ({wall_r / wall_w:.2f}x in-process, target: near"
+                f" {workers}x)",
+                flush=True,
+            )
         if peer:
             t = _clock()
             cold = bootstrap_mixture(
@@ -363,6 +394,32 @@ def bench_scale(name: str, *, replicates: int, cap: float, peer: bool, log: Any 
                 f" {wall_r / replicates:.1f} s each",
                 flush=True,
             )
+
+
+def _warm_worker(_: int) -> int:
+    """Load tokmix's solver and its compiled sweep in a Ray worker, outside the timing."""
+    from tokmix.solvers.mixture_lp import solve_mixture
+
+    solve_mixture(truncated(demo_problem(), 20))
+    return 0
+
+
+def _replicates_on_ray(workers: int, run: Callable[..., Any]) -> float:
+    """Wall seconds of ``run(map_fn=...)`` with the replicates as tasks of a local Ray cluster
+    of ``workers`` CPUs (what ``tokmix run`` does with the solve stage), workers warmed up."""
+    import ray
+
+    from tokmix.jobs.ray_executor import RayExecutor
+
+    ray.init(num_cpus=workers, include_dashboard=False, configure_logging=False)
+    try:
+        map_fn = RayExecutor().map_fn()
+        list(map_fn(_warm_worker, range(2 * workers)))
+        t = time.perf_counter()
+        run(map_fn=map_fn)
+        return time.perf_counter() - t
+    finally:
+        ray.shutdown()
 
 
 def _best_of(runs: int, fn: Callable[[], Any], sync: Callable[[], None] = lambda: None) -> Any:
@@ -442,6 +499,13 @@ def main() -> None:
     ap.add_argument("--peer-cap", type=float, default=600.0)
     ap.add_argument("--log", action="store_true", help="print the solves' progress lines")
     ap.add_argument(
+        "--ray-workers",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also time the replicates as Ray tasks on a local cluster of this many CPUs",
+    )
+    ap.add_argument(
         "--sweep-figure",
         action="store_true",
         help="time one violation sweep (heap sweep vs torch sweep, CPU and CUDA) instead",
@@ -459,6 +523,7 @@ def main() -> None:
                 cap=args.peer_cap,
                 peer=args.peer,
                 log=print if args.log else None,
+                ray_workers=tuple(args.ray_workers),
             )
         else:
             ap.error(f"unknown case {name!r}: {sorted(CASES)} or <tokenizer>-<n>x<k>k")
