@@ -317,18 +317,30 @@ def _keep_best(best: dict[str, list[Run]], name: str, runs: list[Run]) -> None:
     ]
 
 
+def _count_alone(corpora: list[list[CategorySpec]], out: str, results: Any) -> None:
+    """The in-process peer's process: warm up, then count each corpus; its wall and CPU
+    seconds per corpus."""
+    run_count(corpora[0], GPT2, out, SampleOptions(), force=True)  # warm-up
+    times = []
+    for specs in corpora:
+        c0, t0 = time.process_time(), time.perf_counter()
+        run_count(specs, GPT2, out, SampleOptions(), force=True)
+        times.append((time.perf_counter() - t0, time.process_time() - c0))
+    results.put(times)
+
+
 def _in_process(corpora: list[list[CategorySpec]], megabytes: list[float], root: Path) -> list[Run]:
     """One timed in-process count of each corpus, after a warm-up (the compiled counter
-    loaded)."""
-    out = str(root / "local")
-    run_count(corpora[0], GPT2, out, SampleOptions(), force=True)
-    runs = []
-    for specs, mb in zip(corpora, megabytes, strict=True):
-        wall, cpu, _ = _timed(
-            functools.partial(run_count, specs, GPT2, out, SampleOptions(), force=True)
-        )
-        runs.append(Run(mb, wall, cpu))
-    return runs
+    loaded), in a fresh process as the control's are: timed in this process, which also starts
+    and stops Ray, the same count ran at 36 MB per CPU-second against 42-48 in fresh
+    processes (``benchmarks/results/counting.md``)."""
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    proc = ctx.Process(target=_count_alone, args=(corpora, str(root / "local"), results))
+    proc.start()
+    times = results.get()
+    proc.join()
+    return [Run(mb, wall, cpu) for mb, (wall, cpu) in zip(megabytes, times, strict=True)]
 
 
 def _on_ray(
