@@ -339,8 +339,8 @@ def bench_scale(
         solve = functools.partial(
             solve_mixture_scaled, reference_alpha=paper.alpha, power=DEFAULT_POWER
         )
-        t = _clock()
-        boot = bootstrap_mixture(
+        warm_replicates = functools.partial(
+            bootstrap_mixture,
             groups,
             group_bytes,
             merge_ids,
@@ -349,6 +349,8 @@ def bench_scale(
             center=sol,
             solve=functools.partial(solve, start=sol.warm),
         )
+        t = _clock()
+        boot = warm_replicates()
         wall_r, cpu_r = _since(t)
         print(
             f"scale {label}: {replicates} replicates from the point solution {wall_r:.1f} s wall,"
@@ -357,19 +359,7 @@ def bench_scale(
             flush=True,
         )
         for workers in ray_workers:
-            wall_w = _replicates_on_ray(
-                workers,
-                functools.partial(
-                    bootstrap_mixture,
-                    groups,
-                    group_bytes,
-                    merge_ids,
-                    replicates=replicates,
-                    merge_block=20,
-                    center=sol,
-                    solve=functools.partial(solve, start=sol.warm),
-                ),
-            )
+            wall_w = _replicates_on_ray(workers, warm_replicates)
             print(
                 f"scale {label}: {replicates} replicates on Ray, {workers} worker(s):"
                 f" {wall_w:.1f} s wall ({wall_r / wall_w:.2f}x in-process, target: near"
