@@ -461,18 +461,14 @@ def run_trial(
         try:
             if config.replicates < 2:
                 raise SolverError("bootstrap off (replicates < 2)")
-            boot = bootstrap_mixture(
-                {c: grouped[c].trajectories for c in chosen},
-                {c: grouped[c].group_bytes for c in chosen},
+            boot = _trial_bootstrap(
+                config,
+                grouped,
+                chosen,
                 merge_ids,
-                replicates=config.replicates,
-                level=config.level,
-                seed=config.seed + trial,
-                solve=partial(
-                    solve_mixture_scaled, reference_alpha=sol.alpha, power=config.scaled_power
-                ),
-                center=scaled,
-                merge_block=config.merge_block,
+                trial,
+                partial(solve_mixture_scaled, reference_alpha=sol.alpha, power=config.scaled_power),
+                scaled,
             )
         except SolverError as exc:
             log(f"bootstrap failed: {exc}")
@@ -520,6 +516,30 @@ def run_trial(
     return pa.Table.from_pylist(rows, schema=EVAL_RESULTS)
 
 
+def _trial_bootstrap(
+    config: EvalConfig,
+    grouped: dict[str, _Sample],
+    chosen: list[str],
+    merge_ids: np.ndarray,
+    trial: int,
+    solve: Callable[..., MixtureSolution],
+    center: MixtureSolution,
+) -> BootstrapResult:
+    """A trial's bootstrap interval with ``solve``: the seed depends on the trial only, so
+    every estimator's interval of a trial is computed on the same resamples."""
+    return bootstrap_mixture(
+        {c: grouped[c].trajectories for c in chosen},
+        {c: grouped[c].group_bytes for c in chosen},
+        merge_ids,
+        replicates=config.replicates,
+        level=config.level,
+        seed=config.seed + trial,
+        solve=solve,
+        center=center,
+        merge_block=config.merge_block,
+    )
+
+
 def _paper_bootstrap(
     config: EvalConfig,
     grouped: dict[str, _Sample],
@@ -533,17 +553,7 @@ def _paper_bootstrap(
     solved by the paper's LP, so the two LPs' coverage is compared on identical resamples."""
     t0 = time.perf_counter()
     try:
-        boot = bootstrap_mixture(
-            {c: grouped[c].trajectories for c in chosen},
-            {c: grouped[c].group_bytes for c in chosen},
-            merge_ids,
-            replicates=config.replicates,
-            level=config.level,
-            seed=config.seed + trial,
-            solve=solve_mixture,
-            center=center,
-            merge_block=config.merge_block,
-        )
+        boot = _trial_bootstrap(config, grouped, chosen, merge_ids, trial, solve_mixture, center)
     except SolverError as exc:
         log(f"paper-lp bootstrap failed: {exc}")
         return None
