@@ -3,6 +3,7 @@
     python -m benchmarks.lp [--case demo|cl100k|many30|many30x20k ...] [--cache DIR] [--no-peer]
     python -m benchmarks.lp --case gpt2-30x30k [--replicates 20] [--peer-cap 600]
     python -m benchmarks.lp --case gpt2-30x2k --replicates 4 --no-peer --ray-workers 1 2
+    python -m benchmarks.lp --case gpt2-30x2k --replicates 4 --no-peer --pool-workers 1 2
     python -m benchmarks.lp --case gpt2-150x5k --sweep-figure
 
 ``--sweep-figure``: one violation sweep at a fixed point (uniform α, no slack, 8 rows per
@@ -18,7 +19,8 @@ solve stage as ``tokmix infer`` runs it (the paper LP, then the default noise-sc
 solver (no warm starts, the dense sweep) measured in the same run under a time cap
 (``--peer-cap``: reported as "> cap" when it does not finish). ``--ray-workers 1 2`` times
 the replicates again as Ray tasks on a local cluster of 1 and of 2 CPUs (the solve stage's
-fan-out in ``tokmix run``), workers warmed up first.
+fan-out in ``tokmix run``), workers warmed up first; ``--pool-workers 1 2`` in a local pool of
+spawned processes, as ``tokmix infer --workers`` solves them, the pool's start-up timed too.
 
 Each case builds one problem (count, replay, ``build_problem``; cached as ``.npz`` under
 ``--cache``, no pickle), then solves it twice in the same run: ``solve_mixture`` as shipped
@@ -52,6 +54,7 @@ from tokmix.bpe.tokenizer import LoadedTokenizer
 from tokmix.bpe.words import WordTable, count_words
 from tokmix.errors import SolverError
 from tokmix.jobs.count import read_category
+from tokmix.jobs.executors import LocalExecutor
 from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
 from tokmix.solvers.problem import MixtureProblem, build_problem
 
@@ -282,6 +285,7 @@ def bench_scale(
     peer: bool,
     log: Any = None,
     ray_workers: tuple[int, ...] = (),
+    pool_workers: tuple[int, ...] = (),
 ) -> None:
     """One scale case: point estimate (new vs previous), then bootstrap replicates."""
     from benchmarks.scale import scale_groups, scale_problem
@@ -364,6 +368,16 @@ def bench_scale(
                 f"scale {label}: {replicates} replicates on Ray, {workers} worker(s):"
                 f" {wall_w:.1f} s wall ({wall_r / wall_w:.2f}x in-process, target: near"
                 f" {workers}x)",
+                flush=True,
+            )
+        for workers in pool_workers:
+            t = time.perf_counter()  # spawning the pool counts: tokmix infer pays it
+            warm_replicates(map_fn=LocalExecutor(fan_out=workers).map_fn())
+            wall_w = time.perf_counter() - t
+            print(
+                f"scale {label}: {replicates} replicates in a pool of {workers} process(es)"
+                f" (tokmix infer --workers): {wall_w:.1f} s wall ({wall_r / wall_w:.2f}x"
+                f" in-process, target: near {workers}x)",
                 flush=True,
             )
         if peer:
@@ -496,6 +510,13 @@ def main() -> None:
         help="also time the replicates as Ray tasks on a local cluster of this many CPUs",
     )
     ap.add_argument(
+        "--pool-workers",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also time the replicates in a local process pool of this many (tokmix infer)",
+    )
+    ap.add_argument(
         "--sweep-figure",
         action="store_true",
         help="time one violation sweep (heap sweep vs torch sweep, CPU and CUDA) instead",
@@ -514,6 +535,7 @@ def main() -> None:
                 peer=args.peer,
                 log=print if args.log else None,
                 ray_workers=tuple(args.ray_workers),
+                pool_workers=tuple(args.pool_workers),
             )
         else:
             ap.error(f"unknown case {name!r}: {sorted(CASES)} or <tokenizer>-<n>x<k>k")

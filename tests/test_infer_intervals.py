@@ -117,6 +117,8 @@ def test_infer_intervals_from_the_cli_equal_the_stages_alone(
         "--groups",
         "4",
         *boot,
+        "--workers",
+        "2",
         "--out",
         a,
         "--json",
@@ -129,7 +131,9 @@ def test_infer_intervals_from_the_cli_equal_the_stages_alone(
     assert main(["count", str(DEMO), *common, "--groups", "4", "--out", b]) == 0
     assert main(["replay", str(DEMO), "-T", "300", "--out", b]) == 0
     capsys.readouterr()
-    alone = _cli_json(capsys, "solve", "--tokenizer", "demo", *boot, "--out", b, "--json")
+    # the replicates solved in this process: what the pool of 2 gave, bit for bit
+    serial = ["--workers", "1", "--out", b, "--json"]
+    alone = _cli_json(capsys, "solve", "--tokenizer", "demo", *boot, *serial)
     assert alone["categories"] == doc["categories"]
 
     # without groups: point estimates, the same ones, and null intervals in Parquet
@@ -154,6 +158,8 @@ def test_infer_intervals_from_the_cli_equal_the_stages_alone(
 
 def test_bad_interval_options_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cats = [a for s in _specs()[:2] for a in ("-c", f"{s.name}={s.path}")]
+    assert main(["infer", str(DEMO), *cats, "--workers", "-1", "--out", str(tmp_path)]) == 2
+    assert "--workers" in capsys.readouterr().err
     assert main(["infer", str(DEMO), *cats, "--replicates", "1", "--out", str(tmp_path)]) == 2
     assert "--replicates" in capsys.readouterr().err
     assert main(["infer", str(DEMO), *cats, "--level", "1.5", "--out", str(tmp_path)]) == 2

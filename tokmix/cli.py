@@ -109,6 +109,27 @@ def _add_bases(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_workers(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workers",
+        "-j",
+        type=int,
+        default=0,
+        metavar="N",
+        help="processes that solve the bootstrap replicates (default 0: every CPU this "
+        "process may use; 1: all in this process); the results are the same whatever N",
+    )
+
+
+def _workers(value: int) -> int:
+    """``--workers``: 0 is every CPU this process may use."""
+    from tokmix.jobs.executors import default_processes
+
+    if value < 0:
+        raise TokmixError(f"--workers must be >= 0 (0: every CPU), got {value}")
+    return value or default_processes()
+
+
 _ESTIMATOR_NAMES = {"scaled": "the noise-scaled LP", "likelihood": "the merge-race likelihood"}
 
 
@@ -230,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", default=DEFAULT_OUT, help="output root (local or s3://)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--force", action="store_true", help="recompute committed stages")
+    _add_workers(p)
     _add_bases(p)
     p.add_argument(
         "--group",
@@ -299,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bootstrap(p, groups=False)
     p.add_argument("--out", "-o", default=DEFAULT_OUT)
     p.add_argument("--json", action="store_true")
+    _add_workers(p)
 
     p = sub.add_parser("report", help="a self-contained HTML report (and PNG figures) of a run")
     p.add_argument("run_dir", help="a run's output root (local or s3://)")
@@ -465,6 +488,7 @@ def _cmd_infer(args: argparse.Namespace) -> None:
     result = run_infer(
         _infer_spec(args),
         force=args.force,
+        workers=_workers(args.workers),
         log=_log,
         range_keys=keys,
         engine_key=_FLAGS["count.engine"],
@@ -554,6 +578,7 @@ def _cmd_replay(args: argparse.Namespace) -> None:
 
 
 def _cmd_solve(args: argparse.Namespace) -> None:
+    from tokmix.jobs.executors import LocalExecutor
     from tokmix.jobs.solve import bootstrap_options, run_solve
 
     bootstrap = None
@@ -567,7 +592,13 @@ def _cmd_solve(args: argparse.Namespace) -> None:
         }
         bootstrap = bootstrap_options(_validated(BootstrapOptions, raw, flags))
     solver = _validated(SolverOptions, {"estimator": args.estimator, "device": args.device}, {})
-    result = run_solve(args.out, args.tokenizer, bootstrap=bootstrap, **solver.model_dump())
+    result = run_solve(
+        args.out,
+        args.tokenizer,
+        bootstrap=bootstrap,
+        map_fn=LocalExecutor(fan_out=_workers(args.workers)).map_fn(),
+        **solver.model_dump(),
+    )
     if args.json:
         print(json.dumps(result.to_json(), indent=1))
     else:

@@ -1,5 +1,6 @@
-"""The whole inference in this process: the pipeline's count -> replay -> solve stages, their
-tasks run one after the other (:class:`tokmix.jobs.executors.LocalExecutor`).
+"""The whole inference on this machine: the pipeline's count -> replay -> solve stages, their
+tasks run one after the other (:class:`tokmix.jobs.executors.LocalExecutor`), the bootstrap
+replicates in a pool of processes with ``workers``.
 
 ``tokmix infer`` builds a run spec from its flags and calls :func:`run_infer`; a stage whose
 inputs are unchanged since its last commit is skipped, so an interrupted run resumes where it
@@ -24,6 +25,7 @@ def run_infer(
     spec: RunSpec,
     *,
     force: bool = False,
+    workers: int = 1,
     log: Callable[[str], None] = lambda _msg: None,
     range_keys: tuple[str, str] = ("merges", "merge_range"),
     engine_key: str = "count.engine",
@@ -32,13 +34,15 @@ def run_infer(
 
     ``spec.bootstrap``: intervals from document groups (``groups: 1``: point estimates only);
     ``spec.solver``: the estimator and :func:`tokmix.solvers.mixture_lp.solve_mixture`'s
-    options; ``spec.count``: the count engine. ``range_keys`` and ``engine_key`` name
+    options; ``spec.count``: the count engine. ``workers > 1`` solves the bootstrap
+    replicates in a pool of that many processes (same results: the draws come from the seed
+    before any is solved); count and replay tasks run here. ``range_keys`` and ``engine_key`` name
     ``merges``, ``merge_range`` and ``count.engine`` in messages as the user gave them."""
     spec = spec.model_copy(update={"tokenizers": spec.tokenizers[:1], "stages": INFER_STAGES})
     t0 = time.perf_counter()
     ctx = prepare(
         spec,
-        LocalExecutor(),
+        LocalExecutor(fan_out=workers),
         force=force,
         log=log,
         range_keys=range_keys,
