@@ -53,6 +53,7 @@ from tokmix.bpe.pretokenizers import (
     SentencePieceRunsSplit,
     decode_utf8,
 )
+from tokmix.bpe.word_arrays import WordArrays
 
 log = logging.getLogger(__name__)
 
@@ -574,13 +575,15 @@ def _rehash(table: np.ndarray, bigger: np.ndarray) -> None:
 @_jit
 def _export(
     table: np.ndarray, arena: np.ndarray, blob: np.ndarray, ends: np.ndarray, metaspace: bool
-) -> np.int64:
+) -> tuple[np.int64, bool]:
     """Every word of the table into ``blob``, one after another, in table order (the order of
-    the used records), and its end into ``ends``; returns the number of bytes written. With
-    ``metaspace`` each space is written as ``▁`` (the kernel counts ``▁`` as a space,
-    :func:`_prepared`), so ``blob`` must hold three times the words' bytes."""
+    the used records), and its end into ``ends``; returns the number of bytes written and
+    whether a word held a literal ``▁``. With ``metaspace`` each space is written as ``▁``
+    (the kernel counts ``▁`` as a space, :func:`_prepared`), so ``blob`` must hold three times
+    the words' bytes, and a word that held ``▁`` itself may come out equal to another's."""
     w = 0
     b = np.int64(0)
+    marked = False
     for i in range(len(table)):
         if table[i, _HASH] == 0:
             continue
@@ -593,6 +596,7 @@ def _export(
             for j in range(8):
                 size |= np.int64(arena[off + j]) << (8 * j)
             off += 8
+        before1 = before2 = np.uint8(0)  # the word's two bytes before this one, as stored
         for j in range(size):
             if off < 0:
                 byte = np.uint8((head >> np.uint64(8 * j)) & np.uint64(0xFF))
@@ -606,9 +610,12 @@ def _export(
             else:
                 blob[b] = byte
                 b += 1
+                if byte == _META2 and before1 == _META1 and before2 == _META0:
+                    marked = True
+            before2, before1 = before1, byte
         ends[w] = b
         w += 1
-    return b
+    return b, marked and metaspace
 
 
 @_jit
@@ -743,6 +750,10 @@ class WordCounter(Protocol):
 
     def drain(self) -> Counter[bytes]: ...
 
+    def arrays(self) -> WordArrays:
+        """What :meth:`drain` would hand over, as arrays in its order, without draining."""
+        ...
+
 
 class RegexWordCounter:
     """The reference: :meth:`Pretokenizer.split` and a ``Counter`` (what tokmix did before)."""
@@ -761,6 +772,9 @@ class RegexWordCounter:
     def drain(self) -> Counter[bytes]:
         out, self.counts = self.counts, Counter()
         return out
+
+    def arrays(self) -> WordArrays:
+        return WordArrays.from_counts(self.counts)
 
 
 class CompiledWordCounter:
@@ -807,33 +821,48 @@ class CompiledWordCounter:
             arena[: self.meta[1]] = self.arena[: self.meta[1]]
             self.arena = arena
 
+    def arrays(self) -> WordArrays:
+        """The counted words as arrays, in the order :meth:`drain` would give them, without a
+        Python object per word; the counter keeps counting."""
+        words, marked = self._export()
+        if marked:  # SentencePiece text that held U+2581: words may be equal (rare)
+            return WordArrays.from_counts(_summed(words))
+        return words
+
     def drain(self) -> Counter[bytes]:
         """The counted words as ``bytes -> count``; the counter starts over empty."""
+        words, marked = self._export()
+        self._reset()
+        return _summed(words) if marked else _as_counter(words)
+
+    def _export(self) -> tuple[WordArrays, bool]:
+        """The table's words (``▁`` given back to SentencePiece words) and counts, in table
+        order, and whether a word held a literal ``▁`` (then two records may hold one word:
+        counted once with spaces and once with ``▁``)."""
         distinct = int(self.meta[0])
-        if distinct == 0:
-            self.meta[2] = 0
-            return Counter()
         used = self.table[:, _HASH] != 0
         metaspace = self.plan.metaspace is not None
         stored = int(self.meta[1]) + _SHORT * distinct
         blob = np.empty(3 * stored if metaspace else stored, dtype=np.uint8)
-        ends = np.empty(distinct, dtype=np.int64)
-        size = _export(self.table, self.arena, blob, ends, metaspace)
-        data = blob[:size].tobytes()
-        bounds = ends.tolist()
-        starts = [0, *bounds[:-1]]
-        words = [data[s:e] for s, e in zip(starts, bounds, strict=True)]
-        counts = self.table[used, _COUNT].tolist()
-        self._reset()
-        out: Counter[bytes] = Counter()
-        dict.update(out, zip(words, counts, strict=True))  # one bytes object per distinct word
-        if len(out) < distinct:
-            # SentencePiece text that held U+2581 itself: a word counted once with spaces and
-            # once with ▁ is one word (only here can two records give the same bytes)
-            out.clear()
-            for word, n in zip(words, counts, strict=True):
-                out[word] += n
-        return out
+        offsets = np.zeros(distinct + 1, dtype=np.int64)
+        size, marked = _export(self.table, self.arena, blob, offsets[1:], metaspace)
+        counts = self.table[used, _COUNT]
+        return WordArrays(blob[:size], offsets, counts), bool(marked)
+
+
+def _as_counter(words: WordArrays) -> Counter[bytes]:
+    """Distinct words as a ``Counter``: one ``bytes`` object per word, no hashing twice."""
+    out: Counter[bytes] = Counter()
+    dict.update(out, zip(words.words(), words.counts.tolist(), strict=True))
+    return out
+
+
+def _summed(words: WordArrays) -> Counter[bytes]:
+    """Words that may repeat, summed (in the order of their first record)."""
+    out: Counter[bytes] = Counter()
+    for word, n in zip(words.words(), words.counts.tolist(), strict=True):
+        out[word] += n
+    return out
 
 
 _LOGGED: set[str] = set()
