@@ -6,7 +6,8 @@ the known families are hand-written matchers over the UTF-8 bytes of a document,
 numba, and the words they find are counted in the same pass in an open-addressing hash table
 keyed by the word's bytes (64-bit FNV-1a, then a byte-for-byte comparison, so a hash collision
 cannot merge two words). Python strings exist only once per *distinct* word, when the table is
-handed to a :class:`~tokmix.bpe.words.WordTable`.
+handed to a :class:`~tokmix.bpe.words.WordTable`, and not at all when it is handed over as
+arrays (:meth:`CompiledWordCounter.arrays`, what the sharded count's map task reads).
 
 Exactness: each matcher is the regex of :mod:`tokmix.bpe.pretokenizers`, alternative by
 alternative in the order ``regex`` tries them, with the backtracking worked out by hand (notes
@@ -742,7 +743,8 @@ def split(pretokenizer: Pretokenizer, text: str | bytes, plan: Plan | None = Non
 
 
 class WordCounter(Protocol):
-    """Counts the words of documents; ``drain`` hands over (and forgets) what it counted."""
+    """Counts the words of documents; ``drain`` hands over (and forgets) what it counted,
+    ``arrays`` shows the same as arrays."""
 
     def add(self, text: str) -> int:
         """Count one document's words; return how many."""
@@ -778,7 +780,8 @@ class RegexWordCounter:
 
 
 class CompiledWordCounter:
-    """The compiled counter: words live in a numba hash table until :meth:`drain`."""
+    """The compiled counter: words live in a numba hash table until :meth:`drain` (or are
+    read as arrays, :meth:`arrays`)."""
 
     _INITIAL_RECORDS = 1 << 12
     _INITIAL_ARENA = 1 << 16
