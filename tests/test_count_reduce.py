@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import pytest
 
 from tests.helpers import REPO
 from tokmix.bpe.pretokenizers import GPT2
+from tokmix.bpe.word_arrays import WordArrays
 from tokmix.io.datasets import _partitions, read_dataset, read_manifest
 from tokmix.jobs.count import group_word_counts_name, run_count_groups, word_counts_name
 from tokmix.jobs.count_ray import _split_by_partition, run_count_ray, word_partition
@@ -110,15 +112,16 @@ def test_sharded_count_equals_the_in_process_tables(
 
 def test_a_shard_splits_into_its_partitions_in_order() -> None:
     counts = {f"w{i}".encode(): i + 1 for i in range(500)}
-    pieces = _split_by_partition(2, counts, 7)
-    part = word_partition(list(counts), 7)
+    pieces = _split_by_partition(2, WordArrays.from_counts(counts), 7)
+    part = word_partition(WordArrays.from_counts(counts), 7)
+    assert part.tolist() == [zlib.crc32(w) % 7 for w in counts]  # the partitions on disk
     assert len(pieces) == 7
     for r, piece in enumerate(pieces):
         mine = [w for w, p in zip(counts, part, strict=True) if p == r]
         assert piece["word"].to_pylist() == mine
         assert piece["count"].to_pylist() == [counts[w] for w in mine]
         assert set(piece["group"].to_pylist()) <= {2}
-    assert [len(p) for p in _split_by_partition(0, {}, 3)] == [0, 0, 0]
+    assert [len(p) for p in _split_by_partition(0, WordArrays.from_counts({}), 3)] == [0, 0, 0]
 
 
 @pytest.mark.parametrize("shuffle", [False, True])

@@ -6,7 +6,8 @@ the known families are hand-written matchers over the UTF-8 bytes of a document,
 numba, and the words they find are counted in the same pass in an open-addressing hash table
 keyed by the word's bytes (64-bit FNV-1a, then a byte-for-byte comparison, so a hash collision
 cannot merge two words). Python strings exist only once per *distinct* word, when the table is
-handed to a :class:`~tokmix.bpe.words.WordTable`.
+handed to a :class:`~tokmix.bpe.words.WordTable`, and not at all when it is handed over as
+arrays (:meth:`CompiledWordCounter.arrays`, what the sharded count's map task reads).
 
 Exactness: each matcher is the regex of :mod:`tokmix.bpe.pretokenizers`, alternative by
 alternative in the order ``regex`` tries them, with the backtracking worked out by hand (notes
@@ -53,6 +54,7 @@ from tokmix.bpe.pretokenizers import (
     SentencePieceRunsSplit,
     decode_utf8,
 )
+from tokmix.bpe.word_arrays import WordArrays
 
 log = logging.getLogger(__name__)
 
@@ -574,13 +576,15 @@ def _rehash(table: np.ndarray, bigger: np.ndarray) -> None:
 @_jit
 def _export(
     table: np.ndarray, arena: np.ndarray, blob: np.ndarray, ends: np.ndarray, metaspace: bool
-) -> np.int64:
+) -> tuple[np.int64, bool]:
     """Every word of the table into ``blob``, one after another, in table order (the order of
-    the used records), and its end into ``ends``; returns the number of bytes written. With
-    ``metaspace`` each space is written as ``▁`` (the kernel counts ``▁`` as a space,
-    :func:`_prepared`), so ``blob`` must hold three times the words' bytes."""
+    the used records), and its end into ``ends``; returns the number of bytes written and
+    whether a word held a literal ``▁``. With ``metaspace`` each space is written as ``▁``
+    (the kernel counts ``▁`` as a space, :func:`_prepared`), so ``blob`` must hold three times
+    the words' bytes, and a word that held ``▁`` itself may come out equal to another's."""
     w = 0
     b = np.int64(0)
+    marked = False
     for i in range(len(table)):
         if table[i, _HASH] == 0:
             continue
@@ -593,6 +597,7 @@ def _export(
             for j in range(8):
                 size |= np.int64(arena[off + j]) << (8 * j)
             off += 8
+        before1 = before2 = np.uint8(0)  # the word's two bytes before this one, as stored
         for j in range(size):
             if off < 0:
                 byte = np.uint8((head >> np.uint64(8 * j)) & np.uint64(0xFF))
@@ -606,9 +611,12 @@ def _export(
             else:
                 blob[b] = byte
                 b += 1
+                if byte == _META2 and before1 == _META1 and before2 == _META0:
+                    marked = True
+            before2, before1 = before1, byte
         ends[w] = b
         w += 1
-    return b
+    return b, marked and metaspace
 
 
 @_jit
@@ -735,13 +743,18 @@ def split(pretokenizer: Pretokenizer, text: str | bytes, plan: Plan | None = Non
 
 
 class WordCounter(Protocol):
-    """Counts the words of documents; ``drain`` hands over (and forgets) what it counted."""
+    """Counts the words of documents; ``drain`` hands over (and forgets) what it counted,
+    ``arrays`` shows the same as arrays."""
 
     def add(self, text: str) -> int:
         """Count one document's words; return how many."""
         ...
 
     def drain(self) -> Counter[bytes]: ...
+
+    def arrays(self) -> WordArrays:
+        """What :meth:`drain` would hand over, as arrays in its order, without draining."""
+        ...
 
 
 class RegexWordCounter:
@@ -762,9 +775,13 @@ class RegexWordCounter:
         out, self.counts = self.counts, Counter()
         return out
 
+    def arrays(self) -> WordArrays:
+        return WordArrays.from_counts(self.counts)
+
 
 class CompiledWordCounter:
-    """The compiled counter: words live in a numba hash table until :meth:`drain`."""
+    """The compiled counter: words live in a numba hash table until :meth:`drain` (or are
+    read as arrays, :meth:`arrays`)."""
 
     _INITIAL_RECORDS = 1 << 12
     _INITIAL_ARENA = 1 << 16
@@ -807,33 +824,48 @@ class CompiledWordCounter:
             arena[: self.meta[1]] = self.arena[: self.meta[1]]
             self.arena = arena
 
+    def arrays(self) -> WordArrays:
+        """The counted words as arrays, in the order :meth:`drain` would give them, without a
+        Python object per word; the counter keeps counting."""
+        words, marked = self._export()
+        if marked:  # SentencePiece text that held U+2581: words may be equal (rare)
+            return WordArrays.from_counts(_summed(words))
+        return words
+
     def drain(self) -> Counter[bytes]:
         """The counted words as ``bytes -> count``; the counter starts over empty."""
+        words, marked = self._export()
+        self._reset()
+        return _summed(words) if marked else _as_counter(words)
+
+    def _export(self) -> tuple[WordArrays, bool]:
+        """The table's words (``▁`` given back to SentencePiece words) and counts, in table
+        order, and whether a word held a literal ``▁`` (then two records may hold one word:
+        counted once with spaces and once with ``▁``)."""
         distinct = int(self.meta[0])
-        if distinct == 0:
-            self.meta[2] = 0
-            return Counter()
         used = self.table[:, _HASH] != 0
         metaspace = self.plan.metaspace is not None
         stored = int(self.meta[1]) + _SHORT * distinct
         blob = np.empty(3 * stored if metaspace else stored, dtype=np.uint8)
-        ends = np.empty(distinct, dtype=np.int64)
-        size = _export(self.table, self.arena, blob, ends, metaspace)
-        data = blob[:size].tobytes()
-        bounds = ends.tolist()
-        starts = [0, *bounds[:-1]]
-        words = [data[s:e] for s, e in zip(starts, bounds, strict=True)]
-        counts = self.table[used, _COUNT].tolist()
-        self._reset()
-        out: Counter[bytes] = Counter()
-        dict.update(out, zip(words, counts, strict=True))  # one bytes object per distinct word
-        if len(out) < distinct:
-            # SentencePiece text that held U+2581 itself: a word counted once with spaces and
-            # once with ▁ is one word (only here can two records give the same bytes)
-            out.clear()
-            for word, n in zip(words, counts, strict=True):
-                out[word] += n
-        return out
+        offsets = np.zeros(distinct + 1, dtype=np.int64)
+        size, marked = _export(self.table, self.arena, blob, offsets[1:], metaspace)
+        counts = self.table[used, _COUNT]
+        return WordArrays(blob[:size], offsets, counts), bool(marked)
+
+
+def _as_counter(words: WordArrays) -> Counter[bytes]:
+    """Distinct words as a ``Counter``: one ``bytes`` object per word, no hashing twice."""
+    out: Counter[bytes] = Counter()
+    dict.update(out, zip(words.words(), words.counts.tolist(), strict=True))
+    return out
+
+
+def _summed(words: WordArrays) -> Counter[bytes]:
+    """Words that may repeat, summed (in the order of their first record)."""
+    out: Counter[bytes] = Counter()
+    for word, n in zip(words.words(), words.counts.tolist(), strict=True):
+        out[word] += n
+    return out
 
 
 _LOGGED: set[str] = set()

@@ -16,6 +16,7 @@ import pyarrow as pa
 from tokmix.bpe import long_text
 from tokmix.bpe.fast_pretokenize import Engine, WordCounter, word_counter
 from tokmix.bpe.pretokenizers import Pretokenizer
+from tokmix.bpe.word_arrays import WordArrays
 
 
 class WordTable:
@@ -68,6 +69,15 @@ class WordTable:
                 self._counts.update(pending)
             else:
                 self._counts = pending
+
+    def word_arrays(self) -> WordArrays:
+        """The word counts as arrays, in the order of :attr:`counts`. While the words are
+        still in the counter's table (nothing has read :attr:`counts`) they come from there
+        without a Python object per word: the sharded count's map task reads them so."""
+        if self._pending and not self._counts:
+            assert self._counter is not None
+            return self._counter.arrays()
+        return WordArrays.from_counts(self.counts)
 
     def add_text(self, text: str, pretokenizer: Pretokenizer, engine: Engine = "auto") -> None:
         """Count one document's pre-tokens (``engine``: see :func:`word_counter`)."""
@@ -148,14 +158,27 @@ class WordTable:
         return words, np.fromiter((counts[w] for w in words), dtype=np.int64, count=len(words))
 
     def totals(self) -> dict[str, int]:
+        text = self.text_totals()
+        return {
+            "documents": text["documents"],
+            "bytes": text["bytes"],
+            "chars": text["chars"],
+            "pretokens": text["pretokens"],
+            "distinct_words": len(self.counts),
+            "invalid_utf8_documents": text["invalid_utf8_documents"],
+            "files": self.files,
+        }
+
+    def text_totals(self) -> dict[str, int]:
+        """The totals of the text read, which add up over shards: :meth:`totals` less the
+        distinct words and files. They do not read :attr:`counts`, which would move the words
+        out of the counter's table one Python object at a time (see :meth:`word_arrays`)."""
         return {
             "documents": self.documents,
             "bytes": self.bytes_,
             "chars": self.chars,
             "pretokens": self.pretokens,
-            "distinct_words": len(self.counts),
             "invalid_utf8_documents": self.invalid_utf8_documents,
-            "files": self.files,
         }
 
     @classmethod

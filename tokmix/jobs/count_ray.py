@@ -24,9 +24,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import zlib
 from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -36,6 +34,7 @@ import pyarrow.parquet as pq
 
 from tokmix.bpe.fast_pretokenize import Engine
 from tokmix.bpe.pretokenizers import Pretokenizer
+from tokmix.bpe.word_arrays import WordArrays, crc32
 from tokmix.errors import CorpusReadError
 from tokmix.io import catalog
 from tokmix.io.corpus import no_text_message
@@ -70,14 +69,13 @@ MAX_DEFAULT_PARTITIONS = 64
 """Reduce partitions when the spec names none: one per CPU, up to this many (every reduce task
 reads one row group of every shard's checkpoint, so thousands would cost more than they
 spread)."""
-_TOTALS = ("documents", "bytes", "chars", "pretokens", "invalid_utf8_documents")
 
 
-def word_partition(words: Sequence[bytes], partitions: int) -> np.ndarray:
-    """The reduce partition of each word: a hash that is the same in every process (Python's
-    ``hash`` is salted per process, so it would scatter one word over partitions)."""
-    hashes = np.fromiter(map(zlib.crc32, words), dtype=np.int64, count=len(words))
-    return hashes % partitions
+def word_partition(words: WordArrays, partitions: int) -> np.ndarray:
+    """The reduce partition of each word: ``zlib.crc32`` of its bytes modulo ``partitions``, a
+    hash that is the same in every process (Python's ``hash`` is salted per process, so it
+    would scatter one word over partitions). The partitions on disk depend on it: keep it."""
+    return crc32(words).astype(np.int64) % partitions
 
 
 def _options_dict(options: SampleOptions) -> dict[str, Any]:
@@ -119,12 +117,12 @@ def _count_shard(
     tables, sources = count_documents(docs, pretokenizer, groups, engine)
     pieces: list[list[pa.Table]] = [[] for _ in range(partitions)]
     for g, table in enumerate(tables):
-        for r, piece in enumerate(_split_by_partition(g, table.counts, partitions)):
+        for r, piece in enumerate(_split_by_partition(g, table.word_arrays(), partitions)):
             pieces[r].append(piece)
     row_groups = _write_checkpoint(data_url, [pa.concat_tables(p) for p in pieces])
     totals: Counter[str] = Counter()
     for table in tables:
-        totals.update({k: int(v) for k, v in table.totals().items() if k in _TOTALS})
+        totals.update(table.text_totals())
     sidecar = {
         "sample": _sample_key(sample),
         "data": data_url,
@@ -137,20 +135,19 @@ def _count_shard(
     return {**sidecar, "resumed": False}
 
 
-def _split_by_partition(group: int, counts: dict[bytes, int], partitions: int) -> list[pa.Table]:
+def _split_by_partition(group: int, words: WordArrays, partitions: int) -> list[pa.Table]:
     """One group's words as ``partitions`` tables (``group, word, count``), partition ``r``
     holding the words :func:`word_partition` sends to ``r``, each in the table's order. One
     stable sort by partition and slices, so a cluster with many partitions does not pass over
-    every word once per partition."""
-    words = list(counts)
+    every word once per partition; the words go to Arrow as buffers, not one by one."""
     part = word_partition(words, partitions)
     order = np.argsort(part, kind="stable")
     ends = np.cumsum(np.bincount(part, minlength=partitions)).tolist()
     table = pa.table(
         {
             "group": pa.array(np.full(len(words), group, dtype=np.int32)),
-            "word": pa.array(words, pa.binary()).take(pa.array(order)),
-            "count": pa.array(np.fromiter(counts.values(), np.int64, len(words))[order]),
+            "word": words.binary_array().take(pa.array(order)),
+            "count": pa.array(words.counts[order]),
         },
         schema=_PARTITION_SCHEMA,
     )
