@@ -3,7 +3,7 @@
     python -m benchmarks.lp [--case demo|cl100k|many30|many30x20k ...] [--cache DIR] [--no-peer]
     python -m benchmarks.lp --case gpt2-30x30k [--replicates 20] [--peer-cap 600]
     python -m benchmarks.lp --case gpt2-30x2k --replicates 4 --no-peer --ray-workers 1 2
-    python -m benchmarks.lp --case gpt2-30x2k --replicates 4 --no-peer --pool-workers 1 2
+    python -m benchmarks.lp --case gpt2-30x2k --replicates 8 --no-peer --pool-workers 2
     python -m benchmarks.lp --case gpt2-150x5k --sweep-figure
 
 ``--sweep-figure``: one violation sweep at a fixed point (uniform α, no slack, 8 rows per
@@ -19,8 +19,9 @@ solve stage as ``tokmix infer`` runs it (the paper LP, then the default noise-sc
 solver (no warm starts, the dense sweep) measured in the same run under a time cap
 (``--peer-cap``: reported as "> cap" when it does not finish). ``--ray-workers 1 2`` times
 the replicates again as Ray tasks on a local cluster of 1 and of 2 CPUs (the solve stage's
-fan-out in ``tokmix run``), workers warmed up first; ``--pool-workers 1 2`` in a local pool of
-spawned processes, as ``tokmix infer --workers`` solves them, the pool's start-up timed too.
+fan-out in ``tokmix run``), workers warmed up first; ``--pool-workers 2`` in a local pool of 2
+spawned processes, as ``tokmix infer --workers 2`` solves them, the pool's start-up timed too
+(a pool of 1 is this process: the in-process figure).
 
 Each case builds one problem (count, replay, ``build_problem``; cached as ``.npz`` under
 ``--cache``, no pickle), then solves it twice in the same run: ``solve_mixture`` as shipped
@@ -514,7 +515,7 @@ def main() -> None:
         type=int,
         nargs="*",
         default=[],
-        help="also time the replicates in a local process pool of this many (tokmix infer)",
+        help="also time the replicates in a local pool of this many processes (tokmix infer)",
     )
     ap.add_argument(
         "--sweep-figure",
