@@ -27,6 +27,19 @@ def sample_documents(name: str, max_bytes: int | None = None) -> list[str]:
     return read_jsonl_gz(SAMPLES / f"{name}.jsonl.gz", max_bytes)
 
 
+def corpus_heads(corpora_dir: Path, documents: int) -> dict[str, list[str]]:
+    """The first ``documents`` texts of every category of the shared corpora, by
+    ``kind/name`` (at least 50 categories, or the shared data is not what the tests expect)."""
+    out: dict[str, list[str]] = {}
+    for path in sorted(corpora_dir.glob("*/*/docs.jsonl.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            out[f"{path.parent.parent.name}/{path.parent.name}"] = [
+                json.loads(line)["text"] for _, line in zip(range(documents), f, strict=False)
+            ]
+    assert len(out) >= 50
+    return out
+
+
 def read_jsonl_gz(path: Path, max_bytes: int | None = None, skip: int = 0) -> list[str]:
     out: list[str] = []
     used = 0

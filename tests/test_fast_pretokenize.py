@@ -7,7 +7,6 @@ code point is excluded here: the Unicode 17 additions and U+0295 are generated l
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import unicodedata
@@ -20,6 +19,7 @@ import regex
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import corpus_heads
 from tests.test_pretokenizers import EDGE_CASES, HARD_CHARS, PIPELINES, SEQUENCES
 from tokmix.bpe import fast_pretokenize as fp
 from tokmix.bpe import pretokenizers as P
@@ -156,14 +156,7 @@ def test_compiled_split_equals_regex_on_every_code_point(
 @pytest.fixture(scope="module")
 def corpus_docs(corpora_dir: Path) -> dict[str, list[str]]:
     """Documents of every category of the shared corpora (the first 10 of each)."""
-    out: dict[str, list[str]] = {}
-    for path in sorted(corpora_dir.glob("*/*/docs.jsonl.gz")):
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            out[f"{path.parent.parent.name}/{path.parent.name}"] = [
-                json.loads(line)["text"] for _, line in zip(range(10), f, strict=False)
-            ]
-    assert len(out) >= 50
-    return out
+    return corpus_heads(corpora_dir, 10)
 
 
 @pytest.mark.parametrize("pre", list(P.FAMILIES.values()), ids=list(P.FAMILIES))

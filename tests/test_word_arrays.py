@@ -12,7 +12,6 @@ must come out as one word).
 
 from __future__ import annotations
 
-import gzip
 import json
 import zlib
 from collections import Counter
@@ -25,6 +24,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.helpers import corpus_heads
 from tests.test_fast_pretokenize import _MARKS, COMPILED, METASPACE_SHAPES, SETTINGS, texts
 from tokmix.bpe import fast_pretokenize as fp
 from tokmix.bpe import pretokenizers as P
@@ -126,14 +126,7 @@ def test_arrays_are_an_arrow_binary_array() -> None:
 @pytest.fixture(scope="module")
 def corpus_docs(corpora_dir: Path) -> dict[str, list[str]]:
     """The first 20 documents of every category of the shared corpora (skips without them)."""
-    out: dict[str, list[str]] = {}
-    for path in sorted(corpora_dir.glob("*/*/docs.jsonl.gz")):
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            out[f"{path.parent.parent.name}/{path.parent.name}"] = [
-                json.loads(line)["text"] for _, line in zip(range(20), f, strict=False)
-            ]
-    assert len(out) >= 50
-    return out
+    return corpus_heads(corpora_dir, 20)
 
 
 @pytest.mark.parametrize("pre", FAMILIES, ids=FAMILY_IDS)
