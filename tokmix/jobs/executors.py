@@ -94,12 +94,6 @@ class LocalExecutor:
     ) -> list[Any]:
         del resources, retries  # one machine; a failed task fails the stage
         results: list[Any] = []
-        if self.processes == 1 or len(calls) <= 1:
-            for i, call in enumerate(calls):
-                results.append(fn(*call))
-                if progress is not None:
-                    progress.advance(1, weight(i))
-            return results
         for i, result in enumerate(pool_map(fn, calls, self.processes, star=True)):
             results.append(result)
             if progress is not None:
