@@ -55,9 +55,9 @@ def test_ci_sized_experiment_beats_baselines_and_resumes(
         "evaluate", "--corpora", str(corpora), "--settings", "demo", "--n", "3", "--trials", "3",
         "--train-bytes", "200KB", "--sample-bytes", "150KB", "--vocab-merges", "300",
         "--groups", "4", "--replicates", "3", "--curve-steps", "100", "--leave-out",
-        "--out", out,
+        "--out", out, "--workers", "2",
     ]  # fmt: skip
-    assert main(args) == 0
+    assert main(args) == 0  # the three trials in a pool of two processes
     results = read_dataset(out, "results", EVAL_RESULTS)
     uniform = _mean_score(results, "uniform")
     # Shipped samples are small (150 KB, 300 merges): measured -2.5 (trials -2.8, -1.9,
@@ -98,6 +98,30 @@ def test_ci_sized_experiment_beats_baselines_and_resumes(
     assert capsys.readouterr().err.count("committed, skipped") == 3
     again = read_dataset(out, "results", EVAL_RESULTS)
     assert again.sort_by("estimate").equals(results.sort_by("estimate"))
+
+    # the pool changes where a trial runs, not its rows: trial 0 run here, alone, is the same
+    alone = tmp_path / "alone"
+    serial = [*args[:-4], "--trials", "1", "--out", str(alone), "--workers", "1"]
+    assert main(serial) == 0
+    _assert_same_rows(
+        read_dataset(str(alone), "results", EVAL_RESULTS).to_pandas(),
+        results.filter(pc.equal(results["trial"], 0)).to_pandas(),
+    )
+
+
+def _assert_same_rows(left: pd.DataFrame, right: pd.DataFrame) -> None:
+    """Equal row sets but for the timings; floats to 1e-9 (another process may sum in another
+    thread order)."""
+    keys = ["setting", "n", "trial", "variant", "estimator", "category"]
+    left, right = (
+        t.drop(columns="seconds").sort_values(keys).reset_index(drop=True) for t in (left, right)
+    )
+    assert list(left.columns) == list(right.columns) and len(left) == len(right)
+    for column in left.columns:
+        if pd.api.types.is_float_dtype(left[column]):
+            np.testing.assert_allclose(left[column], right[column], rtol=1e-9, atol=1e-12)
+        else:
+            assert left[column].tolist() == right[column].tolist(), column
 
 
 def test_run_evaluate_rejects_too_many_categories(corpora: Path, tmp_path: Path) -> None:

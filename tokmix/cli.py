@@ -109,15 +109,15 @@ def _add_bases(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_workers(p: argparse.ArgumentParser) -> None:
+def _add_workers(p: argparse.ArgumentParser, what: str = "solve the bootstrap replicates") -> None:
     p.add_argument(
         "--workers",
         "-j",
         type=int,
         default=0,
         metavar="N",
-        help="processes that solve the bootstrap replicates (default 0: every CPU this "
-        "process may use; 1: all in this process); the results are the same whatever N",
+        help=f"processes that {what} (default 0: every CPU this process may use; 1: all in "
+        "this process); the results are the same whatever N",
     )
 
 
@@ -367,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the paper LP's own bootstrap interval (halves the bootstrap's cost)",
     )
+    _add_workers(p, "run the trials")
     p.add_argument("--out", "-o", default="tokmix-eval")
     return parser
 
@@ -721,7 +722,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         shift=args.shift,
         paper_bootstrap=not args.no_paper_bootstrap,
     )
-    run_evaluate(config, args.out, log=_log)
+    run_evaluate(config, args.out, log=_log, workers=_workers(args.workers))
     print(f"report: {args.out}/report.md, results: {args.out}/results/")
 
 

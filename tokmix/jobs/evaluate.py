@@ -648,10 +648,39 @@ def committed_trials(out: str, params: dict[str, Any]) -> dict[tuple[str, int, i
     return found
 
 
-def run_evaluate(config: EvalConfig, out: str, log: Log = lambda _m: None) -> pa.Table:
-    """Run (or resume) every trial, then write ``results``, ``report.md`` and the plot."""
+def _commit_trial(config: EvalConfig, out: str, log: Log, setting: str, n: int, trial: int) -> str:
+    """Run one trial and commit its rows: the task a pool worker runs. Committing in the
+    worker, not in the parent, means a trial that finished is kept even when another fails
+    or the evaluation is killed."""
+    name = trial_name(setting, n, trial)
+    write_dataset(
+        run_trial(config, setting, n, trial, log),
+        out,
+        name,
+        schema=EVAL_RESULTS,
+        partition_cols=(),
+        provenance={"params": config.params()},
+        input_hashes=_trial_hashes(config, setting, n, trial),
+    )
+    return name
+
+
+def _trial_hashes(config: EvalConfig, setting: str, n: int, trial: int) -> dict[str, Any]:
+    return {"params": config.params(), "setting": setting, "n": n, "trial": trial}
+
+
+def run_evaluate(
+    config: EvalConfig, out: str, log: Log = lambda _m: None, *, workers: int = 1
+) -> pa.Table:
+    """Run (or resume) every trial, then write ``results``, ``report.md`` and the plot.
+
+    The trials are independent, so ``workers > 1`` runs them in a pool of that many
+    processes (:func:`tokmix.jobs.executors.pool_map`); a trial's rows depend only on the
+    config and its (setting, n, trial), so the results are the same whatever ``workers``."""
+    from tokmix.jobs.executors import pool_map
+
     params = config.params()
-    collected: dict[tuple[str, int, int], pa.Table] = {}
+    trials: list[tuple[str, int, int]] = []
     for setting in config.settings:
         available = len(setting_categories(config.corpora, setting))
         for n in config.ns:
@@ -659,23 +688,17 @@ def run_evaluate(config: EvalConfig, out: str, log: Log = lambda _m: None) -> pa
             if n_eff > available:
                 log(f"{setting}: only {available} categories, skipping n={n}")
                 continue
-            for trial in range(config.trials):
-                name = trial_name(setting, n_eff, trial)
-                hashes = {"params": params, "setting": setting, "n": n_eff, "trial": trial}
-                if not is_committed(out, name, hashes, schema=EVAL_RESULTS):
-                    table = run_trial(config, setting, n_eff, trial, log)
-                    write_dataset(
-                        table,
-                        out,
-                        name,
-                        schema=EVAL_RESULTS,
-                        partition_cols=(),
-                        provenance={"params": params},
-                        input_hashes=hashes,
-                    )
-                else:
-                    log(f"{name}: committed, skipped")
-                collected[(setting, n_eff, trial)] = read_dataset(out, name, EVAL_RESULTS)
+            trials.extend((setting, n_eff, trial) for trial in range(config.trials))
+    pending = []
+    for key in trials:
+        name = trial_name(*key)
+        if is_committed(out, name, _trial_hashes(config, *key), schema=EVAL_RESULTS):
+            log(f"{name}: committed, skipped")
+        else:
+            pending.append(key)
+    for _ in pool_map(partial(_commit_trial, config, out, log), pending, workers, star=True):
+        pass
+    collected = {key: read_dataset(out, trial_name(*key), EVAL_RESULTS) for key in trials}
     for key, table in committed_trials(out, params).items():
         collected.setdefault(key, table)
     tables = list(collected.values())
