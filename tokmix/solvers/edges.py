@@ -22,7 +22,7 @@ import numba as nb
 import numpy as np
 
 from tokmix.solvers.problem import MixtureProblem
-from tokmix.solvers.violations import _heap_pop, _heap_push
+from tokmix.solvers.violations import _heap_push, _held_buffers, _pop_violated
 
 
 @nb.njit(cache=True)
@@ -42,22 +42,11 @@ def _sweep_mixed(
     g = np.zeros(n_pairs, dtype=np.float64)
     total = np.zeros(n_pairs, dtype=np.int64)
     version = np.zeros(n_pairs, dtype=np.int64)
-    hv = np.empty(1024, np.float64)
-    hp = np.empty(1024, np.int64)
-    hver = np.empty(1024, np.int64)
-    size = 0
+    heap = (np.empty(1024, np.float64), np.empty(1024, np.int64), np.empty(1024, np.int64), 0)
     touched = np.zeros(n_pairs, dtype=np.int64)
     touched_mark = np.full(n_pairs, -1, dtype=np.int64)
-    out_step = np.empty(1024, np.int64)
-    out_pair = np.empty(1024, np.int64)
-    out_excess = np.empty(1024, np.float64)
-    n_out = 0
-    most = 0
-    for k in range(len(limit)):
-        most = max(most, limit[k])
-    held_p = np.empty(most + 1, np.int64)
-    held_v = np.empty(most + 1, np.float64)
-    held_ver = np.empty(most + 1, np.int64)
+    out = (np.empty(1024, np.int64), np.empty(1024, np.int64), np.empty(1024, np.float64), 0)
+    held = _held_buffers(limit)
     n_steps = len(merge_pair)
     missing = np.zeros(n_steps, dtype=np.bool_)
     for k in range(n_steps):
@@ -76,35 +65,15 @@ def _sweep_mixed(
                 g[p] = 0.0  # no rounding residue on absent pairs
             version[p] += 1
             if g[p] > 0.0:
-                hv, hp, hver, size = _heap_push(hv, hp, hver, size, g[p] - v_pair[p], p, version[p])
+                hv, hp, hver, size = heap
+                heap = _heap_push(hv, hp, hver, size, g[p] - v_pair[p], p, version[p])
         m = merge_pair[k]
         if m < 0 or total[m] == 0:
             missing[k] = True
             continue
         threshold = g[m] + v_step[k] + tol
-        n_held = 0
-        n_found = 0
-        while size > 0 and hv[0] > threshold and n_found < limit[k]:
-            value, p, ver, size = _heap_pop(hv, hp, hver, size)
-            if ver != version[p]:
-                continue
-            held_p[n_held] = p
-            held_v[n_held] = value
-            held_ver[n_held] = ver
-            n_held += 1
-            if p == m:
-                continue
-            n_found += 1
-            if n_out >= len(out_step):
-                out_step = np.concatenate((out_step, np.empty(len(out_step), np.int64)))
-                out_pair = np.concatenate((out_pair, np.empty(len(out_pair), np.int64)))
-                out_excess = np.concatenate((out_excess, np.empty(len(out_excess), np.float64)))
-            out_step[n_out] = k
-            out_pair[n_out] = p
-            out_excess[n_out] = value - threshold + tol
-            n_out += 1
-        for j in range(n_held):
-            hv, hp, hver, size = _heap_push(hv, hp, hver, size, held_v[j], held_p[j], held_ver[j])
+        heap, out = _pop_violated(heap, version, held, out, k, m, threshold, limit[k], tol)
+    out_step, out_pair, out_excess, n_out = out
     return out_step[:n_out], out_pair[:n_out], out_excess[:n_out], missing
 
 

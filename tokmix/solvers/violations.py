@@ -65,6 +65,53 @@ def _heap_pop(hv, hp, hver, size):
 
 
 @nb.njit(cache=True)
+def _held_buffers(limit):
+    """Room for the heap entries one step pops (at most its limit, plus the merge's own)."""
+    most = 0
+    for k in range(len(limit)):
+        most = max(most, limit[k])
+    return (
+        np.empty(most + 1, np.int64),
+        np.empty(most + 1, np.float64),
+        np.empty(most + 1, np.int64),
+    )
+
+
+@nb.njit(cache=True)
+def _pop_violated(heap, version, held, out, k, m, threshold, limit, tol):
+    """Step ``k``'s violated pairs: pop heap entries above ``threshold`` (skipping stale ones
+    and the merge ``m`` itself) until ``limit`` are found, append them to ``out``, then push
+    back every live entry popped, so the heap serves the next step. Both sweeps share it."""
+    hv, hp, hver, size = heap
+    held_p, held_v, held_ver = held
+    out_step, out_pair, out_excess, n_out = out
+    n_held = 0
+    n_found = 0
+    while size > 0 and hv[0] > threshold and n_found < limit:
+        value, p, ver, size = _heap_pop(hv, hp, hver, size)
+        if ver != version[p]:
+            continue  # stale: the pair's count changed since this entry
+        held_p[n_held] = p
+        held_v[n_held] = value
+        held_ver[n_held] = ver
+        n_held += 1
+        if p == m:
+            continue
+        n_found += 1
+        if n_out >= len(out_step):
+            out_step = np.concatenate((out_step, np.empty(len(out_step), np.int64)))
+            out_pair = np.concatenate((out_pair, np.empty(len(out_pair), np.int64)))
+            out_excess = np.concatenate((out_excess, np.empty(len(out_excess), np.float64)))
+        out_step[n_out] = k
+        out_pair[n_out] = p
+        out_excess[n_out] = value - threshold + tol
+        n_out += 1
+    for j in range(n_held):
+        hv, hp, hver, size = _heap_push(hv, hp, hver, size, held_v[j], held_p[j], held_ver[j])
+    return (hv, hp, hver, size), (out_step, out_pair, out_excess, n_out)
+
+
+@nb.njit(cache=True)
 def _sweep(
     rows_pair,
     rows_cat,
@@ -84,24 +131,12 @@ def _sweep(
     counts = np.zeros((n_pairs, n_cat), dtype=np.int64)
     g = np.zeros(n_pairs, dtype=np.float64)
     version = np.zeros(n_pairs, dtype=np.int64)
-    hv = np.empty(1024, np.float64)
-    hp = np.empty(1024, np.int64)
-    hver = np.empty(1024, np.int64)
-    size = 0
+    heap = (np.empty(1024, np.float64), np.empty(1024, np.int64), np.empty(1024, np.int64), 0)
     touched = np.zeros(n_pairs, dtype=np.int64)
     touched_mark = np.full(n_pairs, -1, dtype=np.int64)
-
-    out_step = np.empty(1024, np.int64)
-    out_pair = np.empty(1024, np.int64)
-    out_excess = np.empty(1024, np.float64)
+    out = (np.empty(1024, np.int64), np.empty(1024, np.int64), np.empty(1024, np.float64), 0)
     out_coef = np.empty((1024, n_cat), np.float64)
-    n_out = 0
-    most = 0
-    for k in range(len(limit)):
-        most = max(most, limit[k])
-    held_p = np.empty(most + 1, np.int64)
-    held_v = np.empty(most + 1, np.float64)
-    held_ver = np.empty(most + 1, np.int64)
+    held = _held_buffers(limit)
 
     n_steps = len(merge_pair)
     missing = np.zeros(n_steps, dtype=np.bool_)
@@ -123,7 +158,8 @@ def _sweep(
             g[p] = s
             version[p] += 1
             if s > 0.0:
-                hv, hp, hver, size = _heap_push(hv, hp, hver, size, s - v_pair[p], p, version[p])
+                hv, hp, hver, size = heap
+                heap = _heap_push(hv, hp, hver, size, s - v_pair[p], p, version[p])
         m = merge_pair[k]
         if m < 0:
             missing[k] = True
@@ -135,34 +171,18 @@ def _sweep(
         if not present:
             missing[k] = True
             continue
+        before = out[3]
         threshold = g[m] + v_step[k] + tol
-        n_held = 0
-        n_found = 0
-        while size > 0 and hv[0] > threshold and n_found < limit[k]:
-            value, p, ver, size = _heap_pop(hv, hp, hver, size)
-            if ver != version[p]:
-                continue  # stale: the pair's count changed since this entry
-            held_p[n_held] = p
-            held_v[n_held] = value
-            held_ver[n_held] = ver
-            n_held += 1
-            if p == m:
-                continue
-            n_found += 1
-            if n_out >= len(out_step):
-                out_step = np.concatenate((out_step, np.empty(len(out_step), np.int64)))
-                out_pair = np.concatenate((out_pair, np.empty(len(out_pair), np.int64)))
-                out_excess = np.concatenate((out_excess, np.empty(len(out_excess), np.float64)))
-                out_coef = np.concatenate((out_coef, np.empty(out_coef.shape, np.float64)))
-            out_step[n_out] = k
-            out_pair[n_out] = p
-            out_excess[n_out] = value - threshold + tol
-            for i in range(n_cat):  # the row's coefficients on alpha, from the counts at hand
-                out_coef[n_out, i] = (counts[m, i] - counts[p, i]) * scale[i]
-            n_out += 1
-        for j in range(n_held):
-            hv, hp, hver, size = _heap_push(hv, hp, hver, size, held_v[j], held_p[j], held_ver[j])
+        heap, out = _pop_violated(heap, version, held, out, k, m, threshold, limit[k], tol)
+        if len(out_coef) < len(out[0]):
+            grown = np.empty((len(out[0]), n_cat), np.float64)
+            grown[: len(out_coef)] = out_coef
+            out_coef = grown
+        for e in range(before, out[3]):  # the rows' coefficients on alpha, from the counts at hand
+            for i in range(n_cat):
+                out_coef[e, i] = (counts[m, i] - counts[out[1][e], i]) * scale[i]
         # the merge's own count drops to 0 next step; its stale entry is skipped by version
+    out_step, out_pair, out_excess, n_out = out
     return out_step[:n_out], out_pair[:n_out], out_excess[:n_out], out_coef[:n_out], missing
 
 
