@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -46,6 +47,31 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+def _error_bars(
+    ax: Any,
+    positions: Sequence[float],
+    values: Sequence[float],
+    errors: Sequence[tuple[float, float] | None],
+    shown: Iterable[int],
+    *,
+    horizontal: bool,
+    capsize: int,
+) -> None:
+    """Interval whiskers (``errors`` are (below, above) as fractions) on the bars ``shown``
+    that have one; ``values`` are the bars' lengths in percent."""
+    with_interval = [i for i in shown if errors[i] is not None]
+    if not with_interval:
+        return
+    spread = [
+        [100.0 * errors[i][0] for i in with_interval],  # type: ignore[index]
+        [100.0 * errors[i][1] for i in with_interval],  # type: ignore[index]
+    ]
+    at = [positions[i] for i in with_interval]
+    length = [values[i] for i in with_interval]
+    xy, err = ((length, at), {"xerr": spread}) if horizontal else ((at, length), {"yerr": spread})
+    ax.errorbar(*xy, **err, fmt="none", ecolor="#222222", capsize=capsize, linewidth=1)
+
+
 def mixture_chart(
     categories: Sequence[str],
     byte_share: Sequence[float],
@@ -64,20 +90,7 @@ def mixture_chart(
         ys = list(range(n))[::-1]
         shares = [100.0 * s for s in byte_share]
         ax.barh(ys, shares, color="#4c72b0", height=0.7)
-        with_interval = [i for i, e in enumerate(errors) if e is not None]
-        if with_interval:
-            ax.errorbar(
-                [shares[i] for i in with_interval],
-                [ys[i] for i in with_interval],
-                xerr=[
-                    [100.0 * errors[i][0] for i in with_interval],  # type: ignore[index]
-                    [100.0 * errors[i][1] for i in with_interval],  # type: ignore[index]
-                ],
-                fmt="none",
-                ecolor="#222222",
-                capsize=3,
-                linewidth=1,
-            )
+        _error_bars(ax, ys, shares, errors, range(n), horizontal=True, capsize=3)
         right = max([*shares, 1.0])
         for i in range(n):
             top = shares[i] + (100.0 * errors[i][1] if errors[i] is not None else 0.0)  # type: ignore[index]
@@ -148,20 +161,8 @@ def clustered_columns(
             heights = [100.0 * values[i] for i in drawn]  # type: ignore[operator]
             ax.bar([xs[i] for i in drawn], heights, width=step * 0.9, label=_label(name))
             errs = errors.get(name, [None] * n)
-            with_interval = [i for i in drawn if errs[i] is not None]
-            if with_interval:
-                ax.errorbar(
-                    [xs[i] for i in with_interval],
-                    [100.0 * values[i] for i in with_interval],  # type: ignore[operator]
-                    yerr=[
-                        [100.0 * errs[i][0] for i in with_interval],  # type: ignore[index]
-                        [100.0 * errs[i][1] for i in with_interval],  # type: ignore[index]
-                    ],
-                    fmt="none",
-                    ecolor="#222222",
-                    capsize=2,
-                    linewidth=1,
-                )
+            percent = [100.0 * v if v is not None else 0.0 for v in values]
+            _error_bars(ax, xs, percent, errs, drawn, horizontal=False, capsize=2)
             for i in drawn:
                 above = 100.0 * errs[i][1] if errs[i] is not None else 0.0  # type: ignore[index]
                 y = 100.0 * values[i] + above  # type: ignore[operator]
