@@ -14,7 +14,7 @@ import pytest
 from tests.helpers import synthetic_eval_results
 from tokmix.cli import main
 from tokmix.io.datasets import read_dataset
-from tokmix.jobs.evaluate import EvalConfig, _documents, split_documents
+from tokmix.jobs.evaluate import EvalConfig, _documents, split_documents, trial_keys
 from tokmix.schemas import EVAL_RESULTS
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
@@ -122,6 +122,16 @@ def _assert_same_rows(left: pd.DataFrame, right: pd.DataFrame) -> None:
             np.testing.assert_allclose(left[column], right[column], rtol=1e-9, atol=1e-12)
         else:
             assert left[column].tolist() == right[column].tolist(), column
+
+
+def test_trial_keys_name_each_trial_once(corpora: Path) -> None:
+    logged: list[str] = []
+    config = EvalConfig(corpora=str(corpora), settings=("demo",), ns=(3, 0, 2, 9), trials=2)
+    # n 0 is all three demo categories: the same trials as n 3, which a pool must not run twice
+    assert trial_keys(config, logged.append) == [
+        ("demo", 3, 0), ("demo", 3, 1), ("demo", 2, 0), ("demo", 2, 1),
+    ]  # fmt: skip
+    assert logged == ["demo: only 3 categories, skipping n=9"]
 
 
 def test_run_evaluate_rejects_too_many_categories(corpora: Path, tmp_path: Path) -> None:

@@ -666,7 +666,25 @@ def _commit_trial(config: EvalConfig, out: str, log: Log, setting: str, n: int, 
 
 
 def _trial_hashes(config: EvalConfig, setting: str, n: int, trial: int) -> dict[str, Any]:
+    """A trial's resume key: what decides its rows."""
     return {"params": config.params(), "setting": setting, "n": n, "trial": trial}
+
+
+def trial_keys(config: EvalConfig, log: Log = lambda _m: None) -> list[tuple[str, int, int]]:
+    """``(setting, n, trial)`` of every trial the config asks for, each once, in order: ``n``
+    0 is all of a setting's categories (so ``--n 0,30`` on 30 categories names one trial
+    twice, and two pool workers must not run it at once); an ``n`` over the setting's
+    categories is skipped with a log line."""
+    keys: list[tuple[str, int, int]] = []
+    for setting in config.settings:
+        available = len(setting_categories(config.corpora, setting))
+        for n in config.ns:
+            n_eff = available if n <= 0 else n
+            if n_eff > available:
+                log(f"{setting}: only {available} categories, skipping n={n}")
+                continue
+            keys.extend((setting, n_eff, trial) for trial in range(config.trials))
+    return list(dict.fromkeys(keys))
 
 
 def run_evaluate(
@@ -680,15 +698,7 @@ def run_evaluate(
     from tokmix.jobs.executors import pool_map
 
     params = config.params()
-    trials: list[tuple[str, int, int]] = []
-    for setting in config.settings:
-        available = len(setting_categories(config.corpora, setting))
-        for n in config.ns:
-            n_eff = available if n <= 0 else n
-            if n_eff > available:
-                log(f"{setting}: only {available} categories, skipping n={n}")
-                continue
-            trials.extend((setting, n_eff, trial) for trial in range(config.trials))
+    trials = trial_keys(config, log)
     pending = []
     for key in trials:
         name = trial_name(*key)
