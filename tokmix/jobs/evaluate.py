@@ -708,8 +708,14 @@ def run_evaluate(
             pending.append(key)
     for _ in pool_map(partial(_commit_trial, config, out, log), pending, workers, star=True):
         pass
-    collected = {key: read_dataset(out, trial_name(*key), EVAL_RESULTS) for key in trials}
-    for key, table in committed_trials(out, params).items():
+    committed = committed_trials(out, params)  # this call's trials first, then the others
+    collected = {
+        key: committed[key]
+        if key in committed
+        else read_dataset(out, trial_name(*key), EVAL_RESULTS)
+        for key in trials
+    }
+    for key, table in committed.items():
         collected.setdefault(key, table)
     tables = list(collected.values())
     results = pa.concat_tables(tables) if tables else EVAL_RESULTS.empty_table()
