@@ -1,8 +1,8 @@
 """The mixture LP's rows without a ``pairs x categories`` count matrix.
 
 :mod:`tokmix.solvers.violations` replays every category's counts densely (``pairs x
-categories`` integers), which at 150 categories and millions of pairs no longer fits. The
-cutting-plane solver (:mod:`tokmix.solvers.benders`) needs two things only:
+categories`` integers), which at 150 categories and millions of pairs no longer fits. The lazy
+LP (:mod:`tokmix.solvers.mixture_lp`) needs two things only:
 
 - the violated ``(step, pair)`` rows of a candidate ``(α, v)``: the sweep here replays the
   *mixed* frequency ``g(p) = Σ_i α_i f_i(p)`` directly, one float per pair, adding each row's
