@@ -33,8 +33,8 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> MixtureProblem:
 
 def test_mixed_sweep_finds_exactly_the_violated_constraints(small: MixtureProblem) -> None:
     """Every (step, pair) row written out by plain numpy is the oracle: the sweep lists each
-    violated one once (no count matrix), the history gives its coefficients, and a per-step
-    limit keeps the most violated of each step."""
+    violated one once (no count matrix), the pair versions' frequencies give its coefficients,
+    and a per-step limit keeps the most violated of each step."""
     problem = small
     scale = frequency_scale(problem)
     steps, pairs, coefs = all_constraints(problem, scale)
@@ -55,10 +55,11 @@ def test_mixed_sweep_finds_exactly_the_violated_constraints(small: MixtureProble
     np.testing.assert_array_equal(got_p[order], pairs[violated][want])
     np.testing.assert_allclose(got_e[order], excess[violated][want], rtol=1e-9, atol=1e-12)
 
+    # the master's row is x_{m_t} - x_p over pair versions: their frequencies give the row
     history = PairHistory.build(problem)
-    np.testing.assert_allclose(
-        history.coefficients(problem, steps, pairs, scale), coefs, rtol=1e-12, atol=1e-15
-    )
+    merged = history.frequencies(history.versions(steps, problem.merge_pair[steps]), scale)
+    competitor = history.frequencies(history.versions(steps, pairs), scale)
+    np.testing.assert_allclose(merged - competitor, coefs, rtol=1e-12, atol=1e-15)
 
     limit = rng.integers(0, 3, problem.n_steps)
     got_s, _, got_e, _ = find_violated_edges(

@@ -7,9 +7,9 @@ LP (:mod:`tokmix.solvers.mixture_lp`) needs two things only:
 - the violated ``(step, pair)`` rows of a candidate ``(α, v)``: the sweep here replays the
   *mixed* frequency ``g(p) = Σ_i α_i f_i(p)`` directly, one float per pair, adding each row's
   ``α_i scale_i delta``; a total count per pair says whether the pair is present;
-- the coefficients ``f_{i,t}(m_t) - f_{i,t}(p)`` of the rows it keeps: :class:`PairHistory`
-  holds each (pair, category)'s running count by step, so a row's counts at step ``t`` are one
-  binary search per category holding the pair.
+- the frequencies behind the rows it keeps: :class:`PairHistory` holds each (pair,
+  category)'s running count by step, so a pair's counts at step ``t`` (its *version*, the
+  master's variable ``x = Σ_i α_i f_i``) are one binary search per category holding the pair.
 
 Memory is linear in the trajectory rows; nothing grows as steps x pairs x categories.
 """
@@ -120,26 +120,6 @@ def _end_at(h_group_step, lo, hi, k):
 
 
 @nb.njit(cache=True)
-def _coefficients(
-    group_first, pair_group, h_group_step, h_cum, group_cat, merge_pair, steps, pairs, scale
-):
-    n = len(scale)
-    out = np.zeros((len(steps), n), dtype=np.float64)
-    for e in range(len(steps)):
-        k = steps[e]
-        for side in range(2):
-            p = merge_pair[k] if side == 0 else pairs[e]
-            sign = 1.0 if side == 0 else -1.0
-            for gi in range(pair_group[p], pair_group[p + 1]):
-                lo, hi = group_first[gi], group_first[gi + 1]
-                a = _end_at(h_group_step, lo, hi, k)
-                if a > lo:
-                    c = group_cat[gi]
-                    out[e, c] += sign * h_cum[a - 1] * scale[c]
-    return out
-
-
-@nb.njit(cache=True)
 def _frequencies(group_first, pair_group, h_group_step, h_cum, group_cat, pairs, steps, scale):
     n = len(scale)
     out = np.zeros((len(steps), n), dtype=np.float64)
@@ -214,22 +194,6 @@ class PairHistory:
             group_cat=cat[first].astype(np.int64),
             step=row_step[order],
             cum=cum,
-        )
-
-    def coefficients(
-        self, problem: MixtureProblem, steps: np.ndarray, pairs: np.ndarray, scale: np.ndarray
-    ) -> np.ndarray:
-        """``(f_{i,t}(m_t) - f_{i,t}(p)) * scale_i`` for each row ``(local step, pair)``."""
-        return _coefficients(
-            self.group_first,
-            self.pair_group,
-            self.step,
-            self.cum,
-            self.group_cat,
-            problem.merge_pair,
-            np.asarray(steps, dtype=np.int64),
-            np.asarray(pairs, dtype=np.int64),
-            np.ascontiguousarray(scale, dtype=np.float64),
         )
 
     def versions(self, steps: np.ndarray, pairs: np.ndarray) -> np.ndarray:

@@ -109,10 +109,12 @@ def devex_iteration_cap(h: highspy.Highs) -> int:
 
 
 class _LazyLP:
-    """The HiGHS model: the α columns, the simplex row, and lazily added v columns and rows.
+    """The HiGHS model: the α columns, the simplex row, and lazily added pair-version columns
+    (each with its defining row), v columns and constraint rows.
 
     Rows and columns go in as whole CSR batches, one ``addRows``/``addCols`` call per round.
-    Row ``r + 1`` of the model is the constraint ``row_key[r] = local_step * n_pairs + pair``.
+    Row ``r + 1`` of the model is the constraint ``row_key[r] = local_step * n_pairs + pair``
+    (a version's defining row has ``row_key = -1 - version``).
     ``dropped`` (sorted, with repeats) holds the key of a row each time it is pruned; a row
     pruned ``_PRUNES`` times comes back ``sticky`` and is never pruned again, so pruning
     cannot cycle.
@@ -127,7 +129,9 @@ class _LazyLP:
         threads: int,
         step_cost: np.ndarray | None = None,
         pair_cost: np.ndarray | None = None,
-        shared: tuple[PairHistory, np.ndarray, np.ndarray] | None = None,
+        history: PairHistory,
+        scale: np.ndarray,
+        merge_pair: np.ndarray,
     ) -> None:
         self.h = highspy.Highs()
         self.h.setOptionValue("output_flag", False)
@@ -152,9 +156,8 @@ class _LazyLP:
         self.dropped = np.zeros(0, dtype=np.int64)
         self.distinct = 0  # distinct constraints ever added
         self.pruned = 0
-        self.shared = shared
-        if shared is not None:
-            self.version_col = np.full(len(shared[0].events), -1, dtype=np.int64)
+        self.history, self.scale, self.merge_pair = history, scale, merge_pair
+        self.version_col = np.full(len(history.events), -1, dtype=np.int64)
 
     def _columns(self, table: np.ndarray, keys: np.ndarray, cost: np.ndarray) -> np.ndarray:
         """The v column of each key, creating the missing ones (``v >= 0``) in one call."""
@@ -175,6 +178,25 @@ class _LazyLP:
             table[new] = first + np.arange(m)
         return table[keys]
 
+    def _add_rows(
+        self, index: np.ndarray, value: np.ndarray, upper: float = highspy.kHighsInf
+    ) -> None:
+        """One row per line of the ``(m, k)`` ``index``/``value`` arrays, ``0 <= row <= upper``,
+        zero coefficients left out, in one CSR batch."""
+        m = len(index)
+        nonzero = value != 0.0
+        starts = np.zeros(m, dtype=np.int32)
+        np.cumsum(nonzero.sum(axis=1)[:-1], out=starts[1:])
+        self.h.addRows(
+            m,
+            np.zeros(m),
+            np.full(m, upper),
+            int(nonzero.sum()),
+            starts,
+            index[nonzero],
+            value[nonzero],
+        )
+
     @property
     def rows(self) -> int:
         """Constraints in the model (a pair version's defining row is not one)."""
@@ -187,8 +209,6 @@ class _LazyLP:
     def _version_columns(self, version: np.ndarray) -> np.ndarray:
         """The column of each pair version ``x = Σ_i α_i f_i``, creating the missing ones
         (free) and their defining rows (``x - Σ_i f_i α_i = 0``, never pruned)."""
-        assert self.shared is not None
-        history, scale, _ = self.shared
         new = np.unique(version[self.version_col[version] < 0])
         if len(new):
             m, n = len(new), self.n
@@ -209,25 +229,15 @@ class _LazyLP:
             index[:, :n] = np.arange(n, dtype=np.int32)
             index[:, n] = self.version_col[new]
             value = np.ones((m, n + 1))
-            value[:, :n] = -history.frequencies(new, scale)
-            nonzero = value != 0.0
-            starts = np.zeros(m, dtype=np.int32)
-            np.cumsum(nonzero.sum(axis=1)[:-1], out=starts[1:])
-            self.h.addRows(
-                m,
-                np.zeros(m),
-                np.zeros(m),
-                int(nonzero.sum()),
-                starts,
-                index[nonzero],
-                value[nonzero],
-            )
+            value[:, :n] = -self.history.frequencies(new, self.scale)
+            self._add_rows(index, value, upper=0.0)
             self.row_key = np.concatenate([self.row_key, -1 - new])
             self.row_sticky = np.concatenate([self.row_sticky, np.ones(m, dtype=bool)])
         return self.version_col[version]
 
-    def add(self, steps: np.ndarray, pairs: np.ndarray, coefs: np.ndarray | None) -> int:
-        """Add the constraints not in the model; returns how many were new to it."""
+    def add(self, steps: np.ndarray, pairs: np.ndarray) -> int:
+        """Add the constraints not in the model, ``x_{m_t} - x_p + v_t + v_p >= 0`` (four
+        nonzeros a row); returns how many were new to it."""
         keys = steps * self.n_pairs + pairs
         fresh = ~np.isin(keys, self.row_key)
         if not fresh.any():
@@ -235,48 +245,13 @@ class _LazyLP:
         keys, steps, pairs = keys[fresh], steps[fresh], pairs[fresh]
         times = self._times_pruned(keys)
         self.distinct += int((times == 0).sum())
-        if self.shared is not None:  # x_{m_t} - x_p + v_t + v_p >= 0: four nonzeros a row
-            history, _, merge_pair = self.shared
-            m = len(keys)
-            index = np.empty((m, 4), dtype=np.int32)
-            index[:, 0] = self._version_columns(history.versions(steps, merge_pair[steps]))
-            index[:, 1] = self._version_columns(history.versions(steps, pairs))
-            index[:, 2] = self._columns(self.step_col, steps, self.step_cost)
-            index[:, 3] = self._columns(self.pair_col, pairs, self.pair_cost)
-            value = np.tile(np.array([1.0, -1.0, 1.0, 1.0]), (m, 1))
-            self.h.addRows(
-                m,
-                np.zeros(m),
-                np.full(m, highspy.kHighsInf),
-                4 * m,
-                np.arange(0, 4 * m, 4, dtype=np.int32),
-                index.ravel(),
-                value.ravel(),
-            )
-            self.row_key = np.concatenate([self.row_key, keys])
-            self.row_sticky = np.concatenate([self.row_sticky, times >= _PRUNES])
-            return m
-        assert coefs is not None
-        coefs = coefs[fresh]
-        m, n = coefs.shape
-        index = np.empty((m, n + 2), dtype=np.int32)
-        index[:, :n] = np.arange(n, dtype=np.int32)
-        index[:, n] = self._columns(self.step_col, steps, self.step_cost)
-        index[:, n + 1] = self._columns(self.pair_col, pairs, self.pair_cost)
-        value = np.ones((m, n + 2))
-        value[:, :n] = coefs
-        nonzero = value != 0.0
-        starts = np.zeros(m, dtype=np.int32)
-        np.cumsum(nonzero.sum(axis=1)[:-1], out=starts[1:])
-        self.h.addRows(
-            m,
-            np.zeros(m),
-            np.full(m, highspy.kHighsInf),
-            int(nonzero.sum()),
-            starts,
-            index[nonzero],
-            value[nonzero],
-        )
+        m = len(keys)
+        index = np.empty((m, 4), dtype=np.int32)
+        index[:, 0] = self._version_columns(self.history.versions(steps, self.merge_pair[steps]))
+        index[:, 1] = self._version_columns(self.history.versions(steps, pairs))
+        index[:, 2] = self._columns(self.step_col, steps, self.step_cost)
+        index[:, 3] = self._columns(self.pair_col, pairs, self.pair_cost)
+        self._add_rows(index, np.tile(np.array([1.0, -1.0, 1.0, 1.0]), (m, 1)))
         self.row_key = np.concatenate([self.row_key, keys])
         self.row_sticky = np.concatenate([self.row_sticky, times >= _PRUNES])
         return m
@@ -448,7 +423,6 @@ def solve_mixture(
     time_limit: float | None = None,
     sweep: str = "mixed",
     device: str = "cpu",
-    master: str = "versions",
 ) -> MixtureSolution:
     """Solve the mixture LP with lazily generated constraints; α, β and diagnostics.
 
@@ -485,15 +459,12 @@ def solve_mixture(
     kept as the benchmarks' peer; ``"torch"`` is the mixed sweep in bulk with torch
     (:mod:`tokmix.solvers.torch_sweep`). ``device``: ``cpu`` (default), ``cuda`` (the torch
     sweep on the GPU, whatever ``sweep`` says but ``dense``) or ``auto`` (cuda when torch sees
-    one). All find the same rows. ``master="versions"`` writes each row as ``x_{m_t} - x_p +
-    v_t + v_p >= 0`` over pair-version variables ``x = Σ_i α_i f_i`` (:class:`_LazyLP`):
-    four nonzeros a row, and rows that see a pair at the same counts share its variable;
-    ``"rows"`` writes the ``n`` coefficients on α into every row (the previous form).
+    one). All find the same rows. The model writes each row as ``x_{m_t} - x_p + v_t + v_p >=
+    0`` over pair-version variables ``x = Σ_i α_i f_i`` (:class:`_LazyLP`): four nonzeros a
+    row, and rows that see a pair at the same counts share its variable.
     """
     if sweep not in SWEEPS:
         raise SolverError(f"sweep must be one of {', '.join(SWEEPS)}, not {sweep!r}")
-    if master not in ("versions", "rows"):
-        raise SolverError(f"master must be 'versions' or 'rows', not {master!r}")
     if max_rows == "auto":
         max_rows = round_rows(problem.n_steps)
     if per_step < 1 or stride < 1 or (max_rows is not None and max_rows < 1):
@@ -526,9 +497,7 @@ def solve_mixture(
     pair_cost = None if pair_weight is None else np.asarray(pair_weight, dtype=np.float64)
     unused = np.zeros(problem.n_steps, dtype=bool) if cost is None else cost == 0
     slack_cost = np.ones(problem.n_steps) if cost is None else cost
-    history: PairHistory | None = None  # built on first use (the dense sweep needs none)
-    if master == "versions":
-        history = PairHistory.build(problem)
+    history = PairHistory.build(problem)
     lp = _LazyLP(
         n,
         problem.n_steps,
@@ -536,7 +505,9 @@ def solve_mixture(
         threads=threads,
         step_cost=cost,
         pair_cost=pair_cost,
-        shared=None if history is None else (history, scale, problem.merge_pair),
+        history=history,
+        scale=scale,
+        merge_pair=problem.merge_pair,
     )
     alpha = np.full(n, 1.0 / n)
     v_step = np.zeros(problem.n_steps)
@@ -558,14 +529,11 @@ def solve_mixture(
         keep = ~unused[steps] & (problem.merge_pair[steps] != pairs)
         steps, pairs = steps[keep], pairs[keep]
         if len(steps):
-            history = history or PairHistory.build(problem)
             # a step whose merge this problem lacks has no rows (a replicate may lack one)
             keep = history.merge_present(problem, steps)
             steps, pairs = steps[keep], pairs[keep]
         if len(steps):
-            assert history is not None
-            rows = history.coefficients(problem, steps, pairs, scale) if master == "rows" else None
-            lp.add(steps, pairs, rows)
+            lp.add(steps, pairs)
             region.apply(lp)
             alpha, v_step, v_pair, objective = lp.solve()
         coarse[:] = False  # a warm α needs no coarse phase
@@ -578,16 +546,14 @@ def solve_mixture(
     last_log = started
     for rounds in range(1, max_rounds + 1):
         t0 = time.perf_counter()
-        coefs: np.ndarray | None
         if sweep == "dense":
-            steps, pairs, excess, coefs, missing = find_violations(
+            steps, pairs, excess, _, missing = find_violations(
                 problem, alpha, v_step, v_pair, scale, per_step=limit, tol=tol
             )
         else:
             steps, pairs, excess, missing = edges(
                 alpha, v_step, v_pair, scale, per_step=limit, tol=tol
             )
-            coefs = None
         violated = len(steps)
         worst = np.zeros(problem.n_steps)
         np.maximum.at(worst, steps, excess)
@@ -597,11 +563,6 @@ def solve_mixture(
         if max_rows is not None and len(steps) > max_rows:
             top = np.argpartition(-excess, max_rows)[:max_rows]
             steps, pairs = steps[top], pairs[top]
-            if coefs is not None:
-                coefs = coefs[top]
-        if coefs is None and master == "rows":
-            history = history or PairHistory.build(problem)
-            coefs = history.coefficients(problem, steps, pairs, scale)
         sweep_seconds += time.perf_counter() - t0
         if t0 - last_log >= log_every:
             last_log = t0
@@ -625,7 +586,7 @@ def solve_mixture(
             )
         if rounds > 1:
             region.update(alpha, feasible, objective)
-        if lp.add(steps, pairs, coefs) == 0:
+        if lp.add(steps, pairs) == 0:
             if region.boxed(alpha):  # optimal within the box only: widen it and go on
                 region.widen(alpha)
             elif coarse_rounds or not coarse.any():
