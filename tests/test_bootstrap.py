@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -158,3 +159,37 @@ def test_merge_blocks_resample_the_steps_the_solver_sees(setup: dict) -> None:
     assert np.ptp(boot.replicate_byte_shares, axis=0).max() > 1e-4
     again = bootstrap_mixture(groups, nbytes, merge_ids, replicates=6, seed=2, merge_block=10)
     np.testing.assert_array_equal(again.replicate_byte_shares, boot.replicate_byte_shares)
+
+
+class _DictMemo:
+    def __init__(self) -> None:
+        self.kept: dict[int, MixtureSolution | None] = {}
+
+    def recall(self, index: int) -> tuple[bool, MixtureSolution | None]:
+        return (index in self.kept), self.kept.get(index)
+
+    def record(self, index: int, solution: MixtureSolution | None) -> None:
+        self.kept[index] = solution
+
+
+def test_bootstrap_solves_only_the_replicates_its_memo_lacks(setup: dict) -> None:
+    """What a re-run after a kill does: the replicates kept are taken, the others solved, and
+    the draws (made from the seed first) give the same intervals bit for bit."""
+    trajs, merge_ids = setup["groups"], setup["tok"].merge_list.merge_ids
+    nbytes = {c: [t.bytes_ for t in setup["tables"][c]] for c in CATS}
+    solved: list[int] = []
+
+    def counting(problem: MixtureProblem, **kw: Any) -> MixtureSolution:
+        solved.append(1)
+        return solve_mixture(problem, **kw)
+
+    memo = _DictMemo()
+    full = bootstrap_mixture(trajs, nbytes, merge_ids, replicates=6, solve=counting, memo=memo)
+    assert len(solved) == 6 and sorted(memo.kept) == list(range(6))
+    for k in (1, 4):
+        del memo.kept[k]
+    solved.clear()
+    again = bootstrap_mixture(trajs, nbytes, merge_ids, replicates=6, solve=counting, memo=memo)
+    assert len(solved) == 2
+    assert again.replicate_byte_shares.tobytes() == full.replicate_byte_shares.tobytes()
+    assert again.byte_share_low.tobytes() == full.byte_share_low.tobytes()

@@ -16,7 +16,14 @@ from tokmix.io.catalog import mixture_json_path
 from tokmix.io.datasets import content_digest, read_manifest, write_dataset
 from tokmix.io.fs import filesystem_for, write_bytes_atomic
 from tokmix.jobs.executors import Executor, LocalExecutor
-from tokmix.jobs.replay import read_group_trajectories, read_trajectories, trajectories_name
+from tokmix.jobs.replay import (
+    group_totals_name,
+    group_trajectories_name,
+    read_group_trajectories,
+    read_trajectories,
+    trajectories_name,
+)
+from tokmix.jobs.solve_checkpoints import SolveCheckpoints, checkpoint_seconds, remove_checkpoints
 from tokmix.jobs.stage import RunContext, Stage
 from tokmix.schemas import MIXTURES
 from tokmix.schemas.mixture import CategoryShare, MixtureResult
@@ -135,7 +142,9 @@ def run_solve(
 
     The solves share their work: the scaled LP starts from the paper LP's α and rows, each
     replicate from the point estimate's (:class:`tokmix.solvers.mixture_lp.WarmStart`);
-    ``log`` gets the solves' progress lines.
+    ``log`` gets the solves' progress lines. Each finished solve and, every minute, an
+    unfinished LP's state are kept (:mod:`tokmix.jobs.solve_checkpoints`): a re-run after a
+    kill takes them up; they go once the mixture is committed.
     """
     options = dict(solver_options)
     estimator = options.pop("estimator", "scaled")
@@ -162,18 +171,20 @@ def run_solve(
         )
     problem = build_problem(trajs, merge_ids, bytes_)
     options["device"] = device
-    paper = solve_mixture(problem, log=log, **options)
+    checkpoints = SolveCheckpoints.of(out, tokenizer, _checkpoint_inputs(out, tokenizer, inputs))
+    resumable = _Resumable(checkpoints, log)
+    paper = resumable("paper", solve_mixture, problem, log=log, **options)
     solve: Any
     if estimator == "paper":
         solve, sol = functools.partial(solve_mixture, **options), paper
     elif estimator == "likelihood":
         solve = functools.partial(solve_mixture_likelihood, start_alpha=paper.alpha, device=device)
-        sol = solve(problem)
+        sol = resumable("estimate", solve, problem, lp=False)
     else:
         solve = functools.partial(
             solve_mixture_scaled, reference_alpha=paper.alpha, power=power, **options
         )
-        sol = solve(problem, start=paper.warm, log=log)
+        sol = resumable("estimate", solve, problem, start=paper.warm, log=log)
     if estimator != "likelihood":  # the LP's replicates start from the estimate's rows
         solve = functools.partial(solve, start=sol.warm)
     interval = None
@@ -190,9 +201,16 @@ def run_solve(
             center=sol,
             solve=solve,
             map_fn=map_fn,
+            memo=checkpoints,
         )
+        if interval.reused:
+            resumable.reused.append(f"{interval.reused} replicates")
+            if log is not None:
+                log(f"solve: {interval.reused} bootstrap replicates kept by an earlier run reused")
     diagnostics: dict[str, Any] = {"objective": sol.objective, **sol.diagnostics}
     diagnostics["estimator"] = estimator
+    if resumable.reused:
+        diagnostics["resumed"] = resumable.reused
     if estimator != "paper":  # the paper's estimate beside it, for comparison
         diagnostics["paper_lp"] = {
             "objective": paper.objective,
@@ -260,7 +278,60 @@ def run_solve(
         provenance={"stage": "solve", "tokenizer_name": tokenizer, "diagnostics": sol.diagnostics},
         input_hashes=inputs,
     )
+    remove_checkpoints(out, tokenizer)
     return result
+
+
+class _Resumable:
+    """Runs one named solve of :func:`run_solve` through its checkpoints: a finished one kept
+    by an earlier run is taken as it was; an LP starts from its last kept state and keeps
+    its state as it goes; what was reused is listed in ``reused`` (the result's
+    diagnostics say so)."""
+
+    def __init__(self, checkpoints: SolveCheckpoints, log: Callable[[str], None] | None) -> None:
+        self.checkpoints = checkpoints
+        self.log = log or (lambda _msg: None)
+        self.every = checkpoint_seconds()
+        self.reused: list[str] = []
+
+    def __call__(
+        self,
+        name: str,
+        solve: Callable[..., MixtureSolution],
+        problem: Any,
+        *,
+        lp: bool = True,
+        **kwargs: Any,
+    ) -> MixtureSolution:
+        done = self.checkpoints.solution(name, self.log)
+        if done is not None:
+            self.log(f"solve: the {name} solve kept by an earlier run is taken as it was")
+            self.reused.append(name)
+            return done
+        if lp and self.every is not None:
+            state = self.checkpoints.start(name, self.log)
+            if state is not None:
+                self.log(
+                    f"solve: the {name} LP resumes from its checkpoint ({len(state.step):,} rows)"
+                )
+                self.reused.append(f"{name} (resumed)")
+                kwargs["start"] = state
+            kwargs.update(checkpoint=self.checkpoints.keeper(name), checkpoint_every=self.every)
+        solution = solve(problem, **kwargs)
+        self.checkpoints.keep_solution(name, solution)
+        return solution
+
+
+def _checkpoint_inputs(out: str, tokenizer: str, inputs: dict[str, str]) -> dict[str, str]:
+    """The solve's inputs and, where committed, the per-group trajectories the replicates
+    resample (a checkpoint must not outlive either)."""
+    key = dict(inputs)
+    for name in (group_trajectories_name(tokenizer), group_totals_name(tokenizer)):
+        try:
+            key[name] = content_digest(read_manifest(out, name))
+        except DatasetError:
+            continue
+    return key
 
 
 def _groups_key(groups: dict[str, str]) -> dict[str, Any]:
@@ -329,6 +400,7 @@ def _run_solve_stage(ctx: RunContext) -> None:
             spec.out, tok.name, inputs, check_schema=True
         ):
             ctx.log(f"solve {tok.name}: already committed for these trajectories; skipped")
+            remove_checkpoints(spec.out, tok.name)
             results[tok.name] = read_mixture_json(spec.out, tok.name)
         else:
             pending.append(tok.name)

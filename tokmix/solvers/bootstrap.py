@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -30,6 +30,17 @@ from tokmix.solvers.problem import build_problem
 
 Solver = Callable[..., MixtureSolution]  # (problem[, step_weight=...]) -> solution
 MapFn = Callable[..., Iterable[Any]]
+
+
+class ReplicateMemo(Protocol):
+    """Where finished replicates are kept, so that a run killed half-way solves only the
+    replicates it lacks when it runs again (the solve stage keeps them on disk).
+    ``recall`` says whether replicate ``index`` was kept and its solution (``None``: its
+    solve failed); ``record`` keeps one. Called where the replicate is solved (a Ray task)."""
+
+    def recall(self, index: int) -> tuple[bool, MixtureSolution | None]: ...
+
+    def record(self, index: int, solution: MixtureSolution | None) -> None: ...
 
 
 def document_groups(keys: Sequence[str | bytes], n_groups: int) -> np.ndarray:
@@ -73,7 +84,7 @@ class BootstrapResult:
 
     ``byte_share_low/high[i]`` bound category ``i``'s byte share at ``level``;
     ``replicate_byte_shares`` is ``(replicates, n)``. Replicates whose solve failed are
-    dropped and counted in ``failed``."""
+    dropped and counted in ``failed``; ``reused`` counts those a memo held (a re-run)."""
 
     categories: tuple[str, ...]
     level: float
@@ -84,6 +95,7 @@ class BootstrapResult:
     replicate_byte_shares: np.ndarray
     replicate_weights: np.ndarray
     failed: int
+    reused: int = 0
 
     @property
     def mean_byte_share(self) -> np.ndarray:
@@ -125,6 +137,7 @@ def bootstrap_mixture(
     method: str = "auto",
     map_fn: MapFn = map,
     merge_block: int = 0,
+    memo: ReplicateMemo | None = None,
 ) -> BootstrapResult:
     """Document-group (and merge-block) bootstrap of the mixture estimate.
 
@@ -150,7 +163,8 @@ def bootstrap_mixture(
 
     ``map_fn`` maps the replicate solve over the draws (the builtin ``map`` by default; a
     Ray job passes one that solves replicates in parallel tasks). The draws are made first,
-    from ``seed`` alone, so the result does not depend on how replicates are scheduled.
+    from ``seed`` alone, so the result does not depend on how replicates are scheduled, nor
+    on which of them ``memo`` already held: a re-run after a kill gives the same intervals.
     """
     if replicates < 2:
         raise ValueError(f"need at least 2 replicates, got {replicates}")
@@ -174,8 +188,23 @@ def bootstrap_mixture(
         for _ in range(replicates)
     ]
 
-    def one(draw: tuple[dict[str, np.ndarray], np.ndarray | None]) -> MixtureSolution | None:
-        groups, steps = draw
+    def one(
+        item: tuple[int, tuple[dict[str, np.ndarray], np.ndarray | None]],
+    ) -> tuple[MixtureSolution | None, bool]:
+        """A replicate's solution, and whether ``memo`` held it."""
+        index, (groups, steps) = item
+        if memo is not None:
+            kept, solution = memo.recall(index)
+            if kept:
+                return solution, True
+        solution = solve_draw(groups, steps)
+        if memo is not None:
+            memo.record(index, solution)
+        return solution, False
+
+    def solve_draw(
+        groups: dict[str, np.ndarray], steps: np.ndarray | None
+    ) -> MixtureSolution | None:
         trajs = {n: weighted_trajectory(group_trajectories[n], w) for n, w in groups.items()}
         nbytes = {
             n: int(np.dot(w, np.asarray(group_bytes[n], dtype=np.int64))) for n, w in groups.items()
@@ -186,8 +215,10 @@ def bootstrap_mixture(
         except SolverError:
             return None
 
-    solved = [sol for sol in map_fn(one, draws) if sol is not None]
+    results = list(map_fn(one, list(enumerate(draws))))
+    solved = [sol for sol, _ in results if sol is not None]
     failed = replicates - len(solved)
+    reused = sum(kept for _, kept in results)
     shares = [sol.byte_share for sol in solved]
     weights = [sol.alpha for sol in solved]
     if len(shares) < 2:
@@ -211,7 +242,7 @@ def bootstrap_mixture(
         a_lo, a_hi = np.clip(a_mid - z * a_sd, 0, 1), np.clip(a_mid + z * a_sd, 0, 1)
     else:
         raise ValueError(f"method must be percentile, normal or auto, not {method!r}")
-    return BootstrapResult(names, level, s_lo, s_hi, a_lo, a_hi, s, a, failed)
+    return BootstrapResult(names, level, s_lo, s_hi, a_lo, a_hi, s, a, failed, reused)
 
 
 def widen_for_training_noise(

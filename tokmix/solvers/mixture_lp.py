@@ -423,6 +423,8 @@ def solve_mixture(
     time_limit: float | None = None,
     sweep: str = "mixed",
     device: str = "cpu",
+    checkpoint: Callable[[WarmStart], None] | None = None,
+    checkpoint_every: float = 60.0,
 ) -> MixtureSolution:
     """Solve the mixture LP with lazily generated constraints; α, β and diagnostics.
 
@@ -453,6 +455,10 @@ def solve_mixture(
     violated rows, rows kept, seconds) at least every ``log_every`` seconds of rounds; the
     lines are kept in the diagnostics (``progress``). ``time_limit`` (seconds): stop with a
     :class:`SolverError` once a round ends past it (benchmarks cap slow peers).
+    ``checkpoint`` gets the solve's state as a :class:`WarmStart` (α and the rows kept) after a
+    round's re-solve, at most every ``checkpoint_every`` seconds: a solve started from it
+    resumes close to where this one stopped and still reaches the optimum (the caller stores
+    it; :mod:`tokmix.jobs.solve_checkpoints`).
     ``sweep="mixed"`` replays the α-mixed frequencies (:mod:`tokmix.solvers.edges`): memory
     linear in the trajectory rows, whatever the number of categories; ``"dense"`` is the
     previous sweep (:mod:`tokmix.solvers.violations`, a ``pairs x categories`` count matrix),
@@ -543,7 +549,7 @@ def solve_mixture(
     limit = base.copy()
     violated = 0
     progress: list[dict[str, Any]] = []
-    last_log = started
+    last_log = last_checkpoint = started
     for rounds in range(1, max_rounds + 1):
         t0 = time.perf_counter()
         if sweep == "dense":
@@ -604,6 +610,9 @@ def solve_mixture(
         if prune:
             lp.prune()
         lp_seconds += time.perf_counter() - t0
+        if checkpoint is not None and time.perf_counter() - last_checkpoint >= checkpoint_every:
+            checkpoint(_warm_start(problem, lp, alpha))
+            last_checkpoint = time.perf_counter()
     else:
         raise SolverError(
             f"constraint generation did not converge in {max_rounds} rounds; raise max_rounds"
@@ -644,12 +653,21 @@ def solve_mixture(
         "seconds": round(time.perf_counter() - started, 3),
         "cpu_seconds": round(time.process_time() - started_cpu, 3),
     }
+    return MixtureSolution(
+        problem.categories,
+        alpha,
+        byte_shares(alpha, problem),
+        objective,
+        diagnostics,
+        _warm_start(problem, lp, alpha),
+    )
+
+
+def _warm_start(problem: MixtureProblem, lp: _LazyLP, alpha: np.ndarray) -> WarmStart:
+    """α and the model's constraint rows, keyed so that a related problem finds them."""
     key = (problem.pair_left.astype(np.int64) << 32) | problem.pair_right.astype(np.int64)
     row_step, row_pair = np.divmod(lp.row_key[lp.row_key >= 0], problem.n_pairs)
-    warm = WarmStart(alpha.copy(), row_step, key[row_pair])
-    return MixtureSolution(
-        problem.categories, alpha, byte_shares(alpha, problem), objective, diagnostics, warm
-    )
+    return WarmStart(alpha.copy(), row_step, key[row_pair])
 
 
 def all_constraints(

@@ -1,0 +1,233 @@
+"""A solve killed half-way loses little: checkpoints of finished solves and of an LP's state.
+
+Oracles: an uninterrupted run (a resumed run must give its shares and intervals bit for bit,
+the reused solves being exact copies), the dense LP (an LP resumed from any of its own
+states reaches its optimum), and numpy's own refusal to unpickle (a checkpoint is data only).
+The kill is real: ``tokmix infer`` in a child process, SIGKILLed once it has kept replicates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers import REPO
+from tests.test_cli import CATEGORY_ARGS, DEMO_TOKENIZER
+from tests.test_mixture_lp import _noisy_problem
+from tokmix.cli import main
+from tokmix.jobs.solve_checkpoints import (
+    ENV_SECONDS,
+    SolveCheckpoints,
+    checkpoint_seconds,
+    remove_checkpoints,
+    tokenizer_root,
+)
+from tokmix.solvers.mixture_lp import (
+    WarmStart,
+    solve_mixture,
+    solve_mixture_dense,
+)
+from tokmix.solvers.problem import MixtureProblem
+
+
+@pytest.fixture(scope="module")
+def noisy(tmp_path_factory: pytest.TempPathFactory) -> MixtureProblem:
+    return _noisy_problem(tmp_path_factory.mktemp("noisy"), np.random.default_rng(5), 80)
+
+
+def test_an_lp_resumed_from_any_of_its_states_reaches_the_optimum(noisy: MixtureProblem) -> None:
+    states: list[WarmStart] = []
+    cold = solve_mixture(noisy, checkpoint=states.append, checkpoint_every=0.0)
+    rounds = cold.diagnostics["rounds"]
+    # one a re-solve: not the last round (it only sweeps) nor the one that ends the coarse phase
+    assert len(states) == rounds - 1 - (cold.diagnostics["coarse_rounds"] > 0)
+    dense = solve_mixture_dense(noisy).objective
+    assert cold.objective == pytest.approx(dense, rel=1e-7, abs=1e-10)
+    for state in (states[0], states[len(states) // 2], states[-1]):
+        resumed = solve_mixture(noisy, start=state)
+        assert resumed.objective == pytest.approx(dense, rel=1e-7, abs=1e-10)
+    late = solve_mixture(noisy, start=states[-1])
+    assert late.diagnostics["rounds"] < rounds  # it starts near the end
+
+
+def test_checkpoints_round_trip_bit_for_bit(tmp_path: Path, noisy: MixtureProblem) -> None:
+    sol = solve_mixture(noisy)
+    store = SolveCheckpoints.of(str(tmp_path), "tok", {"trajectories": "a", "options": "{}"})
+    assert store.solution("paper") is None and store.start("paper") is None
+    store.keep_solution("paper", sol)
+    back = store.solution("paper")
+    assert back is not None and back.warm is not None and sol.warm is not None
+    assert back.categories == sol.categories and back.objective == sol.objective
+    assert back.alpha.tobytes() == sol.alpha.tobytes()
+    assert back.byte_share.tobytes() == sol.byte_share.tobytes()
+    assert back.diagnostics == json.loads(json.dumps(sol.diagnostics))
+    assert (back.warm.step == sol.warm.step).all() and (
+        back.warm.pair_key == sol.warm.pair_key
+    ).all()
+    store.keeper("estimate")(sol.warm)
+    state = store.start("estimate")
+    assert state is not None and (state.alpha == sol.warm.alpha).all()
+    # other inputs, other checkpoints
+    other = SolveCheckpoints.of(str(tmp_path), "tok", {"trajectories": "b", "options": "{}"})
+    assert other.solution("paper") is None
+    remove_checkpoints(str(tmp_path), "tok")
+    assert store.solution("paper") is None
+    assert not Path(tokenizer_root(str(tmp_path), "tok")).exists()
+    assert not (tmp_path / "_checkpoints").exists()  # no empty folders left behind
+
+
+class _Trap:
+    """Unpickling this would leave a file behind: the proof that nothing was unpickled."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (Path(self.path).write_text, ("unpickled",))  # type: ignore[return-value]
+
+
+def test_a_damaged_or_foreign_checkpoint_is_skipped_never_trusted(
+    tmp_path: Path, noisy: MixtureProblem
+) -> None:
+    store = SolveCheckpoints(str(tmp_path / "ck"))
+    store.keep_solution("paper", solve_mixture(noisy))
+    lines: list[str] = []
+    root = tmp_path / "ck"
+    good = (root / "paper.npz").read_bytes()
+    (root / "paper.npz").write_bytes(good[: len(good) // 2])  # a torn write
+    assert store.solution("paper", lines.append) is None
+    assert "unreadable" in lines[-1] and "solving without it" in lines[-1]
+    trap = tmp_path / "trap"
+    with open(root / "paper.npz", "wb") as f:  # an object array: loading it would unpickle
+        np.savez(f, header=np.zeros(3, np.uint8), alpha=np.array([_Trap(str(trap))], object))
+    assert store.solution("paper", lines.append) is None
+    assert not trap.exists()
+    header = json.dumps({"format": 1, "kind": "solution", "categories": ["a", "b"]})
+    with open(root / "paper.npz", "wb") as f:  # lengths that do not agree
+        np.savez(
+            f,
+            header=np.frombuffer(header.encode(), np.uint8),
+            alpha=np.ones(3),
+            byte_share=np.ones(2),
+        )
+    assert store.solution("paper", lines.append) is None
+    (root / "replicate-3.npz").write_bytes(b"junk")
+    assert store.recall(3) == (False, None)  # solved again
+    store.record(4, None)
+    assert store.recall(4) == (True, None)  # a failed replicate stays failed
+    store.record(5, solve_mixture(noisy))
+    kept, replicate = store.recall(5)
+    assert kept and replicate is not None
+    assert replicate.alpha.tobytes() == solve_mixture(noisy).alpha.tobytes()
+
+
+def test_checkpoint_seconds_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_SECONDS, raising=False)
+    assert checkpoint_seconds() == 60.0
+    monkeypatch.setenv(ENV_SECONDS, "0")
+    assert checkpoint_seconds() == 0.0  # every round
+    monkeypatch.setenv(ENV_SECONDS, "off")
+    assert checkpoint_seconds() is None
+    monkeypatch.setenv(ENV_SECONDS, "2.5")
+    assert checkpoint_seconds() == 2.5
+    for bad in ("soon", "-1", "nan"):
+        monkeypatch.setenv(ENV_SECONDS, bad)
+        with pytest.raises(ValueError, match=ENV_SECONDS):
+            checkpoint_seconds()
+
+
+def _infer_args(out: Path, replicates: int) -> list[str]:
+    bootstrap = ["--replicates", str(replicates)] if replicates else ["--groups", "0"]
+    return ["infer", str(DEMO_TOKENIZER), *CATEGORY_ARGS, "--out", str(out), "--json", *bootstrap]
+
+
+def _kill_when(out: Path, replicates: int, done: Callable[[list[Path]], bool]) -> list[str]:
+    """Run ``tokmix infer`` in a child, checkpointing every round, and SIGKILL it once
+    ``done(files kept)``; the names of the checkpoint files it left."""
+    env = {**os.environ, ENV_SECONDS: "0", "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tokmix", *_infer_args(out, replicates)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and child.poll() is None:
+            if done(list((out / "_checkpoints").glob("solve/*/*/*.npz"))):
+                break
+            time.sleep(0.005)
+        assert child.poll() is None, "the run ended before it could be killed"
+        os.killpg(child.pid, signal.SIGKILL)
+    finally:
+        child.wait()
+    assert not (out / "mixtures").exists()  # nothing was committed
+    return sorted(p.name for p in (out / "_checkpoints").glob("solve/*/*/*.npz"))
+
+
+@pytest.mark.slow
+def test_infer_killed_during_its_replicates_resumes_to_the_same_intervals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    replicates = 10
+    assert main(_infer_args(tmp_path / "whole", replicates)) == 0
+    whole = json.loads(capsys.readouterr().out)
+
+    out = tmp_path / "killed"
+    names = _kill_when(
+        out, replicates, lambda files: sum(p.name.startswith("replicate-") for p in files) >= 3
+    )
+    assert {"paper.npz", "estimate.npz"} <= set(names)
+    kept = sum(n.startswith("replicate-") for n in names)
+    assert 3 <= kept < replicates
+
+    monkeypatch.setenv(ENV_SECONDS, "0")
+    assert main(_infer_args(out, replicates)) == 0
+    resumed = json.loads(capsys.readouterr().out)
+    assert resumed["categories"] == whole["categories"]  # shares and intervals, bit for bit
+    assert resumed["diagnostics"]["resumed"][:2] == ["paper", "estimate"]
+    assert resumed["diagnostics"]["resumed"][2].endswith("replicates")
+    assert int(resumed["diagnostics"]["resumed"][2].split()[0]) == kept
+    assert "resumed" not in whole["diagnostics"]
+    assert not (out / "_checkpoints").exists()  # gone with the commit
+
+
+@pytest.mark.slow
+def test_infer_killed_inside_an_lp_resumes_it_to_the_same_optimum(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(_infer_args(tmp_path / "whole", 0)) == 0
+    whole = json.loads(capsys.readouterr().out)
+    for attempt in range(3):  # the kill must land inside an LP: a stalled machine may miss it
+        out = tmp_path / f"killed-{attempt}"
+        names = _kill_when(out, 0, lambda files: any(p.name.endswith(".state.npz") for p in files))
+        inside = [
+            lp
+            for lp in ("paper", "estimate")
+            if f"{lp}.state.npz" in names and f"{lp}.npz" not in names
+        ]
+        if inside:
+            break
+    else:
+        pytest.fail(f"no kill landed inside an LP: {names}")
+    monkeypatch.setenv(ENV_SECONDS, "0")
+    assert main(_infer_args(out, 0)) == 0
+    resumed = json.loads(capsys.readouterr().out)
+    assert f"{inside[0]} (resumed)" in resumed["diagnostics"]["resumed"]
+    got, want = resumed["diagnostics"], whole["diagnostics"]
+    assert got["objective"] == pytest.approx(want["objective"], rel=1e-9)
+    assert got["paper_lp"]["objective"] == pytest.approx(want["paper_lp"]["objective"], rel=1e-9)
+    for a, b in zip(resumed["categories"], whole["categories"], strict=True):
+        assert a["name"] == b["name"]
+        assert a["byte_share"] == pytest.approx(b["byte_share"], abs=1e-6)  # the same face
+    assert not (out / "_checkpoints").exists()

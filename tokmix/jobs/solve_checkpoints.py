@@ -1,0 +1,218 @@
+"""What a solve keeps while it runs, so that a solve killed half-way loses minutes, not hours.
+
+At the paper's scale one LP takes tens of minutes and the 20 bootstrap replicates twenty
+times that (``benchmarks/results/lp_scale.md``), and the solve stage commits only at its end.
+A run killed before then (a pre-empted node, a Ray task retried, Ctrl-C) used to start the
+solve over. Now the solve stage writes, under ``OUT/_checkpoints/solve/TOKENIZER/KEY/``:
+
+- each finished solve (``paper``, the estimate, ``replicate-K``): a re-run takes it as it was,
+  bit for bit, so its shares and intervals are those of a run that was never killed;
+- the unfinished LP's state (α and the rows it kept, :class:`WarmStart`) at most every
+  ``TOKMIX_SOLVE_CHECKPOINT_SECONDS`` (default 60; 0: every round; ``off``: never): a re-run
+  starts its LP there. The loop still ends only when a sweep finds no violated row, so the
+  optimum is the same; where the optimal face holds more than one α, the vertex reached may
+  differ in the last digits of a share (as any warm start may).
+
+``KEY`` digests the solve's inputs (the committed trajectories, the per-group ones and the
+solver options), so a checkpoint is never taken by a solve of other data or options. The
+files are ``.npz`` archives of plain arrays with a JSON header, read with
+``allow_pickle=False``: a damaged or foreign file is skipped with a log line, never trusted
+and never fatal (it only ever saves time). The stage removes the tokenizer's checkpoints
+once its mixture is committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from zipfile import BadZipFile
+
+import numpy as np
+
+from tokmix.io.fs import filesystem_for, is_local, join, write_bytes_atomic
+from tokmix.solvers.mixture_lp import MixtureSolution, WarmStart
+
+FORMAT = 1
+ENV_SECONDS = "TOKMIX_SOLVE_CHECKPOINT_SECONDS"
+DEFAULT_SECONDS = 60.0
+
+
+def checkpoint_seconds() -> float | None:
+    """How often an unfinished LP's state is written (``None``: never)."""
+    raw = os.environ.get(ENV_SECONDS, "").strip()
+    if not raw:
+        return DEFAULT_SECONDS
+    if raw.lower() == "off":
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise ValueError(f"{ENV_SECONDS}={raw!r}: give seconds (0: every round) or 'off'")
+    return seconds
+
+
+def checkpoint_key(inputs: dict[str, str]) -> str:
+    """The directory name of one solve's checkpoints: a digest of what it depends on."""
+    payload = json.dumps(inputs, sort_keys=True).encode()
+    return hashlib.sha256(payload).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class SolveCheckpoints:
+    """One solve's checkpoints under ``root`` (a local path or URL). Holds only strings, so
+    bootstrap replicates on Ray workers write their own (:class:`ReplicateMemo`)."""
+
+    root: str
+
+    @classmethod
+    def of(cls, out: str, tokenizer: str, inputs: dict[str, str]) -> SolveCheckpoints:
+        return cls(join(tokenizer_root(out, tokenizer), checkpoint_key(inputs)))
+
+    def solution(
+        self, name: str, log: Callable[[str], None] | None = None
+    ) -> MixtureSolution | None:
+        """The finished solve ``name`` kept by an earlier run, or None."""
+        data = self._read(f"{name}.npz", "solution", log)
+        return None if data is None else _solution(*data)
+
+    def keep_solution(self, name: str, solution: MixtureSolution) -> None:
+        meta = {
+            "categories": list(solution.categories),
+            "objective": solution.objective,
+            "diagnostics": solution.diagnostics,
+        }
+        arrays = {"alpha": solution.alpha, "byte_share": solution.byte_share}
+        if solution.warm is not None:
+            arrays.update(_warm_arrays(solution.warm))
+        self._write(f"{name}.npz", "solution", meta, arrays)
+
+    def start(self, name: str, log: Callable[[str], None] | None = None) -> WarmStart | None:
+        """The unfinished LP ``name``'s last state, or None."""
+        data = self._read(f"{name}.state.npz", "state", log)
+        return None if data is None else _warm(data[1])
+
+    def keeper(self, name: str) -> Callable[[WarmStart], None]:
+        """What the LP calls with its state (``solve_mixture(checkpoint=...)``)."""
+
+        def keep(warm: WarmStart) -> None:
+            self._write(f"{name}.state.npz", "state", {}, _warm_arrays(warm))
+
+        return keep
+
+    def recall(self, index: int) -> tuple[bool, MixtureSolution | None]:
+        data = self._read(f"replicate-{index}.npz", "solution")
+        if data is not None:
+            return True, _solution(*data)
+        return self._read(f"replicate-{index}.failed.npz", "failed") is not None, None
+
+    def record(self, index: int, solution: MixtureSolution | None) -> None:
+        if solution is None:
+            self._write(f"replicate-{index}.failed.npz", "failed", {}, {})
+        else:
+            self.keep_solution(f"replicate-{index}", solution)
+
+    def _write(self, file: str, kind: str, meta: dict[str, Any], arrays: dict[str, Any]) -> None:
+        header = json.dumps({"format": FORMAT, "kind": kind, **meta}, default=_plain)
+        buffer = io.BytesIO()
+        np.savez(buffer, header=np.frombuffer(header.encode(), dtype=np.uint8), **arrays)
+        fs, path = filesystem_for(join(self.root, file))
+        write_bytes_atomic(fs, path, buffer.getvalue())
+
+    def _read(
+        self, file: str, kind: str, log: Callable[[str], None] | None = None
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+        url = join(self.root, file)
+        fs, path = filesystem_for(url)
+        try:
+            raw = fs.cat_file(path)
+        except FileNotFoundError:
+            return None
+        try:
+            with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
+                arrays = {k: archive[k] for k in archive.files}
+            meta = json.loads(arrays.pop("header").tobytes().decode())
+            if meta.get("format") != FORMAT or meta.get("kind") != kind:
+                raise ValueError(f"format {meta.get('format')!r}, kind {meta.get('kind')!r}")
+            if kind == "solution":
+                _solution(meta, arrays)  # checked here, so a bad one is skipped here
+            elif kind == "state":
+                _warm(arrays)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, BadZipFile) as exc:
+            if log is not None:
+                log(f"solve: checkpoint {url} is unreadable ({exc}); solving without it")
+            return None
+        return meta, arrays
+
+
+def tokenizer_root(out: str, tokenizer: str) -> str:
+    return join(out, "_checkpoints", "solve", tokenizer)
+
+
+def remove_checkpoints(out: str, tokenizer: str) -> None:
+    """Drop a tokenizer's checkpoints (its mixture is committed: they can only go stale)."""
+    fs, path = filesystem_for(tokenizer_root(out, tokenizer))
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm(path, recursive=True)
+    if is_local(fs):  # object stores have no folders to leave behind
+        for parent in (posixpath.dirname(path), posixpath.dirname(posixpath.dirname(path))):
+            with contextlib.suppress(OSError):
+                os.rmdir(parent)  # only when empty
+
+
+def _warm_arrays(warm: WarmStart) -> dict[str, np.ndarray]:
+    return {
+        "warm_alpha": np.asarray(warm.alpha, dtype=np.float64),
+        "warm_step": np.asarray(warm.step, dtype=np.int64),
+        "warm_pair_key": np.asarray(warm.pair_key, dtype=np.int64),
+    }
+
+
+def _warm(arrays: dict[str, np.ndarray]) -> WarmStart | None:
+    if "warm_alpha" not in arrays:
+        return None
+    alpha = _float_vector(arrays["warm_alpha"], "warm_alpha")
+    step, key = arrays["warm_step"], arrays["warm_pair_key"]
+    if step.dtype != np.int64 or key.dtype != np.int64 or step.shape != key.shape:
+        raise ValueError("warm-start rows are not two int64 vectors of one length")
+    if step.ndim != 1:
+        raise ValueError("warm-start rows are not vectors")
+    return WarmStart(alpha, step, key)
+
+
+def _solution(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> MixtureSolution:
+    categories = tuple(meta["categories"])
+    if not all(isinstance(c, str) for c in categories):
+        raise ValueError("categories are not names")
+    alpha = _float_vector(arrays["alpha"], "alpha")
+    share = _float_vector(arrays["byte_share"], "byte_share")
+    if len(alpha) != len(categories) or len(share) != len(categories):
+        raise ValueError(f"{len(categories)} categories but {len(alpha)} weights")
+    objective = meta["objective"]
+    diagnostics = meta["diagnostics"]
+    if not isinstance(objective, float) or not isinstance(diagnostics, dict):
+        raise ValueError("objective or diagnostics missing")
+    return MixtureSolution(categories, alpha, share, objective, diagnostics, _warm(arrays))
+
+
+def _float_vector(value: np.ndarray, name: str) -> np.ndarray:
+    if value.dtype != np.float64 or value.ndim != 1 or not np.isfinite(value).all():
+        raise ValueError(f"{name} is not a finite float64 vector")
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """JSON for the numpy values diagnostics may hold."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON")
