@@ -32,7 +32,8 @@ from tokmix.jobs.solve_checkpoints import (
     tokenizer_root,
 )
 from tokmix.solvers.mixture_lp import (
-    WarmStart,
+    Checkpoint,
+    LoopState,
     solve_mixture,
     solve_mixture_dense,
 )
@@ -44,25 +45,45 @@ def noisy(tmp_path_factory: pytest.TempPathFactory) -> MixtureProblem:
     return _noisy_problem(tmp_path_factory.mktemp("noisy"), np.random.default_rng(5), 80)
 
 
-def test_an_lp_resumed_from_any_of_its_states_reaches_the_optimum(noisy: MixtureProblem) -> None:
-    states: list[WarmStart] = []
+def test_an_lp_resumed_from_any_of_its_states_reaches_the_optimum(
+    tmp_path: Path, noisy: MixtureProblem
+) -> None:
+    states: list[Checkpoint] = []
     cold = solve_mixture(noisy, checkpoint=states.append, checkpoint_every=0.0)
     rounds = cold.diagnostics["rounds"]
     # one a re-solve: not the last round (it only sweeps) nor the one that ends the coarse phase
     assert len(states) == rounds - 1 - (cold.diagnostics["coarse_rounds"] > 0)
     dense = solve_mixture_dense(noisy).objective
     assert cold.objective == pytest.approx(dense, rel=1e-7, abs=1e-10)
-    for state in (states[0], states[len(states) // 2], states[-1]):
-        resumed = solve_mixture(noisy, start=state)
-        assert resumed.objective == pytest.approx(dense, rel=1e-7, abs=1e-10)
-    late = solve_mixture(noisy, start=states[-1])
-    assert late.diagnostics["rounds"] < rounds  # it starts near the end
+    for c in (states[0], states[len(states) // 2], states[-1]):
+        done = int(c.state.arrays["loop_counts"][0])
+        from_rows = solve_mixture(noisy, start=c.warm)
+        assert from_rows.objective == pytest.approx(dense, rel=1e-7, abs=1e-10)
+        going_on = solve_mixture(noisy, start=c.warm, resume=c.state)
+        assert going_on.objective == pytest.approx(dense, rel=1e-7, abs=1e-10)
+        assert going_on.diagnostics["rounds"] > done  # it counts on from the state's round
+    # the last state is the final model and basis: no pivot, one sweep, nothing violated
+    last = solve_mixture(noisy, resume=states[-1].state)
+    assert last.diagnostics["rounds"] == rounds
+    assert last.diagnostics["resumed_at_round"] == rounds - 1
+    assert last.diagnostics["simplex_iterations"] == 0 < cold.diagnostics["simplex_iterations"]
+    np.testing.assert_allclose(last.alpha, cold.alpha, rtol=0, atol=1e-12)
+    # a state of another problem, or a damaged one, is not taken: the solve begins afresh
+    other = _noisy_problem(tmp_path, np.random.default_rng(6), 70)
+    fresh = solve_mixture(other, resume=states[-1].state)
+    assert fresh.objective == pytest.approx(solve_mixture_dense(other).objective, rel=1e-7)
+    assert fresh.diagnostics["rounds"] == solve_mixture(other).diagnostics["rounds"]
+    broken = LoopState(
+        {**states[-1].state.arrays, "row_key": states[-1].state.arrays["row_key"][:-5]}
+    )
+    again = solve_mixture(noisy, resume=broken)
+    assert again.diagnostics["rounds"] == rounds and not again.diagnostics["warm_start"]
 
 
 def test_checkpoints_round_trip_bit_for_bit(tmp_path: Path, noisy: MixtureProblem) -> None:
     sol = solve_mixture(noisy)
     store = SolveCheckpoints.of(str(tmp_path), "tok", {"trajectories": "a", "options": "{}"})
-    assert store.solution("paper") is None and store.start("paper") is None
+    assert store.solution("paper") is None and store.state("paper") is None
     store.keep_solution("paper", sol)
     back = store.solution("paper")
     assert back is not None and back.warm is not None and sol.warm is not None
@@ -73,16 +94,21 @@ def test_checkpoints_round_trip_bit_for_bit(tmp_path: Path, noisy: MixtureProble
     assert (back.warm.step == sol.warm.step).all() and (
         back.warm.pair_key == sol.warm.pair_key
     ).all()
-    store.keeper("estimate")(sol.warm)
-    state = store.start("estimate")
-    assert state is not None and (state.alpha == sol.warm.alpha).all()
+    states: list[Checkpoint] = []
+    solve_mixture(noisy, checkpoint=states.append, checkpoint_every=0.0)
+    store.keeper("estimate")(states[2])
+    state = store.state("estimate")
+    assert state is not None and (state.warm.alpha == states[2].warm.alpha).all()
+    assert state.state.arrays.keys() == states[2].state.arrays.keys()
+    for k, v in states[2].state.arrays.items():
+        assert state.state.arrays[k].tobytes() == v.tobytes(), k
     # other inputs, other checkpoints
     other = SolveCheckpoints.of(str(tmp_path), "tok", {"trajectories": "b", "options": "{}"})
     assert other.solution("paper") is None
     remove_checkpoints(str(tmp_path), "tok")
     assert store.solution("paper") is None
     assert not Path(tokenizer_root(str(tmp_path), "tok")).exists()
-    assert not (tmp_path / "_checkpoints").exists()  # no empty folders left behind
+    assert not (tmp_path / "_work").exists()  # no empty folders left behind
 
 
 class _Trap:
@@ -164,7 +190,7 @@ def _kill_when(out: Path, replicates: int, done: Callable[[list[Path]], bool]) -
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and child.poll() is None:
-            if done(list((out / "_checkpoints").glob("solve/*/*/*.npz"))):
+            if done(list((out / "_work").glob("solve-*/*/*.npz"))):
                 break
             time.sleep(0.005)
         assert child.poll() is None, "the run ended before it could be killed"
@@ -172,7 +198,7 @@ def _kill_when(out: Path, replicates: int, done: Callable[[list[Path]], bool]) -
     finally:
         child.wait()
     assert not (out / "mixtures").exists()  # nothing was committed
-    return sorted(p.name for p in (out / "_checkpoints").glob("solve/*/*/*.npz"))
+    return sorted(p.name for p in (out / "_work").glob("solve-*/*/*.npz"))
 
 
 @pytest.mark.slow
@@ -199,7 +225,7 @@ def test_infer_killed_during_its_replicates_resumes_to_the_same_intervals(
     assert resumed["diagnostics"]["resumed"][2].endswith("replicates")
     assert int(resumed["diagnostics"]["resumed"][2].split()[0]) == kept
     assert "resumed" not in whole["diagnostics"]
-    assert not (out / "_checkpoints").exists()  # gone with the commit
+    assert not (out / "_work").exists()  # gone with the commit
 
 
 @pytest.mark.slow
@@ -230,4 +256,4 @@ def test_infer_killed_inside_an_lp_resumes_it_to_the_same_optimum(
     for a, b in zip(resumed["categories"], whole["categories"], strict=True):
         assert a["name"] == b["name"]
         assert a["byte_share"] == pytest.approx(b["byte_share"], abs=1e-6)  # the same face
-    assert not (out / "_checkpoints").exists()
+    assert not (out / "_work").exists()

@@ -309,13 +309,15 @@ class _Resumable:
             self.reused.append(name)
             return done
         if lp and self.every is not None:
-            state = self.checkpoints.start(name, self.log)
+            state = self.checkpoints.state(name, self.log)
             if state is not None:
                 self.log(
-                    f"solve: the {name} LP resumes from its checkpoint ({len(state.step):,} rows)"
+                    f"solve: the {name} LP resumes from its checkpoint (round "
+                    f"{int(state.state.arrays.get('loop_counts', [0])[0])}, "
+                    f"{len(state.warm.step):,} rows)"
                 )
                 self.reused.append(f"{name} (resumed)")
-                kwargs["start"] = state
+                kwargs.update(start=state.warm, resume=state.state)
             kwargs.update(checkpoint=self.checkpoints.keeper(name), checkpoint_every=self.every)
         solution = solve(problem, **kwargs)
         self.checkpoints.keep_solution(name, solution)

@@ -63,6 +63,30 @@ class WarmStart:
 
 
 @dataclass(frozen=True)
+class LoopState:
+    """Where the lazy loop stood after a round, to go on there in the same problem: the HiGHS
+    model (its columns and rows in order, their basis), the box on α, the per-step limits and
+    the phase. Plain arrays (a checkpoint file holds them); :meth:`fits` refuses a state of
+    another problem, and a state that does not restore leaves the solve to its start."""
+
+    arrays: dict[str, np.ndarray]
+
+    def fits(self, problem: MixtureProblem, n_versions: int) -> bool:
+        shape = self.arrays.get("shape")
+        want = [problem.n_categories, problem.n_steps, problem.n_pairs, n_versions]
+        return shape is not None and shape.tolist() == want
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a solve hands its ``checkpoint`` callback: its state for a resume of the same
+    problem, and its α and rows for any related one."""
+
+    warm: WarmStart
+    state: LoopState
+
+
+@dataclass(frozen=True)
 class MixtureSolution:
     """α (pair units), β (byte shares) and how the solve went."""
 
@@ -156,6 +180,7 @@ class _LazyLP:
         self.dropped = np.zeros(0, dtype=np.int64)
         self.distinct = 0  # distinct constraints ever added
         self.pruned = 0
+        self.iterations = 0  # simplex iterations over every solve of this model
         self.history, self.scale, self.merge_pair = history, scale, merge_pair
         self.version_col = np.full(len(history.events), -1, dtype=np.int64)
 
@@ -211,7 +236,7 @@ class _LazyLP:
         (free) and their defining rows (``x - Σ_i f_i α_i = 0``, never pruned)."""
         new = np.unique(version[self.version_col[version] < 0])
         if len(new):
-            m, n = len(new), self.n
+            m = len(new)
             first = self.h.getNumCol()
             inf = highspy.kHighsInf
             self.h.addCols(
@@ -225,15 +250,36 @@ class _LazyLP:
                 np.zeros(0),
             )
             self.version_col[new] = first + np.arange(m)
-            index = np.empty((m, n + 1), dtype=np.int32)
-            index[:, :n] = np.arange(n, dtype=np.int32)
-            index[:, n] = self.version_col[new]
-            value = np.ones((m, n + 1))
-            value[:, :n] = -self.history.frequencies(new, self.scale)
-            self._add_rows(index, value, upper=0.0)
+            self._write_version_rows(new)
             self.row_key = np.concatenate([self.row_key, -1 - new])
             self.row_sticky = np.concatenate([self.row_sticky, np.ones(m, dtype=bool)])
         return self.version_col[version]
+
+    def _write_version_rows(self, version: np.ndarray) -> None:
+        """The defining rows ``x - Σ_i f_i α_i = 0`` of versions whose columns exist."""
+        m, n = len(version), self.n
+        index = np.empty((m, n + 1), dtype=np.int32)
+        index[:, :n] = np.arange(n, dtype=np.int32)
+        index[:, n] = self.version_col[version]
+        value = np.ones((m, n + 1))
+        value[:, :n] = -self.history.frequencies(version, self.scale)
+        self._add_rows(index, value, upper=0.0)
+
+    def _write_constraint_rows(self, steps: np.ndarray, pairs: np.ndarray) -> None:
+        """The rows ``x_{m_t} - x_p + v_t + v_p >= 0`` of steps and pairs whose columns exist."""
+        index = np.stack(
+            [
+                self.version_col[self.history.versions(steps, self.merge_pair[steps])],
+                self.version_col[self.history.versions(steps, pairs)],
+                self.step_col[steps],
+                self.pair_col[pairs],
+            ],
+            axis=1,
+        )
+        if (index < 0).any():
+            raise ValueError("a row refers to a column the model lacks")
+        m = len(steps)
+        self._add_rows(index.astype(np.int32), np.tile(np.array([1.0, -1.0, 1.0, 1.0]), (m, 1)))
 
     def add(self, steps: np.ndarray, pairs: np.ndarray) -> int:
         """Add the constraints not in the model, ``x_{m_t} - x_p + v_t + v_p >= 0`` (four
@@ -246,12 +292,11 @@ class _LazyLP:
         times = self._times_pruned(keys)
         self.distinct += int((times == 0).sum())
         m = len(keys)
-        index = np.empty((m, 4), dtype=np.int32)
-        index[:, 0] = self._version_columns(self.history.versions(steps, self.merge_pair[steps]))
-        index[:, 1] = self._version_columns(self.history.versions(steps, pairs))
-        index[:, 2] = self._columns(self.step_col, steps, self.step_cost)
-        index[:, 3] = self._columns(self.pair_col, pairs, self.pair_cost)
-        self._add_rows(index, np.tile(np.array([1.0, -1.0, 1.0, 1.0]), (m, 1)))
+        self._version_columns(self.history.versions(steps, self.merge_pair[steps]))
+        self._version_columns(self.history.versions(steps, pairs))
+        self._columns(self.step_col, steps, self.step_cost)
+        self._columns(self.pair_col, pairs, self.pair_cost)
+        self._write_constraint_rows(steps, pairs)
         self.row_key = np.concatenate([self.row_key, keys])
         self.row_sticky = np.concatenate([self.row_sticky, times >= _PRUNES])
         return m
@@ -274,6 +319,83 @@ class _LazyLP:
         self.pruned += len(rows)
         return len(rows)
 
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """The model as plain arrays: which column each step, pair and version has, the rows
+        in order, the prune history, the basis and the pricing."""
+        basis = self.h.getBasis()
+        return {
+            "step_col": self.step_col.copy(),
+            "pair_col": self.pair_col.copy(),
+            "version_col": self.version_col.copy(),
+            "row_key": self.row_key.copy(),
+            "row_sticky": self.row_sticky.copy(),
+            "dropped": self.dropped.copy(),
+            "col_status": np.fromiter(map(int, basis.col_status), np.int8, len(basis.col_status)),
+            "row_status": np.fromiter(map(int, basis.row_status), np.int8, len(basis.row_status)),
+            "model_counts": np.array([self.distinct, self.pruned, self.pricing], dtype=np.int64),
+        }
+
+    def restore(self, snap: dict[str, np.ndarray]) -> None:
+        """Rebuild the model of :meth:`snapshot` in this fresh one (same problem), columns
+        and rows in their order, and hand HiGHS the basis: the next solve starts where the
+        snapshot's stopped. Raises ValueError on arrays that do not describe such a model."""
+        n = self.n
+        tables = {k: np.asarray(snap[k], dtype=np.int64) for k in ("step_col", "pair_col")}
+        version_col = np.asarray(snap["version_col"], dtype=np.int64)
+        if tables["step_col"].shape != self.step_col.shape or (
+            tables["pair_col"].shape != self.pair_col.shape
+            or version_col.shape != self.version_col.shape
+        ):
+            raise ValueError("the state's columns are of another problem")
+        m = int(sum((t >= 0).sum() for t in (*tables.values(), version_col)))
+        cost, lower = np.full(m, np.nan), np.zeros(m)
+        for table, costs in (
+            (tables["step_col"], self.step_cost),
+            (tables["pair_col"], self.pair_cost),
+        ):
+            ids = np.flatnonzero(table >= 0)
+            cost[table[ids] - n] = costs[ids]
+        ids = np.flatnonzero(version_col >= 0)
+        cost[version_col[ids] - n] = 0.0
+        lower[version_col[ids] - n] = -highspy.kHighsInf
+        if np.isnan(cost).any() or self.h.getNumCol() != n:
+            raise ValueError("the state's columns do not fill the model")
+        self.h.addCols(
+            m,
+            cost,
+            lower,
+            np.full(m, highspy.kHighsInf),
+            0,
+            np.zeros(m, dtype=np.int32),
+            np.zeros(0, dtype=np.int32),
+            np.zeros(0),
+        )
+        self.step_col, self.pair_col = tables["step_col"], tables["pair_col"]
+        self.version_col = version_col
+        row_key = np.asarray(snap["row_key"], dtype=np.int64)
+        cuts = np.flatnonzero(np.diff((row_key < 0).astype(np.int8))) + 1
+        for keys in np.split(row_key, cuts):
+            if len(keys) and keys[0] < 0:
+                self._write_version_rows(-1 - keys)
+            elif len(keys):
+                self._write_constraint_rows(*np.divmod(keys, self.n_pairs))
+        self.row_key = row_key
+        self.row_sticky = np.asarray(snap["row_sticky"], dtype=bool)
+        self.dropped = np.asarray(snap["dropped"], dtype=np.int64)
+        self.distinct, self.pruned, pricing = (int(x) for x in snap["model_counts"])
+        if pricing != self.pricing:
+            self.pricing = pricing
+            self.h.setOptionValue("simplex_dual_edge_weight_strategy", pricing)
+        basis = highspy.HighsBasis()
+        status = highspy.HighsBasisStatus
+        basis.col_status = [status(int(x)) for x in snap["col_status"]]
+        basis.row_status = [status(int(x)) for x in snap["row_status"]]
+        basis.valid = True
+        if len(basis.col_status) != self.h.getNumCol() or len(row_key) != len(self.row_sticky):
+            raise ValueError("the state's basis is not of its model")
+        if self.h.setBasis(basis) != highspy.HighsStatus.kOk:
+            raise ValueError("HiGHS refused the state's basis")
+
     def box(self, center: np.ndarray, radius: float) -> None:
         """Bound α to ``center ± radius`` (``radius >= 1``: the whole simplex). HiGHS keeps
         its basis across a bound change, so a re-solve starts warm."""
@@ -295,6 +417,7 @@ class _LazyLP:
         if self.pricing == DEVEX:
             self.h.setOptionValue("simplex_iteration_limit", devex_iteration_cap(self.h))
         self.h.run()
+        self.iterations += self.h.getInfo().simplex_iteration_count
         status = self.h.getModelStatus()
         if status == highspy.HighsModelStatus.kIterationLimit and self.pricing == DEVEX:
             self.pricing = HIGHS_CHOICE
@@ -302,6 +425,7 @@ class _LazyLP:
             self.h.setOptionValue("simplex_iteration_limit", ITERATION_UNLIMITED)
             self.h.clearSolver()  # cold: from the basis it cycled at, it can go on cycling
             self.h.run()
+            self.iterations += self.h.getInfo().simplex_iteration_count
             status = self.h.getModelStatus()
         if status != highspy.HighsModelStatus.kOptimal:
             raise SolverError(
@@ -423,8 +547,9 @@ def solve_mixture(
     time_limit: float | None = None,
     sweep: str = "mixed",
     device: str = "cpu",
-    checkpoint: Callable[[WarmStart], None] | None = None,
+    checkpoint: Callable[[Checkpoint], None] | None = None,
     checkpoint_every: float = 60.0,
+    resume: LoopState | None = None,
 ) -> MixtureSolution:
     """Solve the mixture LP with lazily generated constraints; α, β and diagnostics.
 
@@ -455,10 +580,12 @@ def solve_mixture(
     violated rows, rows kept, seconds) at least every ``log_every`` seconds of rounds; the
     lines are kept in the diagnostics (``progress``). ``time_limit`` (seconds): stop with a
     :class:`SolverError` once a round ends past it (benchmarks cap slow peers).
-    ``checkpoint`` gets the solve's state as a :class:`WarmStart` (α and the rows kept) after a
-    round's re-solve, at most every ``checkpoint_every`` seconds: a solve started from it
-    resumes close to where this one stopped and still reaches the optimum (the caller stores
-    it; :mod:`tokmix.jobs.solve_checkpoints`).
+    ``checkpoint`` gets a :class:`Checkpoint` after a round's re-solve, at most every
+    ``checkpoint_every`` seconds (the caller stores it: :mod:`tokmix.jobs.solve_checkpoints`).
+    ``resume`` (its :class:`LoopState`, same problem and options) goes on from that round: the
+    model, its basis, the box and the limits rebuilt as they were, so a killed solve loses
+    only the rounds since. A state that does not fit the problem or restore is ignored (the
+    solve begins at ``start``). Either way the loop ends only at the optimum.
     ``sweep="mixed"`` replays the α-mixed frequencies (:mod:`tokmix.solvers.edges`): memory
     linear in the trajectory rows, whatever the number of categories; ``"dense"`` is the
     previous sweep (:mod:`tokmix.solvers.violations`, a ``pairs x categories`` count matrix),
@@ -504,17 +631,21 @@ def solve_mixture(
     unused = np.zeros(problem.n_steps, dtype=bool) if cost is None else cost == 0
     slack_cost = np.ones(problem.n_steps) if cost is None else cost
     history = PairHistory.build(problem)
-    lp = _LazyLP(
-        n,
-        problem.n_steps,
-        problem.n_pairs,
-        threads=threads,
-        step_cost=cost,
-        pair_cost=pair_cost,
-        history=history,
-        scale=scale,
-        merge_pair=problem.merge_pair,
-    )
+
+    def new_lp() -> _LazyLP:
+        return _LazyLP(
+            n,
+            problem.n_steps,
+            problem.n_pairs,
+            threads=threads,
+            step_cost=cost,
+            pair_cost=pair_cost,
+            history=history,
+            scale=scale,
+            merge_pair=problem.merge_pair,
+        )
+
+    lp = new_lp()
     alpha = np.full(n, 1.0 / n)
     v_step = np.zeros(problem.n_steps)
     v_pair = np.zeros(problem.n_pairs)
@@ -525,7 +656,14 @@ def solve_mixture(
     coarse = np.arange(problem.n_steps) % stride != 0
     warm_start = start is not None and len(start.alpha) == n and np.sum(start.alpha) > 0
     radius = 1.0 if trust_region is None else trust_region
-    if start is not None and warm_start:
+    restored = _restored(resume, problem, len(history.events), new_lp)
+    first_round = 1
+    if restored is not None:  # go on where the state stopped
+        lp, (region, base, limit, coarse, done, coarse_rounds) = restored
+        region.apply(lp)
+        alpha, v_step, v_pair, objective = lp.solve()  # its basis is optimal: no pivots
+        first_round, warm_start = done + 1, True
+    elif start is not None and warm_start:
         alpha = np.clip(np.asarray(start.alpha, dtype=np.float64), 0.0, None)
         alpha /= alpha.sum()
         if trust_region is not None:
@@ -545,12 +683,13 @@ def solve_mixture(
         coarse[:] = False  # a warm α needs no coarse phase
     else:
         region = _TrustRegion(alpha, radius)
-    base = np.where(coarse | unused, 0, per_step).astype(np.int64)
-    limit = base.copy()
+    if restored is None:
+        base = np.where(coarse | unused, 0, per_step).astype(np.int64)
+        limit = base.copy()
     violated = 0
     progress: list[dict[str, Any]] = []
     last_log = last_checkpoint = started
-    for rounds in range(1, max_rounds + 1):
+    for rounds in range(first_round, max_rounds + 1):
         t0 = time.perf_counter()
         if sweep == "dense":
             steps, pairs, excess, _, missing = find_violations(
@@ -611,7 +750,12 @@ def solve_mixture(
             lp.prune()
         lp_seconds += time.perf_counter() - t0
         if checkpoint is not None and time.perf_counter() - last_checkpoint >= checkpoint_every:
-            checkpoint(_warm_start(problem, lp, alpha))
+            arrays = {
+                **lp.snapshot(),
+                **_loop_arrays(region, base, limit, coarse, rounds, coarse_rounds),
+                "shape": np.array([n, problem.n_steps, problem.n_pairs, len(history.events)]),
+            }
+            checkpoint(Checkpoint(_warm_start(problem, lp, alpha), LoopState(arrays)))
             last_checkpoint = time.perf_counter()
     else:
         raise SolverError(
@@ -633,6 +777,7 @@ def solve_mixture(
         "constraints_kept": lp.rows,
         "pair_versions": int((lp.row_key < 0).sum()),
         "constraints_pruned": lp.pruned,
+        "simplex_iterations": lp.iterations,
         "steps": problem.n_steps,
         "first_step": problem.first_step,
         "last_step": problem.last_step,
@@ -647,6 +792,7 @@ def solve_mixture(
         "sweep_seconds": round(sweep_seconds, 3),
         "lp_seconds": round(lp_seconds, 3),
         "warm_start": bool(warm_start),
+        "resumed_at_round": first_round - 1,
         "trust_region": trust_region,
         "serious_steps": region.serious,
         "progress": progress,
@@ -661,6 +807,58 @@ def solve_mixture(
         diagnostics,
         _warm_start(problem, lp, alpha),
     )
+
+
+def _restored(
+    resume: LoopState | None,
+    problem: MixtureProblem,
+    n_versions: int,
+    new_lp: Callable[[], _LazyLP],
+) -> tuple[_LazyLP, tuple[_TrustRegion, np.ndarray, np.ndarray, np.ndarray, int, int]] | None:
+    """The model and loop state ``resume`` describes, or None when it is of another problem
+    or does not restore (the solve then begins as if it had none)."""
+    if resume is None or not resume.fits(problem, n_versions):
+        return None
+    lp = new_lp()
+    try:
+        lp.restore(resume.arrays)
+        return lp, _restore_loop(resume.arrays, problem.n_categories, problem.n_steps)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _loop_arrays(
+    region: _TrustRegion,
+    base: np.ndarray,
+    limit: np.ndarray,
+    coarse: np.ndarray,
+    rounds: int,
+    coarse_rounds: int,
+) -> dict[str, np.ndarray]:
+    """The loop's own state after round ``rounds`` (:class:`LoopState`)."""
+    return {
+        "region": np.r_[region.center, region.radius, region.value, region.serious],
+        "base": base.copy(),
+        "limit": limit.copy(),
+        "coarse": coarse.copy(),
+        "loop_counts": np.array([rounds, coarse_rounds], dtype=np.int64),
+    }
+
+
+def _restore_loop(
+    arrays: dict[str, np.ndarray], n: int, n_steps: int
+) -> tuple[_TrustRegion, np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """:func:`_loop_arrays` read back and checked; ValueError when they do not fit."""
+    region_arr = np.asarray(arrays["region"], dtype=np.float64)
+    base = np.asarray(arrays["base"], dtype=np.int64)
+    limit = np.asarray(arrays["limit"], dtype=np.int64)
+    coarse = np.asarray(arrays["coarse"], dtype=bool)
+    rounds, coarse_rounds = (int(x) for x in arrays["loop_counts"])
+    if region_arr.shape != (n + 3,) or {base.shape, limit.shape, coarse.shape} != {(n_steps,)}:
+        raise ValueError("the loop state is of another problem")
+    region = _TrustRegion(region_arr[:n], float(region_arr[n]), serious=int(region_arr[n + 2]))
+    region.value = float(region_arr[n + 1])
+    return region, base, limit, coarse, rounds, coarse_rounds
 
 
 def _warm_start(problem: MixtureProblem, lp: _LazyLP, alpha: np.ndarray) -> WarmStart:
