@@ -323,13 +323,16 @@ class _LazyLP:
         """The model as plain arrays: which column each step, pair and version has, the rows
         in order, the prune history, the basis and the pricing."""
         basis = self.h.getBasis()
+        # the prune history, each key once (a count past _PRUNES changes nothing)
+        dropped, times = np.unique(self.dropped, return_counts=True)
         return {
             "step_col": self.step_col.copy(),
             "pair_col": self.pair_col.copy(),
             "version_col": self.version_col.copy(),
             "row_key": self.row_key.copy(),
             "row_sticky": self.row_sticky.copy(),
-            "dropped": self.dropped.copy(),
+            "dropped": dropped,
+            "dropped_times": np.minimum(times, _PRUNES).astype(np.uint8),
             "col_status": np.fromiter(map(int, basis.col_status), np.int8, len(basis.col_status)),
             "row_status": np.fromiter(map(int, basis.row_status), np.int8, len(basis.row_status)),
             "model_counts": np.array([self.distinct, self.pruned, self.pricing], dtype=np.int64),
@@ -381,7 +384,10 @@ class _LazyLP:
                 self._write_constraint_rows(*np.divmod(keys, self.n_pairs))
         self.row_key = row_key
         self.row_sticky = np.asarray(snap["row_sticky"], dtype=bool)
-        self.dropped = np.asarray(snap["dropped"], dtype=np.int64)
+        self.dropped = np.repeat(
+            np.asarray(snap["dropped"], dtype=np.int64),
+            np.asarray(snap["dropped_times"], dtype=np.int64),
+        )
         self.distinct, self.pruned, pricing = (int(x) for x in snap["model_counts"])
         if pricing != self.pricing:
             self.pricing = pricing
@@ -581,7 +587,8 @@ def solve_mixture(
     lines are kept in the diagnostics (``progress``). ``time_limit`` (seconds): stop with a
     :class:`SolverError` once a round ends past it (benchmarks cap slow peers).
     ``checkpoint`` gets a :class:`Checkpoint` after a round's re-solve, at most every
-    ``checkpoint_every`` seconds (the caller stores it: :mod:`tokmix.jobs.solve_checkpoints`).
+    ``checkpoint_every`` seconds and 20 times as long as the last took to take and store (0:
+    every round; the caller stores it: :mod:`tokmix.jobs.solve_checkpoints`).
     ``resume`` (its :class:`LoopState`, same problem and options) goes on from that round: the
     model, its basis, the box and the limits rebuilt as they were, so a killed solve loses
     only the rounds since. A state that does not fit the problem or restore is ignored (the
@@ -688,7 +695,8 @@ def solve_mixture(
         limit = base.copy()
     violated = 0
     progress: list[dict[str, Any]] = []
-    last_log = last_checkpoint = started
+    last_log = started
+    next_checkpoint = started + checkpoint_every
     for rounds in range(first_round, max_rounds + 1):
         t0 = time.perf_counter()
         if sweep == "dense":
@@ -749,14 +757,18 @@ def solve_mixture(
         if prune:
             lp.prune()
         lp_seconds += time.perf_counter() - t0
-        if checkpoint is not None and time.perf_counter() - last_checkpoint >= checkpoint_every:
+        if checkpoint is not None and time.perf_counter() >= next_checkpoint:
+            t0 = time.perf_counter()
             arrays = {
                 **lp.snapshot(),
                 **_loop_arrays(region, base, limit, coarse, rounds, coarse_rounds),
                 "shape": np.array([n, problem.n_steps, problem.n_pairs, len(history.events)]),
             }
             checkpoint(Checkpoint(_warm_start(problem, lp, alpha), LoopState(arrays)))
-            last_checkpoint = time.perf_counter()
+            # a state that is slow to write (the prune history grows with the rows seen)
+            # is written less often: checkpoints cost at most 5 % of the solve (0: every round)
+            took = time.perf_counter() - t0
+            next_checkpoint = t0 + took + (checkpoint_every and max(checkpoint_every, 20 * took))
     else:
         raise SolverError(
             f"constraint generation did not converge in {max_rounds} rounds; raise max_rounds"
