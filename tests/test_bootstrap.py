@@ -165,6 +165,9 @@ class _DictMemo:
     def __init__(self) -> None:
         self.kept: dict[int, MixtureSolution | None] = {}
 
+    def options(self, index: int) -> dict[str, Any]:
+        return {}
+
     def recall(self, index: int) -> tuple[bool, MixtureSolution | None]:
         return (index in self.kept), self.kept.get(index)
 

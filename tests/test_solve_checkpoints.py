@@ -82,7 +82,7 @@ def test_an_lp_resumed_from_any_of_its_states_reaches_the_optimum(
 
 def test_checkpoints_round_trip_bit_for_bit(tmp_path: Path, noisy: MixtureProblem) -> None:
     sol = solve_mixture(noisy)
-    store = SolveCheckpoints.of(str(tmp_path), "tok", {"trajectories": "a", "options": "{}"})
+    store = SolveCheckpoints.of(str(tmp_path), "tok", {"trajectories": "a", "options": "{}"}, 0.0)
     assert store.solution("paper") is None and store.state("paper") is None
     store.keep_solution("paper", sol)
     back = store.solution("paper")
@@ -103,7 +103,16 @@ def test_checkpoints_round_trip_bit_for_bit(tmp_path: Path, noisy: MixtureProble
     for k, v in states[2].state.arrays.items():
         assert state.state.arrays[k].tobytes() == v.tobytes(), k
     # other inputs, other checkpoints
-    other = SolveCheckpoints.of(str(tmp_path), "tok", {"trajectories": "b", "options": "{}"})
+    # a replicate's LP keeps its state and goes on from it; without states, no options
+    options = store.options(7)
+    assert set(options) == {"checkpoint", "checkpoint_every"}
+    options["checkpoint"](states[3])
+    options = store.options(7)
+    row_key = states[3].state.arrays["row_key"]
+    assert options["resume"].arrays["row_key"].tobytes() == row_key.tobytes()
+    assert (options["start"].step == states[3].warm.step).all()
+    assert SolveCheckpoints(store.root).options(7) == {}
+    other = SolveCheckpoints.of(str(tmp_path), "tok", {"trajectories": "b", "options": "{}"}, 0.0)
     assert other.solution("paper") is None
     remove_checkpoints(str(tmp_path), "tok")
     assert store.solution("paper") is None
@@ -176,10 +185,12 @@ def _infer_args(out: Path, replicates: int) -> list[str]:
     return ["infer", str(DEMO_TOKENIZER), *CATEGORY_ARGS, "--out", str(out), "--json", *bootstrap]
 
 
-def _kill_when(out: Path, replicates: int, done: Callable[[list[Path]], bool]) -> list[str]:
-    """Run ``tokmix infer`` in a child, checkpointing every round, and SIGKILL it once
-    ``done(files kept)``; the names of the checkpoint files it left."""
-    env = {**os.environ, ENV_SECONDS: "0", "PYTHONPATH": str(REPO)}
+def _kill_when(
+    out: Path, replicates: int, every: str, done: Callable[[list[Path]], bool]
+) -> list[str]:
+    """Run ``tokmix infer`` in a child, an LP's state kept every ``every`` seconds, and
+    SIGKILL it once ``done(files kept)``; the names of the checkpoint files it left."""
+    env = {**os.environ, ENV_SECONDS: every, "PYTHONPATH": str(REPO)}
     child = subprocess.Popen(
         [sys.executable, "-m", "tokmix", *_infer_args(out, replicates)],
         env=env,
@@ -210,14 +221,18 @@ def test_infer_killed_during_its_replicates_resumes_to_the_same_intervals(
     whole = json.loads(capsys.readouterr().out)
 
     out = tmp_path / "killed"
+    # no LP states: a replicate killed mid-LP starts over, so every solve is exact
     names = _kill_when(
-        out, replicates, lambda files: sum(p.name.startswith("replicate-") for p in files) >= 3
+        out,
+        replicates,
+        "off",
+        lambda files: sum(p.name.startswith("replicate-") for p in files) >= 3,
     )
     assert {"paper.npz", "estimate.npz"} <= set(names)
     kept = sum(n.startswith("replicate-") for n in names)
     assert 3 <= kept < replicates
 
-    monkeypatch.setenv(ENV_SECONDS, "0")
+    monkeypatch.setenv(ENV_SECONDS, "off")
     assert main(_infer_args(out, replicates)) == 0
     resumed = json.loads(capsys.readouterr().out)
     assert resumed["categories"] == whole["categories"]  # shares and intervals, bit for bit
@@ -236,7 +251,9 @@ def test_infer_killed_inside_an_lp_resumes_it_to_the_same_optimum(
     whole = json.loads(capsys.readouterr().out)
     for attempt in range(3):  # the kill must land inside an LP: a stalled machine may miss it
         out = tmp_path / f"killed-{attempt}"
-        names = _kill_when(out, 0, lambda files: any(p.name.endswith(".state.npz") for p in files))
+        names = _kill_when(
+            out, 0, "0", lambda files: any(p.name.endswith(".state.npz") for p in files)
+        )
         inside = [
             lp
             for lp in ("paper", "estimate")

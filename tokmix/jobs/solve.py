@@ -171,7 +171,12 @@ def run_solve(
         )
     problem = build_problem(trajs, merge_ids, bytes_)
     options["device"] = device
-    checkpoints = SolveCheckpoints.of(out, tokenizer, _checkpoint_inputs(out, tokenizer, inputs))
+    checkpoints = SolveCheckpoints.of(
+        out,
+        tokenizer,
+        _checkpoint_inputs(out, tokenizer, inputs),
+        None if estimator == "likelihood" else checkpoint_seconds(),
+    )
     resumable = _Resumable(checkpoints, log)
     paper = resumable("paper", solve_mixture, problem, log=log, **options)
     solve: Any
@@ -179,7 +184,7 @@ def run_solve(
         solve, sol = functools.partial(solve_mixture, **options), paper
     elif estimator == "likelihood":
         solve = functools.partial(solve_mixture_likelihood, start_alpha=paper.alpha, device=device)
-        sol = resumable("estimate", solve, problem, lp=False)
+        sol = resumable("estimate", solve, problem, states=False)
     else:
         solve = functools.partial(
             solve_mixture_scaled, reference_alpha=paper.alpha, power=power, **options
@@ -284,14 +289,13 @@ def run_solve(
 
 class _Resumable:
     """Runs one named solve of :func:`run_solve` through its checkpoints: a finished one kept
-    by an earlier run is taken as it was; an LP starts from its last kept state and keeps
-    its state as it goes; what was reused is listed in ``reused`` (the result's
-    diagnostics say so)."""
+    by an earlier run is taken as it was; an LP goes on from its last kept state and keeps
+    its state as it goes; what was reused is listed in ``reused`` (the result's diagnostics
+    say so)."""
 
     def __init__(self, checkpoints: SolveCheckpoints, log: Callable[[str], None] | None) -> None:
         self.checkpoints = checkpoints
         self.log = log or (lambda _msg: None)
-        self.every = checkpoint_seconds()
         self.reused: list[str] = []
 
     def __call__(
@@ -300,7 +304,7 @@ class _Resumable:
         solve: Callable[..., MixtureSolution],
         problem: Any,
         *,
-        lp: bool = True,
+        states: bool = True,
         **kwargs: Any,
     ) -> MixtureSolution:
         done = self.checkpoints.solution(name, self.log)
@@ -308,17 +312,13 @@ class _Resumable:
             self.log(f"solve: the {name} solve kept by an earlier run is taken as it was")
             self.reused.append(name)
             return done
-        if lp and self.every is not None:
-            state = self.checkpoints.state(name, self.log)
-            if state is not None:
-                self.log(
-                    f"solve: the {name} LP resumes from its checkpoint (round "
-                    f"{int(state.state.arrays.get('loop_counts', [0])[0])}, "
-                    f"{len(state.warm.step):,} rows)"
-                )
+        if states:
+            options = self.checkpoints.lp_options(name, self.log)
+            if "resume" in options:
+                at = options["resume"].arrays.get("loop_counts", [0])[0]
+                self.log(f"solve: the {name} LP goes on from its checkpoint at round {int(at)}")
                 self.reused.append(f"{name} (resumed)")
-                kwargs.update(start=state.warm, resume=state.state)
-            kwargs.update(checkpoint=self.checkpoints.keeper(name), checkpoint_every=self.every)
+            kwargs.update(options)
         solution = solve(problem, **kwargs)
         self.checkpoints.keep_solution(name, solution)
         return solution

@@ -71,14 +71,29 @@ def checkpoint_key(inputs: dict[str, str]) -> str:
 
 @dataclass(frozen=True)
 class SolveCheckpoints:
-    """One solve's checkpoints under ``root`` (a local path or URL). Holds only strings, so
-    bootstrap replicates on Ray workers write their own (:class:`ReplicateMemo`)."""
+    """One solve's checkpoints under ``root`` (a local path or URL). Plain values, so
+    bootstrap replicates on Ray workers keep their own (:class:`ReplicateMemo`). ``every``:
+    seconds between an unfinished LP's states (``None``: none, for solves that are not LPs)."""
 
     root: str
+    every: float | None = None
 
     @classmethod
-    def of(cls, out: str, tokenizer: str, inputs: dict[str, str]) -> SolveCheckpoints:
-        return cls(join(tokenizer_root(out, tokenizer), checkpoint_key(inputs)))
+    def of(
+        cls, out: str, tokenizer: str, inputs: dict[str, str], every: float | None
+    ) -> SolveCheckpoints:
+        return cls(join(tokenizer_root(out, tokenizer), checkpoint_key(inputs)), every)
+
+    def lp_options(self, name: str, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """The options that make LP ``name`` keep its state as it goes and, when an earlier
+        run kept one, go on from it (``solve_mixture``'s ``checkpoint``, ``resume``...)."""
+        if self.every is None:
+            return {}
+        options: dict[str, Any] = {"checkpoint": self.keeper(name), "checkpoint_every": self.every}
+        state = self.state(name, log)
+        if state is not None:
+            options.update(start=state.warm, resume=state.state)
+        return options
 
     def solution(
         self, name: str, log: Callable[[str], None] | None = None
@@ -112,6 +127,9 @@ class SolveCheckpoints:
             self._write(f"{name}.state.npz", "state", {}, arrays)
 
         return keep
+
+    def options(self, index: int) -> dict[str, Any]:
+        return self.lp_options(f"replicate-{index}")
 
     def recall(self, index: int) -> tuple[bool, MixtureSolution | None]:
         data = self._read(f"replicate-{index}.npz", "solution")

@@ -36,7 +36,10 @@ class ReplicateMemo(Protocol):
     """Where finished replicates are kept, so that a run killed half-way solves only the
     replicates it lacks when it runs again (the solve stage keeps them on disk).
     ``recall`` says whether replicate ``index`` was kept and its solution (``None``: its
-    solve failed); ``record`` keeps one. Called where the replicate is solved (a Ray task)."""
+    solve failed); ``record`` keeps one; ``options`` are extra options for its solve (an LP's
+    checkpoint callback, the state to go on from). Called where the replicate is solved."""
+
+    def options(self, index: int) -> dict[str, Any]: ...
 
     def recall(self, index: int) -> tuple[bool, MixtureSolution | None]: ...
 
@@ -197,13 +200,13 @@ def bootstrap_mixture(
             kept, solution = memo.recall(index)
             if kept:
                 return solution, True
-        solution = solve_draw(groups, steps)
+        solution = solve_draw(groups, steps, {} if memo is None else memo.options(index))
         if memo is not None:
             memo.record(index, solution)
         return solution, False
 
     def solve_draw(
-        groups: dict[str, np.ndarray], steps: np.ndarray | None
+        groups: dict[str, np.ndarray], steps: np.ndarray | None, options: dict[str, Any]
     ) -> MixtureSolution | None:
         trajs = {n: weighted_trajectory(group_trajectories[n], w) for n, w in groups.items()}
         nbytes = {
@@ -211,7 +214,9 @@ def bootstrap_mixture(
         }
         try:
             problem = build_problem(trajs, merge_ids, nbytes)
-            return solve(problem) if steps is None else solve(problem, step_weight=steps)
+            if steps is not None:
+                options = {**options, "step_weight": steps}
+            return solve(problem, **options)
         except SolverError:
             return None
 
