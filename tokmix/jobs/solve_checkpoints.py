@@ -10,8 +10,9 @@ count's shard checkpoints):
   bit for bit, so its shares and intervals are those of a run that was never killed;
 - the unfinished LP's state (its model, basis, box and limits, :class:`Checkpoint`) at most every
   ``TOKMIX_SOLVE_CHECKPOINT_SECONDS`` (default 60; 0: every round; ``off``: never): a re-run
-  goes on from that round (measured on GPT-2, 30 categories x 2 000 and 5 000 merges: killed
-  at 50-97 % of an LP, the whole took 1.01-1.17x an unkilled one; starting over, 1.5-2x).
+  goes on from that round (GPT-2, 30 categories x 2 000 and 5 000 merges, killed at 35-92 % of
+  an LP: 0.97-1.14x an unkilled one in all, against 1.37-1.86x starting over;
+  ``benchmarks/results/resume.md``).
   The loop still ends only when a sweep finds no violated row, so the optimum is the same;
   where the optimal face holds more than one α, the vertex reached may differ in the last
   digits of a share (HiGHS's pricing weights are not kept, so its pivots may differ).
