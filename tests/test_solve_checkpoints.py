@@ -73,11 +73,24 @@ def test_an_lp_resumed_from_any_of_its_states_reaches_the_optimum(
     fresh = solve_mixture(other, resume=states[-1].state)
     assert fresh.objective == pytest.approx(solve_mixture_dense(other).objective, rel=1e-7)
     assert fresh.diagnostics["rounds"] == solve_mixture(other).diagnostics["rounds"]
-    broken = LoopState(
-        {**states[-1].state.arrays, "row_key": states[-1].state.arrays["row_key"][:-5]}
-    )
-    again = solve_mixture(noisy, resume=broken)
-    assert again.diagnostics["rounds"] == rounds and not again.diagnostics["warm_start"]
+    arrays = states[-1].state.arrays
+    pair_col = arrays["pair_col"].copy()
+    pair_col[np.flatnonzero(pair_col >= 0)[0]] = arrays["step_col"].max()  # two on one column
+    region = arrays["region"].copy()
+    region[0] = np.nan
+    for damage in (
+        {"row_key": arrays["row_key"][:-5]},
+        {"row_key": arrays["row_key"] + noisy.n_steps * noisy.n_pairs},  # steps past the end
+        {"pair_col": pair_col},
+        {"region": region},
+    ):
+        again = solve_mixture(noisy, resume=LoopState({**arrays, **damage}))
+        assert again.diagnostics["rounds"] == rounds, damage.keys()
+        assert not again.diagnostics["warm_start"], damage.keys()
+    # a basis that is not one (every column basic) costs HiGHS pivots, never the optimum
+    bad_basis = {**arrays, "col_status": np.full_like(arrays["col_status"], 1)}
+    again = solve_mixture(noisy, resume=LoopState(bad_basis))
+    assert again.objective == pytest.approx(dense, rel=1e-7, abs=1e-10)
 
 
 def test_checkpoints_round_trip_bit_for_bit(tmp_path: Path, noisy: MixtureProblem) -> None:

@@ -350,19 +350,18 @@ class _LazyLP:
             or version_col.shape != self.version_col.shape
         ):
             raise ValueError("the state's columns are of another problem")
-        m = int(sum((t >= 0).sum() for t in (*tables.values(), version_col)))
-        cost, lower = np.full(m, np.nan), np.zeros(m)
+        used = np.concatenate([t[t >= 0] for t in (*tables.values(), version_col)])
+        m = len(used)
+        if not np.array_equal(np.sort(used), np.arange(n, n + m)) or self.h.getNumCol() != n:
+            raise ValueError("the state's columns are not one each after α")
+        cost, lower = np.zeros(m), np.zeros(m)
         for table, costs in (
             (tables["step_col"], self.step_cost),
             (tables["pair_col"], self.pair_cost),
         ):
             ids = np.flatnonzero(table >= 0)
             cost[table[ids] - n] = costs[ids]
-        ids = np.flatnonzero(version_col >= 0)
-        cost[version_col[ids] - n] = 0.0
-        lower[version_col[ids] - n] = -highspy.kHighsInf
-        if np.isnan(cost).any() or self.h.getNumCol() != n:
-            raise ValueError("the state's columns do not fill the model")
+        lower[version_col[version_col >= 0] - n] = -highspy.kHighsInf
         self.h.addCols(
             m,
             cost,
@@ -835,7 +834,7 @@ def _restored(
     try:
         lp.restore(resume.arrays)
         return lp, _restore_loop(resume.arrays, problem.n_categories, problem.n_steps)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, IndexError):
         return None
 
 
@@ -868,6 +867,11 @@ def _restore_loop(
     rounds, coarse_rounds = (int(x) for x in arrays["loop_counts"])
     if region_arr.shape != (n + 3,) or {base.shape, limit.shape, coarse.shape} != {(n_steps,)}:
         raise ValueError("the loop state is of another problem")
+    center, radius = region_arr[:n], region_arr[n]
+    if not (np.isfinite(center).all() and (center >= 0).all() and 0 < radius <= 1):
+        raise ValueError("the loop state's box is not a box")
+    if (base < 0).any() or (limit < 0).any():
+        raise ValueError("the loop state's limits are negative")
     region = _TrustRegion(region_arr[:n], float(region_arr[n]), serious=int(region_arr[n + 2]))
     region.value = float(region_arr[n + 1])
     return region, base, limit, coarse, rounds, coarse_rounds
