@@ -344,3 +344,40 @@ def test_stats_stage_equals_tokmix_stats_and_reports(
     )
     html = Path(run_report(str(tmp_path / "ray"), None)).read_text()
     assert "Inferred mixture" in html and "Vocabulary use" in html
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds Ray workers through /proc")
+def test_a_solve_task_killed_among_its_replicates_is_retried_from_its_checkpoints(
+    embedded_ray: None, corpus: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGKILL the worker running the solve task once it has kept some replicates: Ray
+    retries the task, which takes the finished solves and replicates as they were
+    (tokmix/jobs/solve_checkpoints.py), and the intervals equal a clean run's bit for bit."""
+    options = {"merges": 1500, "bootstrap": {"groups": 6, "replicates": 12}}
+    clean = run_pipeline(_spec(corpus, tmp_path / "clean", **options), log=lambda _m: None)
+    out = tmp_path / "faulty"
+    stop = threading.Event()
+    killed: list[int] = []
+
+    def kill_the_solve_task() -> None:
+        while not stop.is_set() and not killed:
+            if len(list(out.glob("_work/solve-demo/*/replicate-*.npz"))) >= 3:
+                for pid in _processes_titled("ray::_solve_task"):
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            time.sleep(0.005)
+
+    killer = threading.Thread(target=kill_the_solve_task, daemon=True)
+    killer.start()
+    try:
+        faulty = run_pipeline(_spec(corpus, out, **options), log=lambda _m: None)
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "the solve task was never seen with replicates kept"
+    got, want = faulty["tokenizers"]["demo"], clean["tokenizers"]["demo"]
+    assert got["categories"] == want["categories"]
+    resumed = got["diagnostics"]["resumed"]
+    assert resumed[:2] == ["paper", "estimate"] and resumed[2].endswith("replicates")
+    assert int(resumed[2].split()[0]) >= 3
+    assert not (out / "_work").exists()
