@@ -80,7 +80,7 @@ def test_a_capped_devex_run_falls_back_to_highs_pricing_and_the_same_optimum(
     iteration cap the LP is re-run with HiGHS's own pricing, which then stays. With a cap of
     one iteration every solve takes that path: same optimum as the dense LP, and the cap is
     asked for once (later rounds no longer use Devex)."""
-    from tokmix.solvers import mixture_lp
+    from tokmix.solvers import restricted_lp
 
     problem = _noisy_problem(tmp_path, np.random.default_rng(0), 60)
     dense = solve_mixture_dense(problem)
@@ -90,7 +90,7 @@ def test_a_capped_devex_run_falls_back_to_highs_pricing_and_the_same_optimum(
         caps.append(1)
         return 1
 
-    monkeypatch.setattr(mixture_lp, "devex_iteration_cap", one_iteration)
+    monkeypatch.setattr(restricted_lp, "devex_iteration_cap", one_iteration)
     capped = solve_mixture(problem, **OPTIONS[0])
     assert capped.objective == pytest.approx(dense.objective, rel=1e-6, abs=1e-9)
     assert capped.diagnostics["rounds"] > 1 and caps == [1]

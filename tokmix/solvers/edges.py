@@ -200,7 +200,7 @@ class PairHistory:
         """The *version* of each pair at each local step: the index in :attr:`events` of the
         last change of its counts at or before the step. Rows that see the same version of a
         pair see the same frequencies, so the LP can share one variable for them
-        (:class:`tokmix.solvers.mixture_lp._LazyLP`)."""
+        (:class:`tokmix.solvers.restricted_lp.RestrictedLP`)."""
         keys = np.asarray(pairs, dtype=np.int64) * self.n_groups + np.asarray(steps, np.int64)
         return np.searchsorted(self.events, keys, side="right") - 1
 
