@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -246,6 +247,11 @@ def test_infer_killed_during_its_replicates_resumes_to_the_same_intervals(
     assert 3 <= kept < replicates
 
     monkeypatch.setenv(ENV_SECONDS, "off")
+    forced = tmp_path / "forced"  # --force recomputes: a killed run's solves are not taken
+    shutil.copytree(out, forced)
+    assert main([*_infer_args(forced, replicates), "--force"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert "resumed" not in doc["diagnostics"] and doc["categories"] == whole["categories"]
     assert main(_infer_args(out, replicates)) == 0
     resumed = json.loads(capsys.readouterr().out)
     assert resumed["categories"] == whole["categories"]  # shares and intervals, bit for bit

@@ -405,6 +405,8 @@ def _run_solve_stage(ctx: RunContext) -> None:
             remove_checkpoints(spec.out, tok.name)
             results[tok.name] = read_mixture_json(spec.out, tok.name)
         else:
+            if ctx.force:  # recompute means recompute: not from a killed run's solves either
+                remove_checkpoints(spec.out, tok.name)
             pending.append(tok.name)
     resources = spec.resources_for("solve")
     map_fn = ctx.executor.map_fn(resources)
