@@ -35,7 +35,7 @@ import os
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from zipfile import BadZipFile
 
 import numpy as np
@@ -44,6 +44,7 @@ from tokmix.io.fs import filesystem_for, is_local, join, write_bytes_atomic
 from tokmix.solvers.mixture_lp import Checkpoint, LoopState, MixtureSolution, WarmStart
 
 FORMAT = 1
+T = TypeVar("T")
 ENV_SECONDS = "TOKMIX_SOLVE_CHECKPOINT_SECONDS"
 DEFAULT_SECONDS = 60.0
 
@@ -100,8 +101,7 @@ class SolveCheckpoints:
         self, name: str, log: Callable[[str], None] | None = None
     ) -> MixtureSolution | None:
         """The finished solve ``name`` kept by an earlier run, or None."""
-        data = self._read(f"{name}.npz", "solution", log)
-        return None if data is None else _solution(*data)
+        return self._read(f"{name}.npz", "solution", _solution, log)
 
     def keep_solution(self, name: str, solution: MixtureSolution) -> None:
         meta = {
@@ -116,8 +116,7 @@ class SolveCheckpoints:
 
     def state(self, name: str, log: Callable[[str], None] | None = None) -> Checkpoint | None:
         """The unfinished LP ``name``'s last state, or None."""
-        data = self._read(f"{name}.state.npz", "state", log)
-        return None if data is None else _checkpoint(data[1])
+        return self._read(f"{name}.state.npz", "state", lambda _meta, a: _checkpoint(a), log)
 
     def keeper(self, name: str) -> Callable[[Checkpoint], None]:
         """What the LP calls with its state (``solve_mixture(checkpoint=...)``)."""
@@ -133,10 +132,11 @@ class SolveCheckpoints:
         return self.lp_options(f"replicate-{index}")
 
     def recall(self, index: int) -> tuple[bool, MixtureSolution | None]:
-        data = self._read(f"replicate-{index}.npz", "solution")
-        if data is not None:
-            return True, _solution(*data)
-        return self._read(f"replicate-{index}.failed.npz", "failed") is not None, None
+        solution = self.solution(f"replicate-{index}")
+        if solution is not None:
+            return True, solution
+        failed = self._read(f"replicate-{index}.failed.npz", "failed", lambda *_: True)
+        return failed is not None, None
 
     def record(self, index: int, solution: MixtureSolution | None) -> None:
         if solution is None:
@@ -152,8 +152,14 @@ class SolveCheckpoints:
         write_bytes_atomic(fs, path, buffer.getvalue())
 
     def _read(
-        self, file: str, kind: str, log: Callable[[str], None] | None = None
-    ) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+        self,
+        file: str,
+        kind: str,
+        parse: Callable[[dict[str, Any], dict[str, np.ndarray]], T],
+        log: Callable[[str], None] | None = None,
+    ) -> T | None:
+        """``parse(header, arrays)`` of ``file``, or None when it is missing or does not
+        parse (a damaged or foreign file: logged, never trusted)."""
         url = join(self.root, file)
         fs, path = filesystem_for(url)
         try:
@@ -166,15 +172,11 @@ class SolveCheckpoints:
             meta = json.loads(arrays.pop("header").tobytes().decode())
             if meta.get("format") != FORMAT or meta.get("kind") != kind:
                 raise ValueError(f"format {meta.get('format')!r}, kind {meta.get('kind')!r}")
-            if kind == "solution":
-                _solution(meta, arrays)  # checked here, so a bad one is skipped here
-            elif kind == "state":
-                _checkpoint(arrays)
+            return parse(meta, arrays)
         except (OSError, ValueError, KeyError, TypeError, AttributeError, BadZipFile) as exc:
             if log is not None:
                 log(f"solve: checkpoint {url} is unreadable ({exc}); solving without it")
             return None
-        return meta, arrays
 
 
 def tokenizer_root(out: str, tokenizer: str) -> str:

@@ -83,24 +83,27 @@ class RestrictedLP:
         self.history, self.scale, self.merge_pair = history, scale, merge_pair
         self.version_col = np.full(len(history.events), -1, dtype=np.int64)
 
-    def _columns(self, table: np.ndarray, keys: np.ndarray, cost: np.ndarray) -> np.ndarray:
-        """The v column of each key, creating the missing ones (``v >= 0``) in one call."""
+    def _new_columns(self, cost: np.ndarray, lower: np.ndarray) -> int:
+        """Empty columns ``lower <= x`` (no upper bound) in one call; the first's index."""
+        m = len(cost)
+        first = self.h.getNumCol()
+        self.h.addCols(
+            m,
+            cost,
+            lower,
+            np.full(m, highspy.kHighsInf),
+            0,
+            np.zeros(m, dtype=np.int32),
+            np.zeros(0, dtype=np.int32),
+            np.zeros(0),
+        )
+        return first
+
+    def _columns(self, table: np.ndarray, keys: np.ndarray, cost: np.ndarray) -> None:
+        """Create the v columns (``v >= 0``) the keys lack, in one call."""
         new = np.unique(keys[table[keys] < 0])
         if len(new):
-            m = len(new)
-            first = self.h.getNumCol()
-            self.h.addCols(
-                m,
-                cost[new],
-                np.zeros(m),
-                np.full(m, highspy.kHighsInf),
-                0,
-                np.zeros(m, dtype=np.int32),
-                np.zeros(0, dtype=np.int32),
-                np.zeros(0),
-            )
-            table[new] = first + np.arange(m)
-        return table[keys]
+            table[new] = self._new_columns(cost[new], np.zeros(len(new))) + np.arange(len(new))
 
     def _add_rows(
         self, index: np.ndarray, value: np.ndarray, upper: float = highspy.kHighsInf
@@ -130,29 +133,17 @@ class RestrictedLP:
         right = np.searchsorted(self.dropped, keys, side="right")
         return right - np.searchsorted(self.dropped, keys, side="left")
 
-    def _version_columns(self, version: np.ndarray) -> np.ndarray:
-        """The column of each pair version ``x = Σ_i α_i f_i``, creating the missing ones
-        (free) and their defining rows (``x - Σ_i f_i α_i = 0``, never pruned)."""
+    def _version_columns(self, version: np.ndarray) -> None:
+        """Create the columns of pair versions ``x = Σ_i α_i f_i`` the model lacks (free),
+        with their defining rows (``x - Σ_i f_i α_i = 0``, never pruned)."""
         new = np.unique(version[self.version_col[version] < 0])
         if len(new):
             m = len(new)
-            first = self.h.getNumCol()
-            inf = highspy.kHighsInf
-            self.h.addCols(
-                m,
-                np.zeros(m),
-                np.full(m, -inf),
-                np.full(m, inf),
-                0,
-                np.zeros(m, dtype=np.int32),
-                np.zeros(0, dtype=np.int32),
-                np.zeros(0),
-            )
+            first = self._new_columns(np.zeros(m), np.full(m, -highspy.kHighsInf))
             self.version_col[new] = first + np.arange(m)
             self._write_version_rows(new)
             self.row_key = np.concatenate([self.row_key, -1 - new])
             self.row_sticky = np.concatenate([self.row_sticky, np.ones(m, dtype=bool)])
-        return self.version_col[version]
 
     def _write_version_rows(self, version: np.ndarray) -> None:
         """The defining rows ``x - Σ_i f_i α_i = 0`` of versions whose columns exist."""
@@ -164,12 +155,22 @@ class RestrictedLP:
         value[:, :n] = -self.history.frequencies(version, self.scale)
         self._add_rows(index, value, upper=0.0)
 
-    def _write_constraint_rows(self, steps: np.ndarray, pairs: np.ndarray) -> None:
-        """The rows ``x_{m_t} - x_p + v_t + v_p >= 0`` of steps and pairs whose columns exist."""
+    def _write_constraint_rows(
+        self, steps: np.ndarray, pairs: np.ndarray, *, create: bool = False
+    ) -> None:
+        """The rows ``x_{m_t} - x_p + v_t + v_p >= 0`` of steps and pairs; ``create`` makes
+        the columns they lack first (a restored model has them all)."""
+        merge_version = self.history.versions(steps, self.merge_pair[steps])
+        pair_version = self.history.versions(steps, pairs)
+        if create:
+            self._version_columns(merge_version)
+            self._version_columns(pair_version)
+            self._columns(self.step_col, steps, self.step_cost)
+            self._columns(self.pair_col, pairs, self.pair_cost)
         index = np.stack(
             [
-                self.version_col[self.history.versions(steps, self.merge_pair[steps])],
-                self.version_col[self.history.versions(steps, pairs)],
+                self.version_col[merge_version],
+                self.version_col[pair_version],
                 self.step_col[steps],
                 self.pair_col[pairs],
             ],
@@ -191,11 +192,7 @@ class RestrictedLP:
         times = self._times_pruned(keys)
         self.distinct += int((times == 0).sum())
         m = len(keys)
-        self._version_columns(self.history.versions(steps, self.merge_pair[steps]))
-        self._version_columns(self.history.versions(steps, pairs))
-        self._columns(self.step_col, steps, self.step_cost)
-        self._columns(self.pair_col, pairs, self.pair_cost)
-        self._write_constraint_rows(steps, pairs)
+        self._write_constraint_rows(steps, pairs, create=True)
         self.row_key = np.concatenate([self.row_key, keys])
         self.row_sticky = np.concatenate([self.row_sticky, times >= _PRUNES])
         return m
@@ -261,16 +258,7 @@ class RestrictedLP:
             ids = np.flatnonzero(table >= 0)
             cost[table[ids] - n] = costs[ids]
         lower[version_col[version_col >= 0] - n] = -highspy.kHighsInf
-        self.h.addCols(
-            m,
-            cost,
-            lower,
-            np.full(m, highspy.kHighsInf),
-            0,
-            np.zeros(m, dtype=np.int32),
-            np.zeros(0, dtype=np.int32),
-            np.zeros(0),
-        )
+        self._new_columns(cost, lower)
         self.step_col, self.pair_col = tables["step_col"], tables["pair_col"]
         self.version_col = version_col
         row_key = np.asarray(snap["row_key"], dtype=np.int64)
