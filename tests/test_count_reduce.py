@@ -140,3 +140,37 @@ def test_dataset_parts_equal_a_filter_per_value(shuffle: bool) -> None:
         ]
         assert rows["x"].to_pylist() == want
         assert set(rows["category"].to_pylist()) == {value}
+
+
+def test_force_counts_again_instead_of_reusing_a_killed_attempts_shards(
+    specs: list[CategorySpec], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--force`` means recompute: shards an earlier attempt left under ``OUT/_work`` (here
+    made wrong on purpose) are dropped, not reused. Oracle: the in-process count."""
+    import json
+
+    import tokmix.jobs.count_ray as count_ray
+
+    options = {s.name: SampleOptions() for s in specs}
+    tables, _ = run_count_groups(specs, GPT2, str(tmp_path / "local"), options)
+    out = str(tmp_path / "sharded")
+    count = dict(shard_bytes=60_000, partitions=2, executor=LocalExecutor())
+    with monkeypatch.context() as m:  # an attempt killed before it could clean up
+        m.setattr(count_ray, "remove_tree", lambda _url: None)
+        run_count_ray(specs, options, GPT2, out, **count)  # type: ignore[arg-type]
+    sidecars = sorted((Path(out) / "_work").glob("count-*/*.json"))
+    assert sidecars, "the attempt left its shards"
+    for path in sidecars:  # stale shards: what a reuse would commit
+        sidecar = json.loads(path.read_text())
+        sidecar["totals"]["bytes"] += 1_000
+        path.write_text(json.dumps(sidecar))
+
+    lines: list[str] = []
+    totals = run_count_ray(specs, options, GPT2, out, force=True, log=lines.append, **count)  # type: ignore[arg-type]
+    assert not any("earlier attempt" in line for line in lines), lines
+    assert {n: t["bytes"] for n, t in totals.items()} == {n: t.bytes_ for n, t in tables.items()}
+    words = read_dataset(out, word_counts_name(GPT2), WORD_COUNTS)
+    assert _rows(words.select(["category", "word", "count"]), ["category", "word"]) == (
+        _expected_words(tables)
+    )
+    assert not (Path(out) / "_work").exists(), "the stage's working files go once it commits"

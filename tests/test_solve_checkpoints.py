@@ -28,7 +28,9 @@ from tokmix.cli import main
 from tokmix.jobs.solve_checkpoints import (
     ENV_SECONDS,
     SolveCheckpoints,
+    checkpoint_key,
     checkpoint_seconds,
+    code_digest,
     remove_checkpoints,
     tokenizer_root,
 )
@@ -116,7 +118,6 @@ def test_checkpoints_round_trip_bit_for_bit(tmp_path: Path, noisy: MixtureProble
     assert state.state.arrays.keys() == states[2].state.arrays.keys()
     for k, v in states[2].state.arrays.items():
         assert state.state.arrays[k].tobytes() == v.tobytes(), k
-    # other inputs, other checkpoints
     # a replicate's LP keeps its state and goes on from it; without states, no options
     options = store.options(7)
     assert set(options) == {"checkpoint", "checkpoint_every"}
@@ -126,12 +127,42 @@ def test_checkpoints_round_trip_bit_for_bit(tmp_path: Path, noisy: MixtureProble
     assert options["resume"].arrays["row_key"].tobytes() == row_key.tobytes()
     assert (options["start"].step == states[3].warm.step).all()
     assert SolveCheckpoints(store.root).options(7) == {}
+    # other inputs, other checkpoints
     other = SolveCheckpoints.of(str(tmp_path), "tok", {"trajectories": "b", "options": "{}"}, 0.0)
     assert other.solution("paper") is None
     remove_checkpoints(str(tmp_path), "tok")
     assert store.solution("paper") is None
     assert not Path(tokenizer_root(str(tmp_path), "tok")).exists()
     assert not (tmp_path / "_work").exists()  # no empty folders left behind
+
+
+def test_a_checkpoint_kept_by_other_code_is_not_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upgrading (or editing) tokmix between a kill and the re-run must not reuse solves the
+    old code made: the key digests the source, since the version string stays 0.1.0 across
+    unreleased changes. Oracle: a byte-identical copy of the package digests the same."""
+    import tokmix.jobs.solve_checkpoints as module
+
+    copy = tmp_path / "tokmix"
+    shutil.copytree(REPO / "tokmix", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert code_digest(copy) == code_digest(REPO / "tokmix") == module._this_code()
+    lp = copy / "solvers" / "mixture_lp.py"
+    lp.write_bytes(lp.read_bytes() + b"\n")
+    edited = code_digest(copy)
+    assert edited != code_digest(REPO / "tokmix")
+    (copy / "solvers" / "new_method.py").write_text("")
+    assert code_digest(copy) != edited
+
+    inputs = {"trajectories": "a", "options": "{}"}
+    store = SolveCheckpoints.of(str(tmp_path / "out"), "tok", inputs, 0.0)
+    store.keep_solution(
+        "paper", solve_mixture(_noisy_problem(tmp_path, np.random.default_rng(1), 30))
+    )
+    monkeypatch.setattr(module, "_this_code", lambda: edited)
+    assert checkpoint_key(inputs) not in store.root
+    upgraded = SolveCheckpoints.of(str(tmp_path / "out"), "tok", inputs, 0.0)
+    assert upgraded.solution("paper") is None and store.solution("paper") is not None
 
 
 class _Trap:

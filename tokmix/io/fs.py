@@ -13,6 +13,7 @@ Paths handed back by this module are plain absolute paths for local files and fu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import uuid
@@ -208,3 +209,15 @@ def write_bytes_atomic(fs: fsspec.AbstractFileSystem, path: str, data: bytes) ->
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def remove_tree(url: str) -> None:
+    """Remove a working folder and everything under it; nothing there is fine. Locally the
+    emptied parent goes too (``OUT/_work`` once its last job is done); object stores have no
+    folders to leave behind."""
+    fs, path = filesystem_for(url)
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm(path, recursive=True)
+    if is_local(fs):
+        with contextlib.suppress(OSError):
+            os.rmdir(posixpath.dirname(path))  # only when empty

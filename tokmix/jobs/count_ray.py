@@ -45,7 +45,7 @@ from tokmix.io.datasets import (
     read_dataset,
     write_part,
 )
-from tokmix.io.fs import ensure_parent, filesystem_for, join, write_bytes_atomic
+from tokmix.io.fs import ensure_parent, filesystem_for, join, remove_tree, write_bytes_atomic
 from tokmix.io.shards import ShardSample, plan_shards, sample_plan, shard_documents
 from tokmix.jobs.count import (
     check_engine,
@@ -362,6 +362,8 @@ def run_count_ray(
         f"({total_bytes / 1e6:.1f} MB), {partitions} reduce partitions"
     )
     work = work_dir(out, inputs)
+    if force:  # recompute means recompute: not from a killed attempt's shards either
+        remove_tree(work)
     pretok_ref = executor.share(pretokenizer)
     shard_stats = executor.map(
         _count_shard,
@@ -434,9 +436,7 @@ def run_count_ray(
             provenance=provenance,
             input_hashes=inputs,
         )
-    fs, path = filesystem_for(work)
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
+    remove_tree(work)
     return totals
 
 

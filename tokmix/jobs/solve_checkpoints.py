@@ -18,29 +18,30 @@ count's shard checkpoints):
   digits of a share (HiGHS's pricing weights are not kept, so its pivots may differ).
 
 ``KEY`` digests the solve's inputs (the committed trajectories, the per-group ones and the
-solver options), so a checkpoint is never taken by a solve of other data or options. The
-files are ``.npz`` archives of plain arrays with a JSON header, read with
-``allow_pickle=False``: a damaged or foreign file is skipped with a log line, never trusted
-and never fatal (it only ever saves time). The stage removes the tokenizer's checkpoints
-once its mixture is committed.
+solver options) and tokmix's own source, so a checkpoint is never taken by a solve of other
+data, options or code. The files are ``.npz`` archives of plain arrays with a JSON header,
+read with ``allow_pickle=False``: a damaged or foreign file is skipped with a log line, never
+trusted and never fatal (it only ever saves time). The stage removes the tokenizer's
+checkpoints once its mixture is committed.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import hashlib
 import io
 import json
 import os
-import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 from zipfile import BadZipFile
 
 import numpy as np
 
-from tokmix.io.fs import filesystem_for, is_local, join, write_bytes_atomic
+from tokmix import __version__
+from tokmix.io.fs import filesystem_for, join, remove_tree, write_bytes_atomic
 from tokmix.solvers.mixture_lp import Checkpoint, LoopState, MixtureSolution, WarmStart
 
 FORMAT = 1
@@ -65,9 +66,27 @@ def checkpoint_seconds() -> float | None:
     return seconds
 
 
+def code_digest(package: Path) -> str:
+    """A digest of tokmix's version and every source file under ``package``: a solve kept by
+    other code (an upgrade, an edit between a kill and the re-run) is never taken, since the
+    version alone stays the same across unreleased changes. Checkpoints only save time, so
+    dropping them on any change is the safe side."""
+    h = hashlib.sha256(__version__.encode())
+    for path in sorted(package.rglob("*.py")):
+        h.update(f"\0{path.relative_to(package).as_posix()}\0".encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+@functools.cache
+def _this_code() -> str:
+    return code_digest(Path(__file__).resolve().parents[1])
+
+
 def checkpoint_key(inputs: dict[str, str]) -> str:
-    """The directory name of one solve's checkpoints: a digest of what it depends on."""
-    payload = json.dumps(inputs, sort_keys=True).encode()
+    """The directory name of one solve's checkpoints: a digest of what it depends on, the
+    code that solves it included."""
+    payload = json.dumps({"inputs": inputs, "code": _this_code()}, sort_keys=True).encode()
     return hashlib.sha256(payload).hexdigest()[:24]
 
 
@@ -185,12 +204,7 @@ def tokenizer_root(out: str, tokenizer: str) -> str:
 
 def remove_checkpoints(out: str, tokenizer: str) -> None:
     """Drop a tokenizer's checkpoints (its mixture is committed: they can only go stale)."""
-    fs, path = filesystem_for(tokenizer_root(out, tokenizer))
-    with contextlib.suppress(FileNotFoundError):
-        fs.rm(path, recursive=True)
-    if is_local(fs):  # object stores have no folders to leave behind
-        with contextlib.suppress(OSError):
-            os.rmdir(posixpath.dirname(path))  # only when empty
+    remove_tree(tokenizer_root(out, tokenizer))
 
 
 def _warm_arrays(warm: WarmStart) -> dict[str, np.ndarray]:
