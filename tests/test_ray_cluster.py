@@ -4,8 +4,10 @@ back, and a killed worker node leaves and comes back."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +56,40 @@ print("tokmix-from", os.path.dirname(os.path.dirname(tokmix.__file__)))
 print("cwd", os.getcwd())
 print("nodes", ",".join(nodes))
 """
+
+SETTINGS_JOB = """
+import os, time, ray
+from tokmix.jobs.runtime import ray_session
+with ray_session():
+    @ray.remote(num_cpus=1)
+    def setting():
+        time.sleep(1.0)  # two held at once: one on each node
+        return ray.get_runtime_context().get_node_id(), os.environ.get(
+            "TOKMIX_SOLVE_CHECKPOINT_SECONDS"
+        )
+    print(sorted(set(ray.get([setting.remote(), setting.remote()]))))
+"""
+
+
+def test_a_jobs_tokmix_settings_reach_the_workers_of_both_nodes(
+    ray_cluster: LocalRayCluster,
+) -> None:
+    """The nodes were started by ``ray start`` without the job's environment: a setting the
+    user gives the job (here how often a solve keeps its state) must travel with it, or the
+    solve tasks on the workers silently ignore it."""
+    assert "TOKMIX_SOLVE_CHECKPOINT_SECONDS" not in os.environ
+    env = {**ray_cluster.env, "TOKMIX_SOLVE_CHECKPOINT_SECONDS": "7"}
+    done = subprocess.run(
+        [sys.executable, "-c", SETTINGS_JOB],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = ast.literal_eval(done.stdout.strip().splitlines()[-1])  # data, never eval
+    assert len({node for node, _ in seen}) == 2 and {v for _, v in seen} == {"7"}, seen
 
 
 def test_both_nodes_read_the_moto_s3(

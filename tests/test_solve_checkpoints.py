@@ -25,6 +25,7 @@ from tests.helpers import REPO
 from tests.test_cli import CATEGORY_ARGS, DEMO_TOKENIZER
 from tests.test_mixture_lp import _noisy_problem
 from tokmix.cli import main
+from tokmix.errors import TokmixError
 from tokmix.jobs.solve_checkpoints import (
     ENV_SECONDS,
     SolveCheckpoints,
@@ -221,8 +222,20 @@ def test_checkpoint_seconds_from_the_environment(monkeypatch: pytest.MonkeyPatch
     assert checkpoint_seconds() == 2.5
     for bad in ("soon", "-1", "nan"):
         monkeypatch.setenv(ENV_SECONDS, bad)
-        with pytest.raises(ValueError, match=ENV_SECONDS):
+        with pytest.raises(TokmixError, match=ENV_SECONDS):
             checkpoint_seconds()
+
+
+def test_a_bad_checkpoint_interval_fails_before_counting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user's typo in the variable is a one-line error at once, not a traceback after the
+    count and the replay have run."""
+    monkeypatch.setenv(ENV_SECONDS, "-1")
+    assert main(_infer_args(tmp_path / "out", 0)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tokmix: error: {ENV_SECONDS}='-1'") and "Traceback" not in err
+    assert not list((tmp_path / "out").glob("word_counts*")), "nothing was counted"
 
 
 def _infer_args(out: Path, replicates: int) -> list[str]:

@@ -40,6 +40,7 @@ from tokmix.jobs.progress import Log, stderr_log
 from tokmix.jobs.replay_ray import REPLAY
 from tokmix.jobs.report import write_groups_chart
 from tokmix.jobs.solve import SOLVE, check_device
+from tokmix.jobs.solve_checkpoints import checkpoint_seconds
 from tokmix.jobs.spec import categories_of
 from tokmix.jobs.stage import RunContext, Stage
 from tokmix.jobs.stats import STATS
@@ -82,6 +83,8 @@ def prepare(
     merge range, the solver's device, a ``compiled`` count engine) before any stage runs;
     ``range_keys`` and ``engine_key`` name the options in messages as the user gave them."""
     check_device(spec, executor)
+    if "solve" in spec.stages:
+        checkpoint_seconds()  # a bad TOKMIX_SOLVE_CHECKPOINT_SECONDS fails now, not after counting
     tokenizers: list[LoadedTokenizer] = []
     for path in spec.tokenizers:
         tok = load_tokenizer(path, pretokenizer=spec.pretokenizer)

@@ -25,10 +25,12 @@ FORWARDED_ENV = (
     "AWS_REGION",
     "AWS_DEFAULT_REGION",
     "TOKMIX_LOG_LEVEL",
+    "TOKMIX_SOLVE_CHECKPOINT_SECONDS",
 )
-"""Environment handed to workers: where the object store is, never credentials (workers
-take those from their own environment, instance role or profile, so no secret travels in
-job metadata or the dashboard)."""
+"""Environment handed to workers: where the object store is and tokmix's own settings (a
+cluster's workers were started with ``ray start``'s environment, not the job's), never
+credentials (workers take those from their own environment, instance role or profile, so no
+secret travels in job metadata or the dashboard)."""
 
 
 @contextmanager

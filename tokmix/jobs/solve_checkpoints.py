@@ -41,6 +41,7 @@ from zipfile import BadZipFile
 import numpy as np
 
 from tokmix import __version__
+from tokmix.errors import TokmixError
 from tokmix.io.fs import filesystem_for, join, remove_tree, write_bytes_atomic
 from tokmix.solvers.mixture_lp import Checkpoint, LoopState, MixtureSolution, WarmStart
 
@@ -51,7 +52,8 @@ DEFAULT_SECONDS = 60.0
 
 
 def checkpoint_seconds() -> float | None:
-    """How often an unfinished LP's state is written (``None``: never)."""
+    """How often an unfinished LP's state is written (``None``: never). Read where the solve
+    runs (Ray forwards the variable to workers); checked before any stage runs too."""
     raw = os.environ.get(ENV_SECONDS, "").strip()
     if not raw:
         return DEFAULT_SECONDS
@@ -62,7 +64,7 @@ def checkpoint_seconds() -> float | None:
     except ValueError:
         seconds = -1.0
     if not seconds >= 0:
-        raise ValueError(f"{ENV_SECONDS}={raw!r}: give seconds (0: every round) or 'off'")
+        raise TokmixError(f"{ENV_SECONDS}={raw!r}: give seconds (0: every round) or 'off'")
     return seconds
 
 
