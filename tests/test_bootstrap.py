@@ -192,7 +192,17 @@ def test_bootstrap_solves_only_the_replicates_its_memo_lacks(setup: dict) -> Non
     for k in (1, 4):
         del memo.kept[k]
     solved.clear()
-    again = bootstrap_mixture(trajs, nbytes, merge_ids, replicates=6, solve=counting, memo=memo)
+    done: list[tuple[int, bool]] = []
+    again = bootstrap_mixture(
+        trajs,
+        nbytes,
+        merge_ids,
+        replicates=6,
+        solve=counting,
+        memo=memo,
+        on_done=lambda i, reused: done.append((i, reused)),
+    )
     assert len(solved) == 2
+    assert done == [(k, k not in (1, 4)) for k in range(6)]  # each once, in order, as it came
     assert again.replicate_byte_shares.tobytes() == full.replicate_byte_shares.tobytes()
     assert again.byte_share_low.tobytes() == full.byte_share_low.tobytes()

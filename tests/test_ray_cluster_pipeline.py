@@ -130,6 +130,9 @@ def test_ray_job_submit_on_s3_equals_the_local_run(
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "[tokmix cluster-test" in done.stdout  # logs name the run id
     assert "joined the Ray cluster" in done.stdout
+    # the solve task runs on a worker: its progress still reaches the job's log, named
+    for line in ("solve paper LP: done", "solve estimate: done", "solve/replicates: 3/3 tasks"):
+        assert line in done.stdout, done.stdout[-3000:]
     _assert_same_results(str(tmp_path / "oracle"), f"{s3_root}/out")
     oracle = json.loads((tmp_path / "oracle" / "mixtures" / "demo.json").read_text())
     from tokmix.io.fs import filesystem_for

@@ -106,8 +106,8 @@ class LocalExecutor:
             return map
         processes = self.fan_out
 
-        def pooled(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-            return list(pool_map(fn, list(items), processes))
+        def pooled(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+            return pool_map(fn, list(items), processes)  # results as they come, in order
 
         return pooled
 

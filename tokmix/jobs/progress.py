@@ -10,12 +10,21 @@ from collections.abc import Callable
 Log = Callable[[str], None]
 
 
-def stderr_log(run_id: str) -> Log:
-    def log(msg: str) -> None:
-        stamp = time.strftime("%H:%M:%S")
-        print(f"[tokmix {run_id} {stamp}] {msg}", file=sys.stderr, flush=True)
+class StderrLog:
+    """A run's log lines on stderr, stamped. A class, not a closure, so it pickles: a solve
+    task in another process (a local pool, a Ray worker) logs through its own stderr, which
+    reaches the same terminal."""
 
-    return log
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    def __call__(self, msg: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        print(f"[tokmix {self.run_id} {stamp}] {msg}", file=sys.stderr, flush=True)
+
+
+def stderr_log(run_id: str) -> Log:
+    return StderrLog(run_id)
 
 
 def _human_bytes(n: float) -> str:

@@ -6,7 +6,7 @@ placement, retries of tasks whose worker or node died, and many machines.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import ray
@@ -54,9 +54,10 @@ class RayExecutor:
     def map_fn(self, resources: StageResources | None = None) -> MapFn:
         options = (resources or StageResources()).ray_options()
 
-        def mapped(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        def mapped(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
             fn_ref = ray.put(fn)
             task = ray.remote(_apply).options(**options)
-            return [get(ref) for ref in [task.remote(fn_ref, item) for item in items]]
+            refs = [task.remote(fn_ref, item) for item in items]  # all submitted at once
+            return (get(ref) for ref in refs)  # results as they come, in order
 
         return mapped

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -16,6 +17,7 @@ from tokmix.io.catalog import mixture_json_path
 from tokmix.io.datasets import content_digest, read_manifest, write_dataset
 from tokmix.io.fs import filesystem_for, write_bytes_atomic
 from tokmix.jobs.executors import Executor, LocalExecutor
+from tokmix.jobs.progress import Log, Progress, stderr_log
 from tokmix.jobs.replay import (
     group_totals_name,
     group_trajectories_name,
@@ -195,6 +197,7 @@ def run_solve(
     interval = None
     if groups is not None and bootstrap is not None:
         group_trajs, group_bytes = groups
+        replicates = Progress("solve/replicates", bootstrap["replicates"], 0, log or _silent)
         interval = bootstrap_mixture(
             {c: group_trajs[c] for c in sol.categories},
             {c: group_bytes[c] for c in sol.categories},
@@ -206,7 +209,8 @@ def run_solve(
             center=sol,
             solve=solve,
             map_fn=map_fn,
-            memo=checkpoints,
+            memo=_ReplicateMemo(checkpoints, None if estimator == "likelihood" else log),
+            on_done=lambda _index, _reused: replicates.advance(),
         )
         if interval.reused:
             resumable.reused.append(f"{interval.reused} replicates")
@@ -312,6 +316,8 @@ class _Resumable:
             self.log(f"solve: the {name} solve kept by an earlier run is taken as it was")
             self.reused.append(name)
             return done
+        if kwargs.get("log") is not None:
+            kwargs["log"] = labelled(kwargs["log"], _LABELS.get(name, name))
         if states:
             options = self.checkpoints.lp_options(name, self.log)
             if "resume" in options:
@@ -322,6 +328,50 @@ class _Resumable:
         solution = solve(problem, **kwargs)
         self.checkpoints.keep_solution(name, solution)
         return solution
+
+
+_LABELS = {"paper": "paper LP"}
+
+
+def _silent(_message: str) -> None:
+    pass
+
+
+def labelled(log: Callable[[str], None], label: str, *, done: bool = True) -> Log:
+    """``log`` with an LP's lines (``solve: ...``) named ``solve LABEL: ...``: a point
+    estimate solves two LPs and every replicate one, each for minutes to hours at the paper's
+    scale, and the lines must say which. ``done=False`` drops the closing line (the
+    replicates' progress says when each is done)."""
+
+    def emit(message: str) -> None:
+        if message.startswith("solve: "):
+            if not done and message.startswith("solve: done"):
+                return
+            message = f"solve {label}: {message[len('solve: ') :]}"
+        log(message)
+
+    return emit
+
+
+@dataclass(frozen=True)
+class _ReplicateMemo:
+    """The checkpoints of the replicates, and a log for each replicate's LP (where it runs:
+    on a Ray worker its stderr goes to the driver's)."""
+
+    checkpoints: SolveCheckpoints
+    log: Callable[[str], None] | None
+
+    def options(self, index: int) -> dict[str, Any]:
+        options = self.checkpoints.options(index)
+        if self.log is not None:
+            options["log"] = labelled(self.log, f"replicate {index + 1}", done=False)
+        return options
+
+    def recall(self, index: int) -> tuple[bool, MixtureSolution | None]:
+        return self.checkpoints.recall(index)
+
+    def record(self, index: int, solution: MixtureSolution | None) -> None:
+        self.checkpoints.record(index, solution)
 
 
 def _checkpoint_inputs(out: str, tokenizer: str, inputs: dict[str, str]) -> dict[str, str]:
@@ -351,7 +401,7 @@ def _solve_task(
     log: Callable[[str], None] | None = None,
 ) -> MixtureResult:
     """The solve stage's task; bootstrap replicates fan out through ``map_fn`` (as tasks of
-    their own on Ray); ``log`` (in-process runs) gets the solves' progress lines."""
+    their own on Ray); ``log`` gets the solves' progress lines (it must pickle)."""
     return run_solve(
         out,
         tokenizer,
@@ -413,7 +463,9 @@ def _run_solve_stage(ctx: RunContext) -> None:
     in_process = isinstance(ctx.executor, LocalExecutor) and (
         ctx.executor.processes == 1 or len(pending) <= 1
     )
-    local_log = ctx.log if in_process else None  # a worker process cannot log here
+    # a worker cannot call this process's log: it writes its own stderr, which Ray (and a
+    # local pool's inherited stderr) brings to this terminal
+    local_log = ctx.log if in_process else stderr_log(spec.effective_run_id)
     solved = ctx.executor.map(
         _solve_task,
         [(spec.out, name, solver, bootstrap, map_fn, spec.groups, local_log) for name in pending],

@@ -141,6 +141,7 @@ def bootstrap_mixture(
     map_fn: MapFn = map,
     merge_block: int = 0,
     memo: ReplicateMemo | None = None,
+    on_done: Callable[[int, bool], None] | None = None,
 ) -> BootstrapResult:
     """Document-group (and merge-block) bootstrap of the mixture estimate.
 
@@ -168,6 +169,8 @@ def bootstrap_mixture(
     Ray job passes one that solves replicates in parallel tasks). The draws are made first,
     from ``seed`` alone, so the result does not depend on how replicates are scheduled, nor
     on which of them ``memo`` already held: a re-run after a kill gives the same intervals.
+    ``on_done(index, reused)`` is called here as each replicate's result comes back (a
+    replicate at the paper's scale takes an hour: the caller reports progress with it).
     """
     if replicates < 2:
         raise ValueError(f"need at least 2 replicates, got {replicates}")
@@ -220,7 +223,11 @@ def bootstrap_mixture(
         except SolverError:
             return None
 
-    results = list(map_fn(one, list(enumerate(draws))))
+    results = []
+    for index, result in enumerate(map_fn(one, list(enumerate(draws)))):
+        results.append(result)
+        if on_done is not None:
+            on_done(index, result[1])
     solved = [sol for sol, _ in results if sol is not None]
     failed = replicates - len(solved)
     reused = sum(kept for _, kept in results)

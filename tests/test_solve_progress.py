@@ -1,0 +1,56 @@
+"""A solve at the paper's scale runs for hours: its lines must say which LP they are about and
+how many replicates are done, wherever the solve runs. Oracles: the LP's own progress lines
+(one a round with ``log_every=0``), and the replicates' count."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.test_mixture_lp import _noisy_problem
+from tests.test_solve_checkpoints import _infer_args
+from tokmix.cli import main
+from tokmix.jobs.progress import stderr_log
+from tokmix.jobs.solve import _ReplicateMemo, labelled
+from tokmix.jobs.solve_checkpoints import SolveCheckpoints
+from tokmix.solvers.mixture_lp import solve_mixture
+
+
+def test_an_lps_lines_are_named_and_a_replicates_closing_line_dropped(tmp_path: Path) -> None:
+    problem = _noisy_problem(tmp_path, np.random.default_rng(3), 40)
+    plain: list[str] = []
+    sol = solve_mixture(problem, log=plain.append, log_every=0.0)
+    named: list[str] = []
+    solve_mixture(problem, log=labelled(named.append, "paper LP"), log_every=0.0)
+    assert named == [line.replace("solve: ", "solve paper LP: ", 1) for line in plain]
+    assert len(plain) == sol.diagnostics["rounds"] + 1 and plain[-1].startswith("solve: done")
+
+    memo = _ReplicateMemo(SolveCheckpoints(str(tmp_path / "ck")), None)
+    assert "log" not in memo.options(0)
+    lines: list[str] = []
+    memo = _ReplicateMemo(SolveCheckpoints(str(tmp_path / "ck")), lines.append)
+    solve_mixture(problem, log=memo.options(6)["log"], log_every=0.0)
+    assert lines == [line.replace("solve: ", "solve replicate 7: ", 1) for line in plain[:-1]]
+    other = labelled(lines.append, "x")
+    other("count: not an LP line")
+    assert lines[-1] == "count: not an LP line"
+
+
+def test_a_worker_can_take_the_runs_log() -> None:
+    """A solve task in a local pool gets its arguments by plain pickle: the log must go."""
+    log = pickle.loads(pickle.dumps(stderr_log("run-x")))
+    assert log.run_id == "run-x"  # type: ignore[attr-defined]
+
+
+def test_infer_names_each_solve_and_counts_the_replicates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(_infer_args(tmp_path / "out", 4)) == 0
+    err = capsys.readouterr().err
+    paper, estimate = err.index("solve paper LP: done"), err.index("solve estimate: done")
+    replicates = err.index("solve/replicates: 4/4 tasks")
+    assert paper < estimate < replicates
+    assert "solve: done" not in err  # every LP's closing line is named
