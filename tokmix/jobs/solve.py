@@ -197,7 +197,10 @@ def run_solve(
     interval = None
     if groups is not None and bootstrap is not None:
         group_trajs, group_bytes = groups
-        replicates = Progress("solve/replicates", bootstrap["replicates"], 0, log or _silent)
+        on_done = None
+        if log is not None:  # the replicates done, with an ETA: each takes an hour at scale
+            replicates = Progress("solve/replicates", bootstrap["replicates"], 0, log)
+            on_done = lambda _index, _reused: replicates.advance()  # noqa: E731
         interval = bootstrap_mixture(
             {c: group_trajs[c] for c in sol.categories},
             {c: group_bytes[c] for c in sol.categories},
@@ -210,7 +213,7 @@ def run_solve(
             solve=solve,
             map_fn=map_fn,
             memo=_ReplicateMemo(checkpoints, None if estimator == "likelihood" else log),
-            on_done=lambda _index, _reused: replicates.advance(),
+            on_done=on_done,
         )
         if interval.reused:
             resumable.reused.append(f"{interval.reused} replicates")
@@ -331,10 +334,6 @@ class _Resumable:
 
 
 _LABELS = {"paper": "paper LP"}
-
-
-def _silent(_message: str) -> None:
-    pass
 
 
 def labelled(log: Callable[[str], None], label: str, *, done: bool = True) -> Log:
