@@ -3,17 +3,24 @@ LP, ``--merge-range auto`` from lineage, the order warning in the output."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
+from collections import Counter
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tests.helpers import REPO
 from tokmix.bpe.byte_level import bytes_to_unicode
 from tokmix.bpe.loaders import load_tokenizer
+from tokmix.bpe.words import WordTable
 from tokmix.cli import main
 from tokmix.errors import TokmixError
-from tokmix.jobs.merge_checks import merge_steps
+from tokmix.jobs.merge_checks import indistinguishable, merge_steps
 
 pytestmark = pytest.mark.shared_data
 TAB = bytes_to_unicode()[9]  # "ĉ": the tab byte in GPT-2's alphabet
@@ -89,3 +96,54 @@ def test_infer_warns_on_a_shuffled_list_and_not_on_the_real_one(
     )
     assert recorded["diagnostics"]["order_check"]["in_training_order"] is False
     assert "fit of" in recorded["diagnostics"]["order_warning"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    bases=st.lists(
+        st.dictionaries(st.sampled_from([b"a", b"b", b"c", b"d"]), st.integers(1, 4), max_size=4),
+        min_size=1,
+        max_size=3,
+    ),
+    picks=st.lists(st.tuples(st.integers(0, 2), st.integers(1, 3)), min_size=1, max_size=6),
+)
+def test_categories_alike_are_those_of_the_same_word_frequencies(
+    bases: list[dict[bytes, int]], picks: list[tuple[int, int]]
+) -> None:
+    """Oracle: word frequencies as exact fractions, compared whole."""
+    tables = {
+        f"c{i}": WordTable(Counter({w: n * k for w, n in bases[b % len(bases)].items()}))
+        for i, (b, k) in enumerate(picks)
+    }
+    groups: dict[frozenset[tuple[bytes, Fraction]], list[str]] = {}
+    for name, table in tables.items():
+        total = sum(table.counts.values())
+        if total:
+            key = frozenset((w, Fraction(n, total)) for w, n in table.counts.items())
+            groups.setdefault(key, []).append(name)
+    want = sorted(g for g in groups.values() if len(g) > 1)
+    assert sorted(indistinguishable(tables)) == want
+
+
+def test_infer_warns_when_two_categories_are_the_same_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    samples = REPO / "data" / "samples"
+    twice = tmp_path / "books-twice.jsonl"  # the same documents twice over: same frequencies
+    text = gzip.decompress((samples / "books.jsonl.gz").read_bytes())
+    twice.write_bytes(text + text)
+    cats = [
+        "--category", f"a={samples / 'books.jsonl.gz'}",
+        "--category", f"b={twice}",
+        "--category", f"rust={samples / 'rust.jsonl.gz'}",
+        "--merges", "600", "--groups", "0",
+    ]  # fmt: skip
+    demo = str(REPO / "data" / "tokenizers" / "demo")
+    assert main(["infer", demo, *cats, "--out", str(tmp_path / "same")]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING: categories a and b have the same word frequencies" in out
+    recorded = json.loads((tmp_path / "same" / "mixtures" / "demo.json").read_text())
+    assert "a and b" in recorded["diagnostics"]["sample_warning"]
+    cats[3] = f"b={samples / 'python.jsonl.gz'}"
+    assert main(["infer", demo, *cats, "--out", str(tmp_path / "apart")]) == 0
+    assert "same word frequencies" not in capsys.readouterr().out

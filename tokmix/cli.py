@@ -503,8 +503,9 @@ def _cmd_infer(args: argparse.Namespace) -> None:
             if g["byte_share_low"] is not None:
                 span = f"   {g['byte_share_low']:>6.1%} – {g['byte_share_high']:<6.1%}"
             print(f"  group {g['group']:<12} {g['byte_share']:>9.2%}{span}")
-        if "order_warning" in result.diagnostics:
-            print(f"  WARNING: {result.diagnostics['order_warning']}")
+        for key in ("order_warning", "sample_warning"):
+            if key in result.diagnostics:
+                print(f"  WARNING: {result.diagnostics[key]}")
 
 
 def _cmd_lineage(args: argparse.Namespace) -> None:

@@ -1,4 +1,4 @@
-"""What infer and run check about a merge list before trusting a mixture from it.
+"""What infer and run check about a merge list (and the samples) before trusting a mixture.
 
 - **Which merges to solve.** ``--merges`` / ``--merge-range`` as before; by default the
   hand-inserted head (``LoadedTokenizer.hand_inserted``, Gemma's whitespace runs) is replayed
@@ -8,6 +8,10 @@
   directories of ``$TOKMIX_KNOWN_TOKENIZERS``), the longest whose whole list starts this one.
 - **Order.** ``tokmix.bpe.order_check`` on the counted samples: a merge list that does not fit
   them better than a shuffled control gets a warning with the figure.
+- **Categories the LP cannot tell apart.** Two categories whose samples have the same word
+  frequencies (the same text given twice, by a repeated path or overlapping globs) have the
+  same pair counts at every step: any split of their share is optimal and the one reported is
+  arbitrary, so they get a warning.
 
 The checks are pure functions of the tokenizer and word tables; this module only loads bases
 and formats what they say for the JSON document, the log and the report.
@@ -144,12 +148,48 @@ def record_checks(out: str, result: MixtureResult, diagnostics: Mapping[str, Any
     return result
 
 
+def indistinguishable(tables: Mapping[str, WordTable]) -> list[list[str]]:
+    """Groups (two or more, in the tables' order) of categories whose word frequencies are
+    the same: counts equal up to one factor (a sample and the same text twice over)."""
+    totals = {name: table.counts.total() for name, table in tables.items()}
+    buckets: dict[int, list[str]] = {}
+    for name, table in tables.items():  # equal frequencies need equal vocabularies
+        if totals[name]:
+            buckets.setdefault(len(table.counts), []).append(name)
+
+    def same(a: str, b: str) -> bool:
+        ca, cb, ta, tb = tables[a].counts, tables[b].counts, totals[a], totals[b]
+        return ca.keys() == cb.keys() and all(n * tb == cb[w] * ta for w, n in ca.items())
+
+    groups = []
+    for names in buckets.values():
+        while len(names) > 1:
+            first, rest = names[0], names[1:]
+            group = [first, *(n for n in rest if same(first, n))]
+            if len(group) > 1:
+                groups.append(group)
+            names = [n for n in rest if n not in group]
+    return groups
+
+
 def checks_for(
     tokenizer: LoadedTokenizer, steps: MergeSteps, tables: Mapping[str, WordTable]
 ) -> tuple[dict[str, Any], list[str]]:
-    """Every check's diagnostics (lineage, hand-inserted, order) and warnings, as one dict."""
+    """Every check's diagnostics (lineage, hand-inserted, order, categories alike) and
+    warnings, as one dict."""
     order, warning = order_diagnostics(tokenizer, tables)
     diagnostics = {**steps.diagnostics, "order_check": order}
+    warnings = []
     if warning:
         diagnostics["order_warning"] = warning
-    return diagnostics, [warning] if warning else []
+        warnings.append(warning)
+    alike = indistinguishable(tables)
+    if alike:
+        names = "; ".join(" and ".join(group) for group in alike)
+        diagnostics["sample_warning"] = (
+            f"categories {names} have the same word frequencies (the same text given twice?): "
+            "the LP cannot tell them apart, so how their share splits between them is "
+            "arbitrary; give each category its own text, or merge them"
+        )
+        warnings.append(diagnostics["sample_warning"])
+    return diagnostics, warnings
