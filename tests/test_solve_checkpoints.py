@@ -337,3 +337,41 @@ def test_infer_killed_inside_an_lp_resumes_it_to_the_same_optimum(
         assert a["name"] == b["name"]
         assert a["byte_share"] == pytest.approx(b["byte_share"], abs=1e-6)  # the same face
     assert not (out / "_work").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_solve_ends_cleanly_and_keeps_the_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it, pool workers
+    included) is a person's choice: exit 130 with one line saying what is kept, no
+    traceback; the next run takes up what was kept."""
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tokmix", *_infer_args(out, 10), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not list((out / "_work").glob("solve-*/*/replicate-*.npz")):
+            assert child.poll() is None and time.monotonic() < deadline, "no replicate was kept"
+            time.sleep(0.005)
+        os.killpg(child.pid, signal.SIGINT)
+        _, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+    assert child.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-2000:]
+    assert err.rstrip().endswith("the same command goes on from them.")
+    kept = list((out / "_work").glob("solve-*/*/replicate-*.npz"))
+    assert kept and not (out / "mixtures").exists()
+    assert main(_infer_args(out, 10)) == 0
+    resumed = json.loads(capsys.readouterr().out)["diagnostics"]["resumed"]
+    assert resumed[:2] == ["paper", "estimate"] and resumed[2].endswith("replicates")

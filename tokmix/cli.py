@@ -760,6 +760,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TokmixError as exc:
         print(f"tokmix: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: a person's choice, not a crash, so no traceback
+        print(
+            "tokmix: interrupted. Committed stages, counted shards and finished solves are "
+            "kept (and an LP's state, every minute): the same command goes on from them.",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 
