@@ -54,3 +54,7 @@ def test_infer_names_each_solve_and_counts_the_replicates(
     replicates = err.index("solve/replicates: 4/4 tasks")
     assert paper < estimate < replicates
     assert "solve: done" not in err  # every LP's closing line is named
+    # the solve verb alone, on the same root, says as much
+    assert main(["solve", "--tokenizer", "demo", "--out", str(tmp_path / "out"), "-j", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "solve paper LP: done" in err and "solve/replicates: 20/20 tasks" in err

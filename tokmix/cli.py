@@ -599,6 +599,7 @@ def _cmd_solve(args: argparse.Namespace) -> None:
         args.tokenizer,
         bootstrap=bootstrap,
         map_fn=LocalExecutor(fan_out=_workers(args.workers)).map_fn(),
+        log=_log,
         **solver.model_dump(),
     )
     if args.json:
