@@ -503,7 +503,9 @@ def _cmd_infer(args: argparse.Namespace) -> None:
             if g["byte_share_low"] is not None:
                 span = f"   {g['byte_share_low']:>6.1%} – {g['byte_share_high']:<6.1%}"
             print(f"  group {g['group']:<12} {g['byte_share']:>9.2%}{span}")
-        for key in ("order_warning", "sample_warning"):
+        from tokmix.jobs.merge_checks import WARNINGS
+
+        for key in WARNINGS:
             if key in result.diagnostics:
                 print(f"  WARNING: {result.diagnostics[key]}")
 
@@ -763,8 +765,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:  # Ctrl-C: a person's choice, not a crash, so no traceback
         print(
-            "tokmix: interrupted. Committed stages, counted shards and finished solves are "
-            "kept (and an LP's state, every minute): the same command goes on from them.",
+            "tokmix: interrupted. Committed stages and finished solves are kept (and an LP's "
+            "state every minute, a Ray count's shards): the same command goes on from them.",
             file=sys.stderr,
         )
         return 130

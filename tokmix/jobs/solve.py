@@ -197,10 +197,8 @@ def run_solve(
     interval = None
     if groups is not None and bootstrap is not None:
         group_trajs, group_bytes = groups
-        on_done = None
-        if log is not None:  # the replicates done, with an ETA: each takes an hour at scale
-            replicates = Progress("solve/replicates", bootstrap["replicates"], 0, log)
-            on_done = lambda _index, _reused: replicates.advance()  # noqa: E731
+        # the replicates done, with an ETA: each takes an hour at the paper's scale
+        progress = Progress("solve/replicates", bootstrap["replicates"], 0, log or _drop)
         interval = bootstrap_mixture(
             {c: group_trajs[c] for c in sol.categories},
             {c: group_bytes[c] for c in sol.categories},
@@ -213,7 +211,7 @@ def run_solve(
             solve=solve,
             map_fn=map_fn,
             memo=_ReplicateMemo(checkpoints, None if estimator == "likelihood" else log),
-            on_done=on_done,
+            on_done=lambda _index, _reused: progress.advance(),
         )
         if interval.reused:
             resumable.reused.append(f"{interval.reused} replicates")
@@ -334,6 +332,10 @@ class _Resumable:
 
 
 _LABELS = {"paper": "paper LP"}
+
+
+def _drop(_message: str) -> None:
+    """A log for a solve run without one."""
 
 
 def labelled(log: Callable[[str], None], label: str, *, done: bool = True) -> Log:
