@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from tokmix.solvers.bootstrap import (
     widen_for_training_noise,
 )
 from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
-from tokmix.solvers.problem import MixtureProblem, build_problem
+from tokmix.solvers.problem import MixtureProblem, build_problem, byte_shares
 
 CATS = ("books", "python", "legal")
 
@@ -159,6 +160,55 @@ def test_merge_blocks_resample_the_steps_the_solver_sees(setup: dict) -> None:
     assert np.ptp(boot.replicate_byte_shares, axis=0).max() > 1e-4
     again = bootstrap_mixture(groups, nbytes, merge_ids, replicates=6, seed=2, merge_block=10)
     np.testing.assert_array_equal(again.replicate_byte_shares, boot.replicate_byte_shares)
+
+
+def _resampled_bytes(problem: MixtureProblem, **_: Any) -> MixtureSolution:
+    """A stand-in for the LP that is a function of each category's own draw alone: its
+    resampled pair total as α, so its byte share is its share of the resampled bytes."""
+    alpha = problem.pairs_ / problem.pairs_.sum()
+    return MixtureSolution(problem.categories, alpha, byte_shares(alpha, problem), 0.0)
+
+
+def _by_name(
+    setup: dict, names: tuple[str, ...], **options: Any
+) -> dict[str, tuple[float, float, np.ndarray]]:
+    nbytes = {c: [t.bytes_ for t in setup["tables"][c]] for c in names}
+    boot = bootstrap_mixture(
+        {c: setup["groups"][c] for c in names},
+        nbytes,
+        setup["tok"].merge_list.merge_ids,
+        replicates=8,
+        seed=3,
+        merge_block=10,
+        **options,
+    )
+    assert boot.categories == names
+    return {
+        c: (boot.byte_share_low[i], boot.byte_share_high[i], boot.replicate_byte_shares[:, i])
+        for i, c in enumerate(names)
+    }
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(CATS)))
+def test_a_category_draws_the_same_whatever_the_order_categories_are_listed_in(
+    setup: dict, order: tuple[str, ...]
+) -> None:
+    """The listing order of a spec or a command line must not change anyone's interval."""
+    listed = _by_name(setup, order, solve=_resampled_bytes)
+    alphabetical = _by_name(setup, tuple(sorted(CATS)), solve=_resampled_bytes)
+    for c in CATS:
+        assert np.ptp(listed[c][2]) > 0  # the draws do move the stand-in's shares
+        # the same draws: equal but for the order the byte totals are summed in
+        np.testing.assert_allclose(listed[c][2], alphabetical[c][2], rtol=1e-12)
+        np.testing.assert_allclose(listed[c][:2], alphabetical[c][:2], rtol=1e-12)
+
+
+def test_lp_intervals_do_not_depend_on_the_listing_order(setup: dict) -> None:
+    listed = _by_name(setup, CATS[::-1])
+    alphabetical = _by_name(setup, tuple(sorted(CATS)))
+    for c in CATS:
+        np.testing.assert_allclose(listed[c][2], alphabetical[c][2], atol=1e-6)
+        np.testing.assert_allclose(listed[c][:2], alphabetical[c][:2], atol=1e-6)
 
 
 class _DictMemo:

@@ -169,6 +169,8 @@ def bootstrap_mixture(
     Ray job passes one that solves replicates in parallel tasks). The draws are made first,
     from ``seed`` alone, so the result does not depend on how replicates are scheduled, nor
     on which of them ``memo`` already held: a re-run after a kill gives the same intervals.
+    Nor on the order the categories are listed in: they are drawn in name order (a listing in
+    another order once gave python 20.2-39.2 % on the demo and 23.7-35.8 % reversed).
     ``on_done(index, reused)`` is called here as each replicate's result comes back (a
     replicate at the paper's scale takes an hour: the caller reports progress with it).
     """
@@ -186,13 +188,13 @@ def bootstrap_mixture(
     rng = np.random.default_rng(seed)
     first = group_trajectories[names[0]][0]
     n_steps = first.last_step - first.first_step + 1
-    draws = [
-        (
-            {name: _draw(group_trajectories[name], rng) for name in names},
-            _draw_merges(n_steps, merge_block, rng) if merge_block else None,
-        )
-        for _ in range(replicates)
-    ]
+    draws = []
+    for _ in range(replicates):
+        # one generator serves every category: drawn in name order, a category gets the same
+        # weights whatever order the spec or the command line lists the categories in
+        drawn = {name: _draw(group_trajectories[name], rng) for name in sorted(names)}
+        steps = _draw_merges(n_steps, merge_block, rng) if merge_block else None
+        draws.append(({name: drawn[name] for name in names}, steps))
 
     def one(
         item: tuple[int, tuple[dict[str, np.ndarray], np.ndarray | None]],
