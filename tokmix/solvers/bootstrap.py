@@ -188,11 +188,12 @@ def bootstrap_mixture(
     rng = np.random.default_rng(seed)
     first = group_trajectories[names[0]][0]
     n_steps = first.last_step - first.first_step + 1
+    # one generator serves every category: drawn in name order, a category gets the same
+    # weights whatever order the spec or the command line lists the categories in
+    by_name = sorted(names)
     draws = []
     for _ in range(replicates):
-        # one generator serves every category: drawn in name order, a category gets the same
-        # weights whatever order the spec or the command line lists the categories in
-        drawn = {name: _draw(group_trajectories[name], rng) for name in sorted(names)}
+        drawn = {name: _draw(group_trajectories[name], rng) for name in by_name}
         steps = _draw_merges(n_steps, merge_block, rng) if merge_block else None
         draws.append(({name: drawn[name] for name in names}, steps))
 
