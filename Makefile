@@ -20,7 +20,7 @@ demo: setup
 	@echo "truth (data/tokenizers/demo/truth.json):"; cat data/tokenizers/demo/truth.json
 
 test: setup
-	$(BIN)/python -m pytest -q
+	PYTHONFAULTHANDLER=1 $(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check tokmix tests benchmarks

@@ -14,6 +14,7 @@ Paths handed back by this module are plain absolute paths for local files and fu
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import posixpath
 import uuid
@@ -21,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import fsspec
+import fsspec.asyn
 from fsspec.implementations.local import LocalFileSystem
 
 GLOB_CHARS = frozenset("*?[")
@@ -62,6 +64,43 @@ def _s3_client_config() -> dict[str, Any]:
         "connect_timeout": timeout,
         "read_timeout": timeout,
     }
+
+
+def close_io(timeout: float = 5.0) -> None:
+    """Stop fsspec's IO thread and forget the filesystems bound to it, before the interpreter
+    shuts down.
+
+    fsspec runs every async filesystem (s3fs) on one daemon thread whose event loop nobody
+    stops: at exit it would go on running, with the S3 client's connections and the loop's
+    worker threads, while the interpreter tears down the modules it runs, which can crash
+    the process after all the work is committed. The ``tokmix`` command and the test session
+    call this last. A filesystem asked for afterwards starts a fresh loop; one obtained before
+    must not be used again.
+    """
+    loop, thread = fsspec.asyn.loop[0], fsspec.asyn.iothread[0]
+    if loop is None:
+        return
+    _forget_async_filesystems()
+    gc.collect()  # s3fs closes the sessions of collected instances on the loop, while it runs
+    if loop.is_running():
+        with contextlib.suppress(Exception):  # the loop's worker threads (DNS lookups)
+            fsspec.asyn.sync(loop, loop.shutdown_default_executor, timeout=timeout)
+        loop.call_soon_threadsafe(loop.stop)
+    if thread is not None:
+        thread.join(timeout)
+    if thread is None or not thread.is_alive():
+        loop.close()  # closes what the S3 sessions left open
+    fsspec.asyn.reset_lock()
+
+
+def _forget_async_filesystems() -> None:
+    """Empty the instance cache of every async filesystem class: each cached instance is
+    bound to the loop being stopped."""
+    pending = [fsspec.asyn.AsyncFileSystem]
+    while pending:
+        cls = pending.pop()
+        cls.clear_instance_cache()
+        pending.extend(cls.__subclasses__())
 
 
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:
