@@ -503,12 +503,3 @@ def gguf_vocab_dir() -> Path:
     if folder is None:
         pytest.skip(why)
     return folder
-
-
-def pytest_sessionfinish() -> None:
-    """Stop fsspec's IO thread once every fixture is down (:func:`tokmix.io.fs.close_io`), as
-    the ``tokmix`` command does: left running into the interpreter's shutdown, with the S3
-    sessions of the whole suite on it, it can crash the process after a green run."""
-    from tokmix.io.fs import close_io
-
-    close_io()

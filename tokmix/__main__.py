@@ -3,6 +3,6 @@ the Ray job entry point (``ray job submit --working-dir . -- python -m tokmix ru
 
 import sys
 
-from tokmix.cli import entry
+from tokmix.cli import main
 
-sys.exit(entry())
+sys.exit(main())

@@ -25,7 +25,6 @@ from pydantic import ValidationError
 
 from tokmix.analytics.groups import parse_group
 from tokmix.errors import TokmixError
-from tokmix.io.fs import close_io
 from tokmix.jobs.spec import CategorySpec, SampleOptions, parse_merge_range
 from tokmix.schemas.mixture import MixtureResult
 from tokmix.schemas.run_spec import (
@@ -774,14 +773,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def entry() -> int:
-    """The ``tokmix`` command (and ``python -m tokmix``): :func:`main`, then fsspec's IO thread
-    stopped before the interpreter shuts down (:func:`tokmix.io.fs.close_io`)."""
-    try:
-        return main()
-    finally:
-        close_io()
-
-
 if __name__ == "__main__":
-    sys.exit(entry())
+    sys.exit(main())

@@ -13,6 +13,7 @@ Paths handed back by this module are plain absolute paths for local files and fu
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import os
@@ -46,7 +47,15 @@ def filesystem_for(url: str, **storage_options: Any) -> tuple[fsspec.AbstractFil
             client.setdefault("endpoint_url", endpoint)
             options["client_kwargs"] = client
     fs, path = fsspec.core.url_to_fs(url, **options)
+    if getattr(fs, "async_impl", False) and not _CLOSE_AT_EXIT:
+        atexit.register(close_io)
+        _CLOSE_AT_EXIT.append(True)
     return fs, path
+
+
+_CLOSE_AT_EXIT: list[bool] = []
+"""Whether this process has registered :func:`close_io` to run at its exit (once, at its first
+async filesystem: a process that never touches S3 starts no IO thread to stop)."""
 
 
 S3_ATTEMPTS = 10
@@ -67,15 +76,16 @@ def _s3_client_config() -> dict[str, Any]:
 
 
 def close_io(timeout: float = 5.0) -> None:
-    """Stop fsspec's IO thread and forget the filesystems bound to it, before the interpreter
-    shuts down.
+    """Stop fsspec's IO thread and forget the filesystems bound to it.
 
     fsspec runs every async filesystem (s3fs) on one daemon thread whose event loop nobody
     stops: at exit it would go on running, with the S3 client's connections and the loop's
     worker threads, while the interpreter tears down the modules it runs, which can crash
-    the process after all the work is committed. The ``tokmix`` command and the test session
-    call this last. A filesystem asked for afterwards starts a fresh loop; one obtained before
-    must not be used again.
+    the process after all the work is committed. So every process that opens an S3
+    filesystem through :func:`filesystem_for` (the ``tokmix`` command, a Ray driver, a pool
+    worker, a test session) runs this at exit, before the interpreter's shutdown. A
+    filesystem asked for afterwards starts a fresh loop; one obtained before must not be used
+    again.
     """
     loop, thread = fsspec.asyn.loop[0], fsspec.asyn.iothread[0]
     if loop is None:
@@ -88,7 +98,7 @@ def close_io(timeout: float = 5.0) -> None:
         loop.call_soon_threadsafe(loop.stop)
     if thread is not None:
         thread.join(timeout)
-    if thread is None or not thread.is_alive():
+    if not loop.is_running():
         loop.close()  # closes what the S3 sessions left open
     fsspec.asyn.reset_lock()
 
