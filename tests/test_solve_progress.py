@@ -13,8 +13,9 @@ import pytest
 from tests.test_mixture_lp import _noisy_problem
 from tests.test_solve_checkpoints import _infer_args
 from tokmix.cli import main
+from tokmix.jobs import solve as solve_stage
 from tokmix.jobs.progress import stderr_log
-from tokmix.jobs.solve import _ReplicateMemo, labelled
+from tokmix.jobs.solve import _ReplicateMemo, labelled, long_solve_note
 from tokmix.jobs.solve_checkpoints import SolveCheckpoints
 from tokmix.solvers.mixture_lp import solve_mixture
 
@@ -58,3 +59,24 @@ def test_infer_names_each_solve_and_counts_the_replicates(
     assert main(["solve", "--tokenizer", "demo", "--out", str(tmp_path / "out"), "-j", "1"]) == 0
     err = capsys.readouterr().err
     assert "solve paper LP: done" in err and "solve/replicates: 20/20 tasks" in err
+
+
+def test_a_long_solve_says_so_before_its_lps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the first LP line, a run at the paper's scale says the LPs will take long and how
+    to trade merges for time; the demo's 1 500 steps stay quiet. The demo stands in for a
+    30 000-merge run by lowering the threshold to its size."""
+    assert long_solve_note(30, 9_999, 20) is None
+    point_only = long_solve_note(30, 30_000, 0)
+    assert point_only is not None and "30,000 merge steps" in point_only
+    assert "replicates" not in point_only
+    assert main(_infer_args(tmp_path / "quiet", 0)) == 0
+    assert "will take long" not in capsys.readouterr().err
+
+    monkeypatch.setattr(solve_stage, "LONG_SOLVE_STEPS", 1_500)
+    assert main(_infer_args(tmp_path / "long", 3)) == 0
+    err = capsys.readouterr().err
+    note = err.index("solve: 5 categories x 1,500 merge steps: the LPs will take long")
+    assert note < err.index("solve paper LP:")
+    assert "each of the 3 bootstrap replicates" in err and "--merges" in err
