@@ -313,9 +313,9 @@ def long_solve_note(n_categories: int, n_steps: int, replicates: int) -> str | N
         else ""
     )
     return (
-        f"solve: {n_categories} categories x {n_steps:,} merge steps: the LPs will take long. "
+        f"solve: {n_categories} categories x {n_steps} merge steps: the LPs will take long. "
         "Their time grows about as merges^2.3: on the benchmark's 2-core machine 30 categories "
-        "of GPT-2 took 2 minutes at 5 000 merges, 9 at 10 000 and hours at 30 000"
+        "of GPT-2 took 2 minutes at 5000 merges, 9 at 10000 and hours at 30000"
         f"{again}. --merges (run specs: merges) solves fewer; the LP's lines below say how far "
         "it is"
     )
