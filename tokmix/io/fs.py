@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import gc
 import os
 import posixpath
@@ -47,15 +48,16 @@ def filesystem_for(url: str, **storage_options: Any) -> tuple[fsspec.AbstractFil
             client.setdefault("endpoint_url", endpoint)
             options["client_kwargs"] = client
     fs, path = fsspec.core.url_to_fs(url, **options)
-    if getattr(fs, "async_impl", False) and not _CLOSE_AT_EXIT:
-        atexit.register(close_io)
-        _CLOSE_AT_EXIT.append(True)
+    if getattr(fs, "async_impl", False):
+        _close_io_at_exit()
     return fs, path
 
 
-_CLOSE_AT_EXIT: list[bool] = []
-"""Whether this process has registered :func:`close_io` to run at its exit (once, at its first
-async filesystem: a process that never touches S3 starts no IO thread to stop)."""
+@functools.cache
+def _close_io_at_exit() -> None:
+    """Register :func:`close_io` to run at this process's exit, once, at its first async
+    filesystem: a process that never touches S3 starts no IO thread to stop."""
+    atexit.register(close_io)
 
 
 S3_ATTEMPTS = 10
