@@ -41,9 +41,11 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +242,45 @@ def truncated(problem: MixtureProblem, n_steps: int) -> MixtureProblem:
 SCALE_TARGETS = {(30, 30_000): 60.0, (150, 30_000): 300.0}
 
 
+@dataclass(frozen=True)
+class PointTime:
+    """A scale case's point estimate: CPU seconds, or a lower bound when it hit the cap."""
+
+    categories: int
+    merges: int
+    cpu: float
+    finished: bool
+
+
+def growth_lines(points: list[PointTime]) -> list[str]:
+    """Growth exponents between cases that differ in one size only: ``time ~ size^k`` from
+    consecutive sizes, ``k >= ...`` where the larger case hit the cap (its time is a lower
+    bound). Issue #17 asks the benchmark to state how the solve grows in merges and in
+    categories; the README quotes these lines."""
+    lines = []
+    for fixed, varied, unit in (
+        ("categories", "merges", "merges"),
+        ("merges", "categories", "categories"),
+    ):
+        groups: dict[int, list[PointTime]] = {}
+        for p in points:
+            groups.setdefault(getattr(p, fixed), []).append(p)
+        for key, group in sorted(groups.items()):
+            group = sorted(
+                {getattr(p, varied): p for p in group}.values(), key=lambda p: getattr(p, varied)
+            )
+            for a, b in itertools.pairwise(group):
+                if not a.finished:
+                    continue  # a lower bound below gives no exponent
+                k = np.log(b.cpu / a.cpu) / np.log(getattr(b, varied) / getattr(a, varied))
+                lines.append(
+                    f"growth at {key:,} {fixed}: {getattr(a, varied):,} -> {getattr(b, varied):,}"
+                    f" {unit}, {a.cpu:.1f} -> {'' if b.finished else '> '}{b.cpu:.1f} s CPU:"
+                    f" time ~ {unit}^{k:.2f}{'' if b.finished else ' or more'}"
+                )
+    return lines
+
+
 def _clock() -> tuple[float, float]:
     return time.perf_counter(), time.process_time()
 
@@ -287,8 +328,9 @@ def bench_scale(
     log: Any = None,
     ray_workers: tuple[int, ...] = (),
     pool_workers: tuple[int, ...] = (),
-) -> None:
-    """One scale case: point estimate (new vs previous), then bootstrap replicates."""
+) -> PointTime:
+    """One scale case: point estimate (new vs previous), then bootstrap replicates; the
+    point estimate's time for :func:`growth_lines`."""
     from benchmarks.scale import scale_groups, scale_problem
 
     tokenizer, size = name.split("-")
@@ -304,7 +346,7 @@ def bench_scale(
         wall, cpu = _since(t)
         print(f"scale {label}: point estimate > {cap:.0f} s ({wall:.0f} s wall, {cpu:.0f} s CPU)")
         print(f"  {exc}; peak RSS {_peak_mb():,.0f} MB")
-        return
+        return PointTime(n_cat, merges, cpu, finished=False)
     wall, cpu = _since(t)
     target = SCALE_TARGETS.get((n_cat, merges))
     print(
@@ -399,6 +441,7 @@ def bench_scale(
                 f" {wall_r / replicates:.1f} s each",
                 flush=True,
             )
+    return PointTime(n_cat, merges, cpu, finished=True)
 
 
 def _warm_worker(_: int) -> int:
@@ -523,13 +566,14 @@ def main() -> None:
         help="time one violation sweep (heap sweep vs torch sweep, CPU and CUDA) instead",
     )
     args = ap.parse_args()
+    points = []
     for name in args.case or ["demo"]:
         if args.sweep_figure:
             bench_sweep(name, cached(name, args.cache) if name in CASES else _scale(name))
         elif name in CASES:
             bench_lp(name, cached(name, args.cache), peer=args.peer)
         elif "-" in name:
-            bench_scale(
+            point = bench_scale(
                 name,
                 replicates=args.replicates,
                 cap=args.peer_cap,
@@ -538,8 +582,11 @@ def main() -> None:
                 ray_workers=tuple(args.ray_workers),
                 pool_workers=tuple(args.pool_workers),
             )
+            points.append(point)
         else:
             ap.error(f"unknown case {name!r}: {sorted(CASES)} or <tokenizer>-<n>x<k>k")
+    for line in growth_lines(points):
+        print(line)
 
 
 if __name__ == "__main__":
