@@ -21,7 +21,8 @@ solver (no warm starts, the dense sweep) measured in the same run under a time c
 the replicates again as Ray tasks on a local cluster of 1 and of 2 CPUs (the solve stage's
 fan-out in ``tokmix run``), workers warmed up first; ``--pool-workers 2`` in a local pool of 2
 spawned processes, as ``tokmix infer --workers 2`` solves them, the pool's start-up timed too
-(a pool of 1 is this process: the in-process figure).
+(a pool of 1 is this process: the in-process figure). After several scale cases the last
+lines give the growth between cases that differ in one size (:func:`growth_lines`).
 
 Each case builds one problem (count, replay, ``build_problem``; cached as ``.npz`` under
 ``--cache``, no pickle), then solves it twice in the same run: ``solve_mixture`` as shipped
