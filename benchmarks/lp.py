@@ -259,10 +259,7 @@ def growth_lines(points: list[PointTime]) -> list[str]:
     bound). Issue #17 asks the benchmark to state how the solve grows in merges and in
     categories; the README quotes these lines."""
     lines = []
-    for fixed, varied, unit in (
-        ("categories", "merges", "merges"),
-        ("merges", "categories", "categories"),
-    ):
+    for fixed, varied in (("categories", "merges"), ("merges", "categories")):
         groups: dict[int, list[PointTime]] = {}
         for p in points:
             groups.setdefault(getattr(p, fixed), []).append(p)
@@ -276,8 +273,8 @@ def growth_lines(points: list[PointTime]) -> list[str]:
                 k = np.log(b.cpu / a.cpu) / np.log(getattr(b, varied) / getattr(a, varied))
                 lines.append(
                     f"growth at {key:,} {fixed}: {getattr(a, varied):,} -> {getattr(b, varied):,}"
-                    f" {unit}, {a.cpu:.1f} -> {'' if b.finished else '> '}{b.cpu:.1f} s CPU:"
-                    f" time ~ {unit}^{k:.2f}{'' if b.finished else ' or more'}"
+                    f" {varied}, {a.cpu:.1f} -> {'' if b.finished else '> '}{b.cpu:.1f} s CPU:"
+                    f" time ~ {varied}^{k:.2f}{'' if b.finished else ' or more'}"
                 )
     return lines
 
@@ -311,13 +308,18 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _scale_case(name: str) -> tuple[str, int, int]:
+    """``(tokenizer, categories, merges)`` of a case ``<tokenizer>-<categories>x<merges>k``."""
+    tokenizer, size = name.split("-")
+    n_cat, thousands = (int(x) for x in size.rstrip("k").split("x"))
+    return tokenizer, n_cat, thousands * 1000
+
+
 def _scale(name: str) -> MixtureProblem:
-    """The problem of a scale case ``<tokenizer>-<categories>x<merges>k``."""
+    """The problem of a scale case."""
     from benchmarks.scale import scale_problem
 
-    tokenizer, size = name.split("-")
-    n_cat, merges = (int(x) for x in size.rstrip("k").split("x"))
-    return scale_problem(tokenizer, n_cat, merges * 1000)
+    return scale_problem(*_scale_case(name))
 
 
 def bench_scale(
@@ -334,9 +336,7 @@ def bench_scale(
     point estimate's time for :func:`growth_lines`."""
     from benchmarks.scale import scale_groups, scale_problem
 
-    tokenizer, size = name.split("-")
-    n_cat, merges = (int(x) for x in size.rstrip("k").split("x"))
-    merges *= 1000
+    tokenizer, n_cat, merges = _scale_case(name)
     problem = scale_problem(tokenizer, n_cat, merges)
     solve_mixture(truncated(problem, 20))  # compile outside the timing
     label = f"{name:12} {n_cat} categories x {problem.n_steps:,} merges, {problem.n_pairs:,} pairs"
