@@ -310,6 +310,8 @@ DIAGNOSTICS = (
     ("pairs", "distinct pairs"),
     ("slack_steps", "steps with slack"),
     ("seconds", "solve seconds"),
+    ("confounded_warning", "categories the LP cannot split"),
+    ("confounded", "their sets: total share and interval"),
     ("stage_seconds", "stage seconds"),
 )
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from tokmix.analytics.confounded import WARNING_KEY, confounded_groups, confounded_warning
 from tokmix.analytics.groups import group_members, grouped_shares
 from tokmix.errors import DatasetError, SolverError, TokmixError
 from tokmix.io import catalog
@@ -252,6 +253,15 @@ def run_solve(
             "replicates": bootstrap["replicates"] - interval.failed,
             "groups": {c: len(group_bytes[c]) for c in sol.categories},
         }
+        confounded = confounded_groups(
+            sol.categories, sol.byte_share, interval.replicate_byte_shares, interval.level
+        )
+        warning = confounded_warning(confounded, low, high, sol.categories)
+        if warning is not None:
+            diagnostics["confounded"] = [g.as_dict() for g in confounded]
+            diagnostics[WARNING_KEY] = warning
+            if log is not None:
+                log(f"WARNING {tokenizer}: {warning}")
     result = MixtureResult(
         tokenizer,
         tuple(
