@@ -104,3 +104,8 @@ def test_infer_warns_when_one_corpus_is_given_as_two_halves(
     parts = [c for c in recorded["categories"] if c["name"].startswith("books")]
     assert all(c["byte_share_high"] - c["byte_share_low"] > 2 * (high - low) for c in parts)
     assert 0.25 < sets[0]["byte_share"] < 0.45  # the whole sample's share is 34.5 % (the demo)
+    assert main(["report", str(tmp_path / "out")]) == 0
+    page = (tmp_path / "out" / "report" / "index.html").read_text()
+    mixture = page[page.index('id="mixture"') :]
+    mixture = mixture[: mixture.index("</section>")]
+    assert "<strong>WARNING</strong>: categories whose shares trade off" in mixture

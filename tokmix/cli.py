@@ -503,12 +503,8 @@ def _cmd_infer(args: argparse.Namespace) -> None:
             if g["byte_share_low"] is not None:
                 span = f"   {g['byte_share_low']:>6.1%} – {g['byte_share_high']:<6.1%}"
             print(f"  group {g['group']:<12} {g['byte_share']:>9.2%}{span}")
-        from tokmix.analytics.confounded import WARNING_KEY
-        from tokmix.jobs.merge_checks import WARNINGS
-
-        for key in (*WARNINGS, WARNING_KEY):
-            if key in result.diagnostics:
-                print(f"  WARNING: {result.diagnostics[key]}")
+        for warning in result.warnings:
+            print(f"  WARNING: {warning}")
 
 
 def _cmd_lineage(args: argparse.Namespace) -> None:

@@ -34,8 +34,6 @@ MIN_HALF_WIDTH = 0.01
 """Each part's interval reaches at least this far (a byte share) from its centre."""
 MAX_SET = 6
 """The largest set looked for (a corpus given as more slices than this is not one question)."""
-WARNING_KEY = "confounded_warning"
-"""The diagnostics key of the warning (the CLI prints it under the mixture)."""
 
 
 def confounded_groups(

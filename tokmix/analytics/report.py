@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 from tokmix import __version__
 from tokmix.analytics import plots
 from tokmix.analytics.group_comparison import GroupComparison
+from tokmix.schemas.mixture import WARNING_KEYS
 
 UNDERTRAINED_SHOWN = 100
 """Rows of the under-trained list shown per tokenizer (small samples leave most of a large
@@ -336,7 +337,9 @@ class _Builder:
         return _figure_html(fig)
 
 
-def _mixture_section(mixtures: pa.Table, b: _Builder) -> str:
+def _mixture_section(mixtures: pa.Table, b: _Builder, solutions: dict[str, dict[str, Any]]) -> str:
+    """Per tokenizer the chart and the table of shares, and under them the solve's warnings
+    (``WARNING_KEYS``), where a reader of the shares sees them."""
     parts = [f'<p class="note">{SHARES_NOTE}</p>']
     for name, rows in mixture_rows(mixtures).items():
         errors = [r.errors for r in rows]
@@ -382,6 +385,12 @@ def _mixture_section(mixtures: pa.Table, b: _Builder) -> str:
                 cells,
             )
         )
+        diagnostics = (solutions.get(name) or {}).get("diagnostics") or {}
+        parts += [
+            f'<p class="note warning"><strong>WARNING</strong>: {_e(str(diagnostics[k]))}</p>'
+            for k in WARNING_KEYS
+            if k in diagnostics
+        ]
     return _section("mixture", "Inferred mixture", "".join(parts))
 
 
@@ -631,7 +640,7 @@ th{background:#f2f2f2}td.num,th.num{text-align:right;font-variant-numeric:tabula
 td.num{white-space:nowrap}
 figure{margin:10px 0}figure img{max-width:100%;height:auto;border:1px solid #eee;background:#fff}
 figcaption{font-size:12px;color:#555}.note{color:#333;background:#eef3fb;padding:8px 10px;
-border-radius:4px}footer{color:#777;font-size:12px;padding:24px 20px}
+border-radius:4px}.warning{background:#fdf1dc}footer{color:#777;font-size:12px;padding:24px 20px}
 """
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -651,7 +660,7 @@ def build_report(run: RunData, *, generated: datetime | None = None) -> Report:
         )
         sections.append(("inconsistent", "Inconsistent", _section("inconsistent", "Warning", text)))
     if run.mixtures is not None:
-        sections.append(("mixture", "Mixture", _mixture_section(run.mixtures, b)))
+        sections.append(("mixture", "Mixture", _mixture_section(run.mixtures, b, run.solutions)))
     if any((doc.get("diagnostics") or {}).get("groups") for doc in run.solutions.values()):
         sections.append(("groups", "Groups", _groups_section(run.solutions, b)))
     if run.solutions:

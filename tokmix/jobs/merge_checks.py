@@ -38,8 +38,6 @@ from tokmix.schemas.mixture import MixtureResult
 from tokmix.schemas.run_spec import merge_steps as range_steps
 
 KNOWN_ENV = "TOKMIX_KNOWN_TOKENIZERS"
-WARNINGS = ("order_warning", "sample_warning")
-"""The diagnostics keys of the checks' warnings, which the CLI prints under a mixture."""
 ORDER_CHECK_WORDS = 200_000
 """The order check replays the most frequent words only (its figure is a rank correlation of
 the most frequent pairs; rare words do not move it)."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from tokmix.analytics.confounded import WARNING_KEY, confounded_groups, confounded_warning
+from tokmix.analytics.confounded import confounded_groups, confounded_warning
 from tokmix.analytics.groups import group_members, grouped_shares
 from tokmix.errors import DatasetError, SolverError, TokmixError
 from tokmix.io import catalog
@@ -259,7 +259,7 @@ def run_solve(
         warning = confounded_warning(confounded, low, high, sol.categories)
         if warning is not None:
             diagnostics["confounded"] = [g.as_dict() for g in confounded]
-            diagnostics[WARNING_KEY] = warning
+            diagnostics["confounded_warning"] = warning
             if log is not None:
                 log(f"WARNING {tokenizer}: {warning}")
     result = MixtureResult(

@@ -10,6 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+WARNING_KEYS = ("order_warning", "sample_warning", "confounded_warning")
+"""The diagnostics keys that hold a warning about the estimate (the merge list's order, two
+categories of the same text, categories whose shares trade off): ``tokmix infer`` prints them
+under the mixture, the report shows them under its table."""
+
 
 @dataclass(frozen=True)
 class CategoryShare:
@@ -54,6 +59,11 @@ class MixtureResult:
     @property
     def has_interval(self) -> bool:
         return "interval" in self.diagnostics
+
+    @property
+    def warnings(self) -> list[str]:
+        """The warnings in the diagnostics (:data:`WARNING_KEYS`), in that order."""
+        return [str(self.diagnostics[k]) for k in WARNING_KEYS if k in self.diagnostics]
 
     def with_diagnostics(self, **extra: Any) -> MixtureResult:
         """The same result with more diagnostics (stage seconds, the output root)."""
