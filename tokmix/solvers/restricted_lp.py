@@ -31,6 +31,13 @@ def devex_iteration_cap(h: highspy.Highs) -> int:
     return max(100_000, 50 * (h.getNumRow() + h.getNumCol()))
 
 
+def cold_devex_cap(h: highspy.Highs) -> int:
+    """Dual simplex iterations a model's first, cold Devex run may take: one per row and
+    column, at least 5 000; five times what a cold master that does not cycle has needed
+    (:meth:`RestrictedLP._solve_cold`)."""
+    return max(5_000, h.getNumRow() + h.getNumCol())
+
+
 class RestrictedLP:
     """The HiGHS model: the α columns, the simplex row, and lazily added pair-version columns
     (each with its defining row), v columns and constraint rows.
@@ -80,6 +87,7 @@ class RestrictedLP:
         self.distinct = 0  # distinct constraints ever added
         self.pruned = 0
         self.iterations = 0  # simplex iterations over every solve of this model
+        self.warm = False  # whether HiGHS holds a basis of this model (after a solve or restore)
         self.history, self.scale, self.merge_pair = history, scale, merge_pair
         self.version_col = np.full(len(history.events), -1, dtype=np.int64)
 
@@ -287,6 +295,7 @@ class RestrictedLP:
             raise ValueError("the state's basis is not of its model")
         if self.h.setBasis(basis) != highspy.HighsStatus.kOk:
             raise ValueError("HiGHS refused the state's basis")
+        self.warm = True
 
     def box(self, center: np.ndarray, radius: float) -> None:
         """Bound α to ``center ± radius`` (``radius >= 1``: the whole simplex). HiGHS keeps
@@ -298,19 +307,22 @@ class RestrictedLP:
     def solve(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """α (renormalized), v per local step, v per pair, and the objective.
 
-        Devex pricing can cycle on a degenerate LP (measured: the first round of GPT-3.5 and
-        GPT-NeoX over the 52 categories of ``data/released.yaml`` at 300 merges, 284 rows at
-        objective 0, ran 575 000 dual simplex iterations in 60 s without an optimum; with HiGHS's
-        own choice of pricing the whole LP, 40 rounds, took 6 s). So each run is capped at
-        :func:`devex_iteration_cap` iterations and, at the cap, re-run from scratch with HiGHS's
-        own pricing, which stays for the LP's later rounds. From scratch: re-run from the basis
-        it cycled at, GPT-NeoX at 1 000 merges went on cycling under either pricing; cold, it
-        solved the whole LP in 28 s."""
-        if self.pricing == DEVEX:
-            self.h.setOptionValue("simplex_iteration_limit", devex_iteration_cap(self.h))
-        self.h.run()
-        self.iterations += self.h.getInfo().simplex_iteration_count
-        status = self.h.getModelStatus()
+        The first solve is cold (:meth:`_solve_cold`). Devex pricing can cycle on a degenerate
+        LP (measured: the first round of GPT-3.5 and GPT-NeoX over the 52 categories of
+        ``data/released.yaml`` at 300 merges, 284 rows at objective 0, ran 575 000 dual simplex
+        iterations in 60 s without an optimum; with HiGHS's own choice of pricing the whole LP,
+        40 rounds, took 6 s). So each warm run is capped at :func:`devex_iteration_cap`
+        iterations and, at the cap, re-run from scratch with HiGHS's own pricing, which stays
+        for the LP's later rounds. From scratch: re-run from the basis it cycled at, GPT-NeoX at
+        1 000 merges went on cycling under either pricing; cold, it solved the whole LP in 28 s."""
+        if not self.warm:
+            status = self._solve_cold()
+        else:
+            if self.pricing == DEVEX:
+                self.h.setOptionValue("simplex_iteration_limit", devex_iteration_cap(self.h))
+            self.h.run()
+            self.iterations += self.h.getInfo().simplex_iteration_count
+            status = self.h.getModelStatus()
         if status == highspy.HighsModelStatus.kIterationLimit and self.pricing == DEVEX:
             self.pricing = HIGHS_CHOICE
             self.h.setOptionValue("simplex_dual_edge_weight_strategy", HIGHS_CHOICE)
@@ -323,12 +335,38 @@ class RestrictedLP:
             raise SolverError(
                 f"HiGHS did not reach an optimum: {self.h.modelStatusToString(status)}"
             )
+        self.warm = True
         x = np.asarray(self.h.getSolution().col_value)
         alpha = np.clip(x[: self.n], 0.0, None)
         alpha /= alpha.sum()
         v_step = np.where(self.step_col >= 0, x[self.step_col], 0.0)
         v_pair = np.where(self.pair_col >= 0, x[self.pair_col], 0.0)
         return alpha, v_step, v_pair, float(self.h.getInfo().objective_function_value)
+
+    def _solve_cold(self) -> highspy.HighsModelStatus:
+        """The first solve of a model (no basis yet): Devex under :func:`cold_devex_cap`, and
+        at the cap HiGHS's own pricing from scratch; the warm re-solves after it go back to
+        Devex either way. A cold master that does not cycle takes a fifth of an iteration a
+        row or less (512 iterations for 30 categories x 2 000 merges of GPT-2, 1 666 for 60 x
+        10 000), so it runs as before, pivot for pivot. One that cycles is caught after a few
+        thousand iterations instead of the warm cap's 100 000+: the first master of 150
+        categories x 5 000 merges (5 639 rows, degenerate) ran 362 578 iterations and 75 s
+        under Devex, where HiGHS's own pricing solves it in 7 778 and 1.5 s; and after it the
+        warm re-solves ran under HiGHS's pricing at twice Devex's cost (paper LP 130 s, now
+        39 s, the same optimum; ``benchmarks/results/lp_scale.md``)."""
+        self.h.setOptionValue("simplex_iteration_limit", cold_devex_cap(self.h))
+        self.h.run()
+        self.iterations += self.h.getInfo().simplex_iteration_count
+        status = self.h.getModelStatus()
+        if status == highspy.HighsModelStatus.kIterationLimit and self.pricing == DEVEX:
+            self.h.setOptionValue("simplex_dual_edge_weight_strategy", HIGHS_CHOICE)
+            self.h.setOptionValue("simplex_iteration_limit", ITERATION_UNLIMITED)
+            self.h.clearSolver()
+            self.h.run()
+            self.iterations += self.h.getInfo().simplex_iteration_count
+            self.h.setOptionValue("simplex_dual_edge_weight_strategy", self.pricing)
+            status = self.h.getModelStatus()
+        return status
 
 
 _BASIC = int(highspy.HighsBasisStatus.kBasic)
