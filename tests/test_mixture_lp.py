@@ -96,44 +96,46 @@ def test_a_capped_devex_run_falls_back_to_highs_pricing_and_the_same_optimum(
     assert capped.diagnostics["rounds"] > 1 and caps == [1]
 
 
-
-def test_a_cold_devex_run_that_cycles_falls_back_once_and_the_warm_ones_stay_devex(
+def test_a_cold_devex_run_that_cycles_falls_back_to_the_interior_point_method_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A model's first solve has no basis: Devex under a small cap (a cold master that does
-    not cycle needs a fifth of an iteration a row), and at the cap HiGHS's own pricing for
-    that solve only (Devex cycled for 362 k iterations on the first master of 150 categories
-    of GPT-2, and the warm re-solves after it cost twice as much under HiGHS's pricing). As
-    shipped the cold run is capped below the warm runs' cap; with a cap of one iteration it
-    falls back, and every warm re-solve after it is Devex again. Same optimum as the dense LP
-    both ways."""
+    not cycle needs a fifth of an iteration a row), and at the cap HiGHS's interior point
+    method with crossover for that solve only (the first masters of 150 categories of GPT-2
+    are dual degenerate: Devex cycled for 362 k iterations at 5 000 merges, and at 10 000 the
+    dual simplex stalls under every pricing). As shipped the cold run is capped below the
+    warm runs' cap; with a cap of one iteration it falls back, and every warm re-solve after
+    it is the dual simplex with Devex again, from the crossover's basis. Same optimum as the
+    dense LP both ways."""
     import highspy
 
     from tokmix.solvers import restricted_lp as rlp
 
     problem = _noisy_problem(tmp_path, np.random.default_rng(1), 60)
     dense = solve_mixture_dense(problem)
-    runs: list[tuple[int, int]] = []
+    runs: list[tuple[str, int, int]] = []
     run = highspy.Highs.run
 
     def recorded(h: Any) -> Any:
+        _, solver = h.getOptionValue("solver")
         _, pricing = h.getOptionValue("simplex_dual_edge_weight_strategy")
         _, cap = h.getOptionValue("simplex_iteration_limit")
-        runs.append((pricing, cap))
+        runs.append((solver, pricing, cap))
         return run(h)
 
     monkeypatch.setattr(highspy.Highs, "run", recorded)
     shipped = solve_mixture(problem, **OPTIONS[1])
     assert shipped.objective == pytest.approx(dense.objective, rel=1e-6, abs=1e-9)
-    assert len(runs) > 2 and all(pricing == rlp.DEVEX for pricing, _ in runs)
-    assert runs[0][1] == 5_000 < min(cap for _, cap in runs[1:])
+    assert len(runs) > 2 and all(r[:2] == ("choose", rlp.DEVEX) for r in runs)
+    assert runs[0][2] == 5_000 < min(cap for _, _, cap in runs[1:])
 
     runs.clear()
     monkeypatch.setattr(rlp, "cold_devex_cap", lambda h: 1)
     cycled = solve_mixture(problem, **OPTIONS[1])
     assert cycled.objective == pytest.approx(dense.objective, rel=1e-6, abs=1e-9)
-    assert runs[:2] == [(rlp.DEVEX, 1), (rlp.HIGHS_CHOICE, rlp.ITERATION_UNLIMITED)]
-    assert len(runs) > 3 and all(pricing == rlp.DEVEX for pricing, _ in runs[2:])
+    assert runs[:2] == [("choose", rlp.DEVEX, 1), ("ipm", rlp.DEVEX, rlp.ITERATION_UNLIMITED)]
+    assert len(runs) > 3 and all(r[:2] == ("simplex", rlp.DEVEX) for r in runs[2:])
+
 
 def _demo_problem(n_merges: int) -> MixtureProblem:
     repo = Path(__file__).resolve().parents[1]

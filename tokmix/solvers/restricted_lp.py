@@ -345,26 +345,27 @@ class RestrictedLP:
 
     def _solve_cold(self) -> highspy.HighsModelStatus:
         """The first solve of a model (no basis yet): Devex under :func:`cold_devex_cap`, and
-        at the cap HiGHS's own pricing from scratch; the warm re-solves after it go back to
-        Devex either way. A cold master that does not cycle takes a fifth of an iteration a
-        row or less (512 iterations for 30 categories x 2 000 merges of GPT-2, 1 666 for 60 x
-        10 000), so it runs as before, pivot for pivot. One that cycles is caught after a few
-        thousand iterations instead of the warm cap's 100 000+: the first master of 150
-        categories x 5 000 merges (5 639 rows, degenerate) ran 362 578 iterations and 75 s
-        under Devex, where HiGHS's own pricing solves it in 7 778 and 1.5 s; and after it the
-        warm re-solves ran under HiGHS's pricing at twice Devex's cost (paper LP 130 s, now
-        39 s, the same optimum; ``benchmarks/results/lp_scale.md``)."""
+        at the cap HiGHS's interior point method with crossover, whose basis the warm Devex
+        re-solves then start from. A cold master that does not cycle takes a fifth of an
+        iteration a row or less (512 iterations for 30 categories x 2 000 merges of GPT-2,
+        1 666 for 60 x 10 000), so it runs as before, pivot for pivot. The first masters of
+        150 categories are dual degenerate (objective 0 at the start): at 5 000 merges Devex
+        cycled 362 578 iterations (75 s) to the warm cap, and at 10 000 the dual simplex stalls
+        under every pricing (60 s, 170-190 k iterations, objective still 0), where the
+        interior point method and crossover solve either in 0.3-0.4 s
+        (``benchmarks/results/lp_scale.md``)."""
         self.h.setOptionValue("simplex_iteration_limit", cold_devex_cap(self.h))
         self.h.run()
         self.iterations += self.h.getInfo().simplex_iteration_count
         status = self.h.getModelStatus()
         if status == highspy.HighsModelStatus.kIterationLimit and self.pricing == DEVEX:
-            self.h.setOptionValue("simplex_dual_edge_weight_strategy", HIGHS_CHOICE)
-            self.h.setOptionValue("simplex_iteration_limit", ITERATION_UNLIMITED)
             self.h.clearSolver()
+            self.h.setOptionValue("solver", "ipm")
+            self.h.setOptionValue("run_crossover", "on")
+            self.h.setOptionValue("simplex_iteration_limit", ITERATION_UNLIMITED)  # crossover's
             self.h.run()
             self.iterations += self.h.getInfo().simplex_iteration_count
-            self.h.setOptionValue("simplex_dual_edge_weight_strategy", self.pricing)
+            self.h.setOptionValue("solver", "simplex")
             status = self.h.getModelStatus()
         return status
 
