@@ -315,22 +315,7 @@ class RestrictedLP:
         iterations and, at the cap, re-run from scratch with HiGHS's own pricing, which stays
         for the LP's later rounds. From scratch: re-run from the basis it cycled at, GPT-NeoX at
         1 000 merges went on cycling under either pricing; cold, it solved the whole LP in 28 s."""
-        if not self.warm:
-            status = self._solve_cold()
-        else:
-            if self.pricing == DEVEX:
-                self.h.setOptionValue("simplex_iteration_limit", devex_iteration_cap(self.h))
-            self.h.run()
-            self.iterations += self.h.getInfo().simplex_iteration_count
-            status = self.h.getModelStatus()
-        if status == highspy.HighsModelStatus.kIterationLimit and self.pricing == DEVEX:
-            self.pricing = HIGHS_CHOICE
-            self.h.setOptionValue("simplex_dual_edge_weight_strategy", HIGHS_CHOICE)
-            self.h.setOptionValue("simplex_iteration_limit", ITERATION_UNLIMITED)
-            self.h.clearSolver()  # cold: from the basis it cycled at, it can go on cycling
-            self.h.run()
-            self.iterations += self.h.getInfo().simplex_iteration_count
-            status = self.h.getModelStatus()
+        status = self._solve_warm() if self.warm else self._solve_cold()
         if status != highspy.HighsModelStatus.kOptimal:
             raise SolverError(
                 f"HiGHS did not reach an optimum: {self.h.modelStatusToString(status)}"
@@ -354,20 +339,35 @@ class RestrictedLP:
         under every pricing (60 s, 170-190 k iterations, objective still 0), where the
         interior point method and crossover solve either in 0.3-0.4 s
         (``benchmarks/results/lp_scale.md``)."""
-        self.h.setOptionValue("simplex_iteration_limit", cold_devex_cap(self.h))
-        self.h.run()
-        self.iterations += self.h.getInfo().simplex_iteration_count
-        status = self.h.getModelStatus()
-        if status == highspy.HighsModelStatus.kIterationLimit and self.pricing == DEVEX:
+        status = self._run(cold_devex_cap(self.h))
+        if status == highspy.HighsModelStatus.kIterationLimit:
             self.h.clearSolver()
             self.h.setOptionValue("solver", "ipm")
             self.h.setOptionValue("run_crossover", "on")
-            self.h.setOptionValue("simplex_iteration_limit", ITERATION_UNLIMITED)  # crossover's
-            self.h.run()
-            self.iterations += self.h.getInfo().simplex_iteration_count
+            status = self._run(ITERATION_UNLIMITED)  # the crossover's simplex iterations
             self.h.setOptionValue("solver", "simplex")
-            status = self.h.getModelStatus()
         return status
+
+    def _solve_warm(self) -> highspy.HighsModelStatus:
+        """A re-solve from the last basis: Devex under :func:`devex_iteration_cap`, and at
+        the cap HiGHS's own pricing from scratch, kept for every later re-solve (see
+        :meth:`solve`)."""
+        if self.pricing != DEVEX:
+            return self._run(ITERATION_UNLIMITED)
+        status = self._run(devex_iteration_cap(self.h))
+        if status == highspy.HighsModelStatus.kIterationLimit:
+            self.pricing = HIGHS_CHOICE
+            self.h.setOptionValue("simplex_dual_edge_weight_strategy", HIGHS_CHOICE)
+            self.h.clearSolver()  # cold: from the basis it cycled at, it can go on cycling
+            status = self._run(ITERATION_UNLIMITED)
+        return status
+
+    def _run(self, iteration_limit: int) -> highspy.HighsModelStatus:
+        """One HiGHS run under ``iteration_limit``, its simplex iterations counted."""
+        self.h.setOptionValue("simplex_iteration_limit", iteration_limit)
+        self.h.run()
+        self.iterations += self.h.getInfo().simplex_iteration_count
+        return self.h.getModelStatus()
 
 
 _BASIC = int(highspy.HighsBasisStatus.kBasic)
