@@ -109,3 +109,4 @@ def test_infer_warns_when_one_corpus_is_given_as_two_halves(
     mixture = page[page.index('id="mixture"') :]
     mixture = mixture[: mixture.index("</section>")]
     assert "<strong>WARNING</strong>: categories whose shares trade off" in mixture
+    assert page.count("categories whose shares trade off") == 1  # not again in the diagnostics

@@ -311,17 +311,18 @@ DIAGNOSTICS = (
     ("pairs", "distinct pairs"),
     ("slack_steps", "steps with slack"),
     ("seconds", "solve seconds"),
-    ("confounded_warning", "categories the LP cannot split"),
-    ("confounded", "their sets: total share and interval"),
+    ("confounded", "categories the LP cannot split: total share and interval"),
     ("stage_seconds", "stage seconds"),
 )
 
 
 def diagnostics_rows(diagnostics: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, value) in a reading order: the named diagnostics first, the rest by key."""
+    """(label, value) in a reading order: the named diagnostics first, the rest by key; the
+    warnings (``WARNING_KEYS``) are left to the mixture section, which shows them under the
+    shares they qualify."""
     named = dict(DIAGNOSTICS)
     keys = [k for k, _ in DIAGNOSTICS if k in diagnostics]
-    keys += sorted(k for k in diagnostics if k not in named)
+    keys += sorted(k for k in diagnostics if k not in named and k not in WARNING_KEYS)
     return [(named.get(k, k), _format_diagnostic(diagnostics[k])) for k in keys]
 
 
