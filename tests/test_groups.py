@@ -44,6 +44,25 @@ def test_intervals_are_percentiles_of_sums_per_draw_not_sums_of_bounds() -> None
     assert point_only.low is None
 
 
+def test_below_40_replicates_a_group_is_normal_around_its_point_share_as_a_category_is() -> None:
+    """A one-category group's interval is that category's own (``bootstrap_mixture``'s normal
+    interval around the point estimate), not one around the replicates' mean, which the bagged
+    estimate moves away from the point."""
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(1)
+    reps = rng.dirichlet(np.ones(len(CATEGORIES)) * 20, size=12)
+    point = reps.mean(axis=0) + np.array([0.03, -0.03, 0.0, 0.0, 0.0])  # off the mean
+    members = group_members([("english", "lang-en"), ("code", "code-*")], CATEGORIES)
+    english, code = grouped_shares(CATEGORIES, point, members, reps, level=0.9)
+    z = norm.ppf(0.95)
+    assert english.low == pytest.approx(point[0] - z * reps[:, 0].std(ddof=1))
+    assert english.high == pytest.approx(point[0] + z * reps[:, 0].std(ddof=1))
+    sums = reps[:, 2] + reps[:, 3]
+    assert (code.low + code.high) / 2 == pytest.approx(point[2] + point[3])
+    assert code.high - code.low == pytest.approx(2 * z * sums.std(ddof=1))
+
+
 def test_infer_reports_groups_in_json_parquet_and_text(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -76,18 +76,19 @@ def grouped_shares(
 
     ``replicates`` is ``(n_replicates, n_categories)`` byte shares of the bootstrap draws (as
     ``BootstrapResult.replicate_byte_shares``); bounds at ``level``, percentile from 40
-    replicates and normal below, as the category intervals."""
+    replicates and below that normal around the group's point share, as the category
+    intervals are (around the mean of the sums, a group's interval could sit off the share it
+    stands beside, as the bagged and the point estimate differ)."""
     share = np.asarray(byte_share, dtype=np.float64)
     out = []
     tail = (1.0 - level) / 2.0
     for name, idx in members.items():
+        point = float(share[idx].sum())
         low = high = None
         if replicates is not None and len(replicates):
             sums = np.asarray(replicates, dtype=np.float64)[:, idx].sum(axis=1)
-            low, high = _interval(sums, tail, level)
-        out.append(
-            GroupShare(name, tuple(categories[i] for i in idx), float(share[idx].sum()), low, high)
-        )
+            low, high = _interval(sums, point, tail, level)
+        out.append(GroupShare(name, tuple(categories[i] for i in idx), point, low, high))
     return out
 
 
@@ -95,12 +96,12 @@ PERCENTILE_FROM = 40
 """As ``tokmix.solvers.bootstrap``: percentile intervals from 40 replicates, normal below."""
 
 
-def _interval(sums: np.ndarray, tail: float, level: float) -> tuple[float, float]:
+def _interval(sums: np.ndarray, point: float, tail: float, level: float) -> tuple[float, float]:
     if len(sums) >= PERCENTILE_FROM:
         lo, hi = np.quantile(sums, [tail, 1.0 - tail])
         return float(lo), float(hi)
     from scipy.stats import norm
 
     z = float(norm.ppf(0.5 + level / 2))
-    mean, sd = float(sums.mean()), float(sums.std(ddof=1)) if len(sums) > 1 else 0.0
-    return max(0.0, mean - z * sd), min(1.0, mean + z * sd)
+    sd = float(sums.std(ddof=1)) if len(sums) > 1 else 0.0
+    return max(0.0, point - z * sd), min(1.0, point + z * sd)
