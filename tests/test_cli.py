@@ -125,3 +125,31 @@ def test_empty_category_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_missing_tokenizer_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["infer", str(tmp_path / "nope"), *CATEGORY_ARGS[:2], "--out", str(tmp_path)]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_a_merge_stride_is_its_own_solve_not_the_committed_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--merge-stride 3`` on an output root already solved over every step: a new solve
+    (not the committed mixture reused), equal to the LPs over every third step solved here
+    from the committed trajectories; back to the default, the first answer again."""
+    from tokmix.jobs.solve import read_trajectories
+    from tokmix.solvers.noise_scaled_lp import solve_mixture_scaled
+    from tokmix.solvers.problem import build_problem
+
+    every = _infer(tmp_path, capsys, "--merges", "600", "--groups", "0")
+    third = _infer(tmp_path, capsys, "--merges", "600", "--groups", "0", "--merge-stride", "3")
+    assert every["diagnostics"]["merge_stride"] == 1
+    assert third["diagnostics"]["merge_stride"] == 3
+    problem = build_problem(*read_trajectories(str(tmp_path), "demo"))
+    direct = solve_mixture_scaled(problem, merge_stride=3)
+    shares = {c["name"]: c["byte_share"] for c in third["categories"]}
+    assert [shares[c] for c in direct.categories] == pytest.approx(direct.byte_share, abs=1e-6)
+    assert third["diagnostics"]["objective"] != pytest.approx(every["diagnostics"]["objective"])
+    again = _infer(tmp_path, capsys, "--merges", "600", "--groups", "0")
+    assert again["categories"] == every["categories"]
+    args = ["infer", str(DEMO_TOKENIZER), *CATEGORY_ARGS, "--out", str(tmp_path / "x")]
+    assert main([*args, "--merge-stride", "0"]) == 2
+    assert "--merge-stride" in capsys.readouterr().err
+    assert main([*args, "--merges", "300", "--estimator", "likelihood", "--merge-stride", "2"]) == 2
+    assert "likelihood estimator uses every merge step" in capsys.readouterr().err

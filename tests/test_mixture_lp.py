@@ -284,3 +284,24 @@ def test_slack_prices_match_the_dense_lp_with_those_costs(tmp_path: Path) -> Non
         assert got.objective == pytest.approx(dense.fun, rel=1e-6, abs=1e-9), options
     with pytest.raises(SolverError, match="pair_weight"):
         solve_mixture(problem, pair_weight=np.zeros(problem.n_pairs))
+
+
+@pytest.mark.parametrize("merge_stride", [2, 5])
+def test_a_merge_stride_solves_the_lp_of_every_kth_step(tmp_path: Path, merge_stride: int) -> None:
+    """``merge_stride=k``: the LP written out with the rows of steps 0, k, 2k... only (the
+    others absent), for every loop option; with a bootstrap draw, the draw on those steps."""
+    rng = np.random.default_rng(5)
+    problem = _noisy_problem(tmp_path, rng, 50)
+    kept = (np.arange(problem.n_steps) % merge_stride == 0).astype(float)
+    expected = _dense_multiset_objective(problem, kept)
+    assert expected < solve_mixture_dense(problem).objective  # the other steps' rows matter here
+    for options in OPTIONS:
+        got = solve_mixture(problem, merge_stride=merge_stride, **options)
+        assert got.objective == pytest.approx(expected, rel=1e-6, abs=1e-9), options
+        assert got.diagnostics["merge_stride"] == merge_stride
+    draw = rng.multinomial(problem.n_steps, np.ones(problem.n_steps) / problem.n_steps)
+    both = solve_mixture(problem, merge_stride=merge_stride, step_weight=draw.astype(float))
+    expected_draw = _dense_multiset_objective(problem, draw * kept)
+    assert both.objective == pytest.approx(expected_draw, rel=1e-6, abs=1e-9)
+    with pytest.raises(SolverError, match="merge_stride"):
+        solve_mixture(problem, merge_stride=0)

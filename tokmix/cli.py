@@ -142,6 +142,15 @@ def _add_estimator(p: argparse.ArgumentParser) -> None:
         "experiment); paper: the paper's LP unchanged; likelihood: the merge-race "
         "likelihood (needs torch, the gpu extra)",
     )
+    p.add_argument(
+        "--merge-stride",
+        type=int,
+        default=_default(SolverOptions, "merge_stride"),
+        metavar="K",
+        help="solve the LPs over every K-th merge step of the range only (default 1: every "
+        "step): about the cost of a K times shorter range, keeping its late merges; an "
+        "approximation of the whole LP (README, 'Solve at scale')",
+    )
     _add_device(p, default=_default(SolverOptions, "device"))
 
 
@@ -393,6 +402,7 @@ _FLAGS = {
     "out": "--out",
     "solver.estimator": "--estimator",
     "solver.device": "--device",
+    "solver.merge_stride": "--merge-stride",
     "bootstrap.groups": "--groups",
     "bootstrap.replicates": "--replicates",
     "bootstrap.level": "--level",
@@ -428,7 +438,11 @@ def _infer_spec(args: argparse.Namespace) -> RunSpec:
         "bases": args.base,
         "groups": dict(parse_group(g) for g in args.group),
         "pretokenizer": args.pretokenizer,
-        "solver": {"estimator": args.estimator, "device": args.device},
+        "solver": {
+            "estimator": args.estimator,
+            "device": args.device,
+            "merge_stride": args.merge_stride,
+        },
         "count": {"engine": args.count_engine},
         "bootstrap": {
             "groups": max(args.groups, 1),
@@ -462,6 +476,7 @@ def _print_mixture(result: MixtureResult) -> None:
         f"  steps {d['first_step']}..{d['last_step']}, {d['constraints']} constraints in "
         f"{d['rounds']} rounds, objective {d['objective']:.4g}, "
         f"{d['missing_merges']} merges absent from every category"
+        + (f"; LPs over 1 step in {d['merge_stride']}" if d.get("merge_stride", 1) > 1 else "")
     )
     if "paper_lp" in d:
         paper = d["paper_lp"]["byte_share"]
@@ -592,7 +607,14 @@ def _cmd_solve(args: argparse.Namespace) -> None:
             "merge_block": args.merge_block,
         }
         bootstrap = bootstrap_options(_validated(BootstrapOptions, raw, flags))
-    solver = _validated(SolverOptions, {"estimator": args.estimator, "device": args.device}, {})
+    raw_solver = {
+        "estimator": args.estimator,
+        "device": args.device,
+        "merge_stride": args.merge_stride,
+    }
+    solver = _validated(
+        SolverOptions, raw_solver, {k.removeprefix("solver."): v for k, v in _FLAGS.items()}
+    )
     result = run_solve(
         args.out,
         args.tokenizer,

@@ -85,12 +85,20 @@ WHERE_NOT_WHAT = ("device",)
 CPU sweep's rows and optimum): left out of a solve's inputs, so a commit made on one device
 is current on the other."""
 
+LEFT_OUT_AT_DEFAULT = {"merge_stride": 1}
+"""Options added after solves were committed, left out of the inputs at their default (which
+computes what those solves did), so the commits stay current."""
+
 
 def solve_inputs(out: str, tokenizer: str, solver_options: dict[str, Any]) -> dict[str, str]:
     """What a committed solve depends on: the committed trajectories (their files' sha256,
     through the manifest) and the solver options (but :data:`WHERE_NOT_WHAT`)."""
     manifest = read_manifest(out, trajectories_name(tokenizer))
-    options = {k: v for k, v in solver_options.items() if k not in WHERE_NOT_WHAT}
+    options = {
+        k: v
+        for k, v in solver_options.items()
+        if k not in WHERE_NOT_WHAT and LEFT_OUT_AT_DEFAULT.get(k, object()) != v
+    }
     return {
         "trajectories": content_digest(manifest),
         "options": json.dumps(options, sort_keys=True),
@@ -155,6 +163,11 @@ def run_solve(
     device = resolve_device(options.pop("device", "cpu"))
     if estimator not in ("scaled", "paper", "likelihood"):
         raise SolverError(f"unknown estimator {estimator!r}: use 'scaled', 'paper' or 'likelihood'")
+    if options.get("merge_stride", 1) > 1 and estimator == "likelihood":
+        raise SolverError(
+            "merge_stride applies to the LPs; the likelihood estimator uses every merge step "
+            "(use merge_stride 1, or the scaled or paper estimator)"
+        )
     recorded = {
         **options,
         "estimator": estimator,
@@ -174,7 +187,9 @@ def run_solve(
         )
     problem = build_problem(trajs, merge_ids, bytes_)
     replicates = bootstrap["replicates"] if groups is not None and bootstrap is not None else 0
-    note = long_solve_note(problem.n_categories, problem.n_steps, replicates)
+    note = long_solve_note(
+        problem.n_categories, problem.n_steps, replicates, options.get("merge_stride", 1)
+    )
     if note is not None and log is not None and estimator != "likelihood":
         log(note)
     options["device"] = device
@@ -310,12 +325,15 @@ LONG_SOLVE_STEPS = 10_000
 """From this many merge steps on, a run says before its LPs that they will take long."""
 
 
-def long_solve_note(n_categories: int, n_steps: int, replicates: int) -> str | None:
-    """A line saying, before the LPs start, that they will take long, or ``None`` below
-    :data:`LONG_SOLVE_STEPS`: a user who asked for the paper's 30 000 merges should learn it
-    from the run, and how to trade merges for time, not after an hour of rounds. The figures
-    are the LP benchmark's (README, ``--merges``)."""
-    if n_steps < LONG_SOLVE_STEPS:
+def long_solve_note(
+    n_categories: int, n_steps: int, replicates: int, merge_stride: int = 1
+) -> str | None:
+    """A line saying, before the LPs start, that they will take long, or ``None`` when the
+    steps in the LPs (every ``merge_stride``-th) are fewer than :data:`LONG_SOLVE_STEPS`: a
+    user who asked for the paper's 30 000 merges should learn it from the run, and how to
+    trade merges for time, not after an hour of rounds. The figures are the LP benchmark's
+    (README, ``--merges``)."""
+    if -(-n_steps // merge_stride) < LONG_SOLVE_STEPS:
         return None
     again = (
         f", and each of the {replicates} bootstrap replicates about half that again"
@@ -326,8 +344,9 @@ def long_solve_note(n_categories: int, n_steps: int, replicates: int) -> str | N
         f"solve: {n_categories} categories x {n_steps} merge steps: the LPs will take long. "
         "Their time grows about as merges^2.3: on the benchmark's 2-core machine 30 categories "
         "of GPT-2 took 2 minutes at 5000 merges, 9 at 10000 and hours at 30000"
-        f"{again}. --merges (run specs: merges) solves fewer; the LP's lines below say how far "
-        "it is"
+        f"{again}. --merges (run specs: merges) solves fewer, --merge-stride K (solver: "
+        "merge_stride) every K-th of them only, an approximation at about the cost of K times "
+        "fewer that keeps the late merges; the LP's lines below say how far it is"
     )
 
 

@@ -91,13 +91,18 @@ class SolverOptions(_Strict):
     likelihood run: ``auto`` (CUDA when torch sees a GPU where the solve runs, else the CPU),
     ``cpu`` or ``cuda`` (an error before any stage runs when there is none; on Ray give the
     solve stage GPUs: ``resources: {solve: {num_gpus: 1}}``). Same rows and optimum on
-    either; not part of a solve's inputs."""
+    either; not part of a solve's inputs.
+
+    ``merge_stride``: the LPs over every k-th merge step of the range only (1, the default:
+    every step). An approximation that costs about what a k times shorter range does and
+    keeps the late merges such a range drops (tokmix.solvers.mixture_lp.solve_mixture)."""
 
     estimator: Literal["scaled", "paper", "likelihood"] = "scaled"
     scaled_power: float = Field(default=0.5, ge=0, le=2)
     per_step: int = Field(default=8, ge=1)
     max_rounds: int = Field(default=10_000, ge=1)
     threads: int = Field(default=1, ge=1)
+    merge_stride: int = Field(default=1, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
