@@ -287,11 +287,18 @@ def _since(t: tuple[float, float]) -> tuple[float, float]:
     return time.perf_counter() - t[0], time.process_time() - t[1]
 
 
-def _point(problem: MixtureProblem, *, previous: bool, cap: float | None, log: Any = None) -> Any:
+def _point(
+    problem: MixtureProblem,
+    *,
+    previous: bool,
+    cap: float | None,
+    log: Any = None,
+    merge_stride: int = 1,
+) -> Any:
     """The solve stage's point estimate: paper LP, then the noise-scaled LP (as run_solve)."""
     from tokmix.solvers.noise_scaled_lp import DEFAULT_POWER, solve_mixture_scaled
 
-    options: dict[str, Any] = {"time_limit": cap, "log": log}
+    options: dict[str, Any] = {"time_limit": cap, "log": log, "merge_stride": merge_stride}
     if previous:  # plain row generation: no box on α, no growing per-step limit
         options.update(sweep="dense", trust_region=None, per_step_max=8, max_rows=5000)
     paper = solve_mixture(problem, **options)
@@ -331,9 +338,11 @@ def bench_scale(
     log: Any = None,
     ray_workers: tuple[int, ...] = (),
     pool_workers: tuple[int, ...] = (),
+    merge_stride: int = 1,
 ) -> PointTime:
-    """One scale case: point estimate (new vs previous), then bootstrap replicates; the
-    point estimate's time for :func:`growth_lines`."""
+    """One scale case: point estimate (new vs previous), with ``merge_stride > 1`` the point
+    estimate over every k-th step beside it, then bootstrap replicates; the point estimate's
+    time for :func:`growth_lines`."""
     from benchmarks.scale import scale_groups, scale_problem
 
     tokenizer, n_cat, merges = _scale_case(name)
@@ -360,6 +369,18 @@ def bench_scale(
         + f"; peak RSS {_peak_mb():,.0f} MB",
         flush=True,
     )
+    if merge_stride > 1:
+        t = _clock()
+        _, strided = _point(problem, previous=False, cap=cap, merge_stride=merge_stride)
+        wall_s, cpu_s = _since(t)
+        off = np.abs(strided.byte_share - sol.byte_share) * 100
+        print(
+            f"scale {label}: 1 merge step in {merge_stride} (--merge-stride {merge_stride}): point"
+            f" estimate {wall_s:.1f} s wall, {cpu_s:.1f} s CPU = {cpu_s / cpu:.2f}x the whole"
+            f" LP's; byte shares at most {off.max():.2f} points from the whole LP's (L1"
+            f" {off.sum():.2f})",
+            flush=True,
+        )
     if peer:
         t = _clock()
         try:
@@ -562,6 +583,12 @@ def main() -> None:
         help="also time the replicates in a local pool of this many processes (tokmix infer)",
     )
     ap.add_argument(
+        "--merge-stride",
+        type=int,
+        default=1,
+        help="also time the point estimate over every K-th merge step, and how far it lands",
+    )
+    ap.add_argument(
         "--sweep-figure",
         action="store_true",
         help="time one violation sweep (heap sweep vs torch sweep, CPU and CUDA) instead",
@@ -582,6 +609,7 @@ def main() -> None:
                 log=print if args.log else None,
                 ray_workers=tuple(args.ray_workers),
                 pool_workers=tuple(args.pool_workers),
+                merge_stride=args.merge_stride,
             )
             points.append(point)
         else:

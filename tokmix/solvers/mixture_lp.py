@@ -246,8 +246,9 @@ def solve_mixture(
     the LP over all of them that costs about what a range ``merge_stride`` times shorter does,
     and keeps the late merges a shorter range would drop. Measured on GPT-2, 30 categories x
     30 000 merges, against the whole LP's byte shares (1 775 s of CPU): every 16th step 23 s,
-    at most 1.9 points off; the first 10 000 merges, 130 s, 4.8 points off
-    (``benchmarks/results/lp_scale.md``). It composes with ``step_weight``.
+    at most 1.9 points off; the first 10 000 merges, 130 s, 4.8 points off. At 5 000-10 000
+    merges a prefix of as many steps does as well (``benchmarks/results/lp_scale.md``). It
+    composes with ``step_weight``.
 
     ``step_weight`` (one per local step, >= 0) solves the LP of a multiset of merge steps:
     step ``t`` counted ``w_t`` times, i.e. its slack costs ``w_t`` (copies of a step's rows
