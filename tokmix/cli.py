@@ -149,7 +149,7 @@ def _add_estimator(p: argparse.ArgumentParser) -> None:
         metavar="K",
         help="solve the LPs over every K-th merge step of the range only (default 1: every "
         "step): about the cost of a K times shorter range, keeping its late merges; an "
-        "approximation of the whole LP (README, 'Solve at scale')",
+        "approximation of the whole LP, measured in the README (--merge-stride)",
     )
     _add_device(p, default=_default(SolverOptions, "device"))
 
