@@ -62,6 +62,11 @@ def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
         ('merge_range: "a:b"\n', "merge_range: merge range is A:B"),
         ('merge_range: "100"\n', "merge_range: merge range is A:B"),
         ('merges: 100\nmerge_range: "0:50"\n', "give merges or merge_range, not both"),
+        ("solver: {merge_stride: 0}\n", "solver.merge_stride: Input should be greater than"),
+        (
+            "solver: {estimator: likelihood, merge_stride: 2}\n",
+            "the likelihood estimator uses every merge step",
+        ),
     ],
 )
 def test_a_malformed_range_is_refused_when_the_spec_loads(

@@ -30,7 +30,12 @@ from tokmix.jobs.solve_checkpoints import SolveCheckpoints, checkpoint_seconds, 
 from tokmix.jobs.stage import RunContext, Stage
 from tokmix.schemas import MIXTURES
 from tokmix.schemas.mixture import CategoryShare, MixtureResult
-from tokmix.schemas.run_spec import BootstrapOptions, RunSpec, StageResources
+from tokmix.schemas.run_spec import (
+    STRIDE_NOT_FOR_LIKELIHOOD,
+    BootstrapOptions,
+    RunSpec,
+    StageResources,
+)
 from tokmix.solvers.bootstrap import BootstrapResult, MapFn, bootstrap_mixture
 from tokmix.solvers.likelihood import solve_mixture_likelihood
 from tokmix.solvers.mixture_lp import MixtureSolution, solve_mixture
@@ -164,10 +169,7 @@ def run_solve(
     if estimator not in ("scaled", "paper", "likelihood"):
         raise SolverError(f"unknown estimator {estimator!r}: use 'scaled', 'paper' or 'likelihood'")
     if options.get("merge_stride", 1) > 1 and estimator == "likelihood":
-        raise SolverError(
-            "merge_stride applies to the LPs; the likelihood estimator uses every merge step "
-            "(use merge_stride 1, or the scaled or paper estimator)"
-        )
+        raise SolverError(STRIDE_NOT_FOR_LIKELIHOOD)
     recorded = {
         **options,
         "estimator": estimator,

@@ -105,6 +105,18 @@ class SolverOptions(_Strict):
     merge_stride: int = Field(default=1, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
+    @model_validator(mode="after")
+    def _stride_for_the_lps(self) -> SolverOptions:
+        if self.merge_stride > 1 and self.estimator == "likelihood":
+            raise ValueError(STRIDE_NOT_FOR_LIKELIHOOD)
+        return self
+
+
+STRIDE_NOT_FOR_LIKELIHOOD = (
+    "merge_stride applies to the LPs; the likelihood estimator uses every merge step "
+    "(use merge_stride 1, or the scaled or paper estimator)"
+)
+
 
 CountEngine = Literal["auto", "compiled", "regex"]
 
