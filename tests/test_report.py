@@ -309,10 +309,12 @@ def test_diagnostics_named_first_then_the_rest_by_key() -> None:
             "alpha": {"count": 0.25},
             "missing_steps": list(range(1, 26)),
             "constraints": 78940,
+            "merge_stride": 16,
         }
     )
     assert [k for k, _ in rows] == [
         "objective (total slack)",
+        "LPs over 1 merge step in",
         "absent merges (steps)",
         "constraint-generation rounds",
         "constraints",

@@ -304,6 +304,7 @@ DIAGNOSTICS = (
     ("first_step", "first step"),
     ("last_step", "last step"),
     ("steps", "steps"),
+    ("merge_stride", "LPs over 1 merge step in"),
     ("missing_merges", "merges absent from every category"),
     ("missing_steps", "absent merges (steps)"),
     ("rounds", "constraint-generation rounds"),
