@@ -421,6 +421,11 @@ def _validated(model: type[Any], raw: dict[str, Any], flags: dict[str, str]) -> 
         raise TokmixError(f"bad options: {validation_problems(exc, flags)}") from None
 
 
+def _solver_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The solver options ``infer`` and ``solve`` take as flags (:func:`_add_estimator`)."""
+    return {"estimator": args.estimator, "device": args.device, "merge_stride": args.merge_stride}
+
+
 def _infer_spec(args: argparse.Namespace) -> RunSpec:
     """The run spec of ``tokmix infer``'s flags: the one options model ``tokmix run`` reads."""
     sample = {
@@ -438,11 +443,7 @@ def _infer_spec(args: argparse.Namespace) -> RunSpec:
         "bases": args.base,
         "groups": dict(parse_group(g) for g in args.group),
         "pretokenizer": args.pretokenizer,
-        "solver": {
-            "estimator": args.estimator,
-            "device": args.device,
-            "merge_stride": args.merge_stride,
-        },
+        "solver": _solver_flags(args),
         "count": {"engine": args.count_engine},
         "bootstrap": {
             "groups": max(args.groups, 1),
@@ -607,13 +608,10 @@ def _cmd_solve(args: argparse.Namespace) -> None:
             "merge_block": args.merge_block,
         }
         bootstrap = bootstrap_options(_validated(BootstrapOptions, raw, flags))
-    raw_solver = {
-        "estimator": args.estimator,
-        "device": args.device,
-        "merge_stride": args.merge_stride,
-    }
     solver = _validated(
-        SolverOptions, raw_solver, {k.removeprefix("solver."): v for k, v in _FLAGS.items()}
+        SolverOptions,
+        _solver_flags(args),
+        {k.removeprefix("solver."): v for k, v in _FLAGS.items()},
     )
     result = run_solve(
         args.out,
